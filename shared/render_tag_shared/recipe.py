@@ -1,0 +1,500 @@
+"""The recipe contract: one scene with every random choice already made.
+
+A `SceneRecipe` is what one worker renders. The host compiles recipes from a `GenConfig`; the add-on
+exports them from an authored scene; both hand them to the same build-and-render code. Units: metres
+for positions and plane sizes, millimetres for marker and board sizes, radians only in fields whose name
+ends in `_rad`. Camera matrices use OpenCV's camera axes (x right, y down, z forward).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .boards import BoardDefinition, keypoints_object_frame
+from .errors import InputError, input_error_from_validation
+from .families import get_family
+from .geometry import pose_matrix
+from .projection import equidistant_overscan, expected_coeff_count, linear_overscan
+
+SCHEMA_VERSION = "1.0.0"
+"""Major.minor.patch of the recipe contract; a file with another major version is refused."""
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+UnitFloat = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+Vec3 = tuple[FiniteFloat, FiniteFloat, FiniteFloat]
+Quaternion = tuple[FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat]
+RGB = tuple[UnitFloat, UnitFloat, UnitFloat]
+DistortionModel = Literal["none", "brown_conrady", "kannala_brandt"]
+
+
+class StrictModel(BaseModel):
+    """Every contract model refuses unknown fields: a typo must not silently become a default."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class Pose(StrictModel):
+    """Where an object sits in the world: position in metres, rotation as a unit quaternion (w, x, y, z)."""
+
+    position: Vec3 = (0.0, 0.0, 0.0)
+    rotation_quaternion: Quaternion = (1.0, 0.0, 0.0, 0.0)
+
+    @field_validator("rotation_quaternion")
+    @classmethod
+    def _normalised(cls, value: Quaternion) -> Quaternion:
+        norm = math.sqrt(sum(c * c for c in value))
+        if norm < 1e-9:
+            raise ValueError("the quaternion has zero length")
+        w, x, y, z = (c / norm for c in value)
+        return (w, x, y, z)
+
+    def matrix(self) -> np.ndarray:
+        """The 4x4 object-to-world transform."""
+        return pose_matrix(self.position, self.rotation_quaternion)
+
+
+class TagObject(StrictModel):
+    """A single marker on a plane. Its frame is OpenCV's single-marker frame: origin at the centre, x
+    right, y up, z out of the marker; corners TL (-s/2, s/2), TR (s/2, s/2), BR (s/2, -s/2), BL."""
+
+    type: Literal["TAG"] = "TAG"
+    name: str = Field(min_length=1)
+    pose: Pose = Pose()
+    tag_family: str
+    tag_id: int = Field(ge=0)
+    size_mm: PositiveFloat = Field(description="edge of the black border, as OpenCV measures a marker")
+    border_bits: int = Field(1, ge=1, le=4)
+    margin_modules: NonNegativeFloat = Field(1.0, description="white quiet zone around the black border")
+    roughness: UnitFloat = 0.9
+    keypoints_3d: list[Vec3] | None = Field(
+        None, description="the four corners in the object frame (metres); derived when omitted"
+    )
+
+    @field_validator("tag_family")
+    @classmethod
+    def _known_family(cls, value: str) -> str:
+        get_family(value)
+        return value
+
+    @model_validator(mode="after")
+    def _id_and_keypoints(self) -> TagObject:
+        family = get_family(self.tag_family)
+        if self.tag_id >= family.num_ids:
+            raise ValueError(
+                f"tag_id {self.tag_id} is outside {self.tag_family} (ids 0..{family.num_ids - 1})"
+            )
+        derived = [tuple(float(c) for c in p) for p in tag_corners_object_frame(self.size_mm)]
+        _check_or_fill_keypoints(self, derived)
+        return self
+
+    @property
+    def side_m(self) -> float:
+        return self.size_mm / 1000.0
+
+
+class BoardObject(StrictModel):
+    """A calibration board (ChArUco or AprilGrid) in the same centred frame as a tag (z out, y up)."""
+
+    type: Literal["BOARD"] = "BOARD"
+    name: str = Field(min_length=1)
+    pose: Pose = Pose()
+    board: BoardDefinition
+    margin_mm: NonNegativeFloat = Field(0.0, description="white border printed around the pattern")
+    roughness: UnitFloat = 0.9
+    keypoints_3d: list[Vec3] | None = Field(
+        None, description="board keypoints in the object frame (metres), library corner-id order"
+    )
+
+    @model_validator(mode="after")
+    def _keypoints(self) -> BoardObject:
+        derived = [tuple(float(c) for c in p) for p in keypoints_object_frame(self.board)]
+        _check_or_fill_keypoints(self, derived)
+        return self
+
+
+class PlaneObject(StrictModel):
+    """A plain or textured rectangle (background, distractor, occluder), centred, normal +z."""
+
+    type: Literal["PLANE"] = "PLANE"
+    name: str = Field(min_length=1)
+    pose: Pose = Pose()
+    size_m: tuple[PositiveFloat, PositiveFloat]
+    color: RGB = (0.5, 0.5, 0.5)
+    texture: str | None = Field(None, description="image file; tiled `texture_repeat` times")
+    texture_repeat: PositiveFloat = 1.0
+    roughness: UnitFloat = 0.8
+
+
+SceneObject = Annotated[TagObject | BoardObject | PlaneObject, Field(discriminator="type")]
+
+
+def tag_corners_object_frame(size_mm: float) -> np.ndarray:
+    """TL, TR, BR, BL of a marker's black border in its object frame (metres)."""
+    h = size_mm / 2000.0
+    return np.array([[-h, h, 0.0], [h, h, 0.0], [h, -h, 0.0], [-h, -h, 0.0]])
+
+
+def _check_or_fill_keypoints(obj: TagObject | BoardObject, derived: list[tuple[float, ...]]) -> None:
+    """keypoints_3d is derived data: fill it in, or refuse a value that disagrees with the geometry."""
+    if obj.keypoints_3d is None:
+        object.__setattr__(obj, "keypoints_3d", derived)
+        return
+    given = np.asarray(obj.keypoints_3d, dtype=float)
+    if given.shape != (len(derived), 3) or not np.allclose(given, derived, atol=1e-9):
+        raise ValueError(
+            f"keypoints_3d disagrees with the object's geometry ({len(derived)} points expected); "
+            "omit it to have it derived"
+        )
+
+
+class Light(StrictModel):
+    """A Blender light. Direction lights (SUN, SPOT, AREA) shine along their local -z, as in Blender."""
+
+    type: Literal["POINT", "SUN", "SPOT", "AREA"]
+    pose: Pose = Pose()
+    energy: PositiveFloat = Field(description="watts (POINT, SPOT, AREA) or W/m² (SUN strength)")
+    color: RGB = (1.0, 1.0, 1.0)
+    radius_m: NonNegativeFloat = Field(0.1, description="soft-shadow size: radius, or edge for AREA")
+    angle_rad: NonNegativeFloat = Field(0.01, le=math.pi, description="SUN: angular diameter")
+    spot_size_rad: PositiveFloat = Field(math.radians(45.0), le=math.pi)
+
+
+class Hdri(StrictModel):
+    path: str = Field(min_length=1)
+    strength: NonNegativeFloat = 1.0
+    rotation_z_rad: FiniteFloat = 0.0
+
+
+class World(StrictModel):
+    lights: list[Light] = Field(default_factory=list)
+    hdri: Hdri | None = None
+    background_color: RGB = (0.05, 0.05, 0.05)
+    background_strength: NonNegativeFloat = 1.0
+    background_texture: str | None = Field(
+        None, description="image seen by camera rays behind everything (it does not light the scene)"
+    )
+
+
+class RendererSettings(StrictModel):
+    mode: Literal["cycles", "eevee", "workbench"] = "cycles"
+    samples: int = Field(32, ge=1, le=65536)
+    denoise: bool = False
+    noise_threshold: PositiveFloat | None = Field(None, description="adaptive sampling; None turns it off")
+    max_bounces: int = Field(4, ge=0, le=1024)
+    device: Literal["CPU", "GPU"] = "CPU"
+    seed: int = Field(0, ge=0, description="Cycles' sampling seed (resolved from the scene seed)")
+    filter_width_px: PositiveFloat = Field(1.5, le=10.0)
+
+
+class OverscanTarget(StrictModel):
+    """What Blender actually renders for a distorted camera; the image is then warped to the target."""
+
+    projection: Literal["perspective", "equidistant"]
+    k_matrix: list[list[FiniteFloat]]
+    resolution: tuple[int, int]
+    fov_rad: PositiveFloat | None = Field(None, description="equidistant: field of view across the width")
+
+    @field_validator("k_matrix")
+    @classmethod
+    def _k(cls, value: list[list[float]]) -> list[list[float]]:
+        return _validate_k(value)
+
+
+class CameraIntrinsics(StrictModel):
+    """K, resolution and lens distortion, with OpenCV's meaning and OpenCV's pixel-centre convention."""
+
+    k_matrix: list[list[FiniteFloat]]
+    resolution: tuple[int, int] = Field(description="(width, height) in pixels")
+    distortion_model: DistortionModel = "none"
+    distortion_coeffs: list[FiniteFloat] = Field(default_factory=list)
+    overscan: OverscanTarget | None = Field(
+        None, description="derived from K and the coefficients when omitted for a distorted camera"
+    )
+    eval_margin_px: NonNegativeFloat = 0.0
+
+    @field_validator("k_matrix")
+    @classmethod
+    def _k(cls, value: list[list[float]]) -> list[list[float]]:
+        return _validate_k(value)
+
+    @field_validator("resolution")
+    @classmethod
+    def _resolution(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if value[0] <= 0 or value[1] <= 0:
+            raise ValueError(f"resolution must be positive, got {list(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _coefficients(self) -> CameraIntrinsics:
+        expected = expected_coeff_count(self.distortion_model)
+        if len(self.distortion_coeffs) != expected:
+            raise ValueError(
+                f"distortion_coeffs: {self.distortion_model} takes {expected} coefficients, "
+                f"got {len(self.distortion_coeffs)}"
+            )
+        if self.distortion_model != "none" and self.overscan is None:
+            object.__setattr__(self, "overscan", derive_overscan(self))
+        return self
+
+    @property
+    def k(self) -> np.ndarray:
+        return np.asarray(self.k_matrix, dtype=float)
+
+    @property
+    def width(self) -> int:
+        return self.resolution[0]
+
+    @property
+    def height(self) -> int:
+        return self.resolution[1]
+
+    @classmethod
+    def from_fov(cls, fov_deg: float, resolution: tuple[int, int], **kwargs: object) -> CameraIntrinsics:
+        """Square pixels, centred principal point, `fov_deg` across the width."""
+        width, height = resolution
+        if not 0 < fov_deg < 180:
+            raise ValueError(f"fov must be in (0, 180) degrees, got {fov_deg}")
+        f = (width / 2.0) / math.tan(math.radians(fov_deg) / 2.0)
+        k = [[f, 0.0, (width - 1) / 2.0], [0.0, f, (height - 1) / 2.0], [0.0, 0.0, 1.0]]
+        return cls.model_validate({"k_matrix": k, "resolution": resolution, **kwargs})
+
+
+def derive_overscan(intrinsics: CameraIntrinsics) -> OverscanTarget | None:
+    """The render target that covers every ray of a distorted image (None when there is no distortion)."""
+    if intrinsics.distortion_model == "none":
+        return None
+    if intrinsics.distortion_model == "brown_conrady":
+        k_over, res = linear_overscan(intrinsics.k, intrinsics.resolution, intrinsics.distortion_coeffs)
+        return OverscanTarget(
+            projection="perspective", k_matrix=np.asarray(k_over).tolist(), resolution=(res[0], res[1])
+        )
+    fov, side, k_equi = equidistant_overscan(
+        intrinsics.k, intrinsics.resolution, intrinsics.distortion_coeffs
+    )
+    return OverscanTarget(
+        projection="equidistant",
+        k_matrix=np.asarray(k_equi).tolist(),
+        resolution=(int(side), int(side)),
+        fov_rad=float(fov),
+    )
+
+
+def _validate_k(value: list[list[float]]) -> list[list[float]]:
+    k = np.asarray(value, dtype=float)
+    if k.shape != (3, 3):
+        raise ValueError(f"must be a 3x3 matrix, got shape {list(k.shape)}")
+    if not np.allclose(k[2], [0.0, 0.0, 1.0]):
+        raise ValueError(f"the last row must be [0, 0, 1], got {k[2].tolist()}")
+    if k[0, 0] <= 0 or k[1, 1] <= 0:
+        raise ValueError(f"fx and fy must be positive, got fx={k[0, 0]}, fy={k[1, 1]}")
+    if k[0, 1] != 0 or k[1, 0] != 0:
+        raise ValueError("skew is not supported (Blender cannot render it): K[0][1] and K[1][0] must be 0")
+    return [[float(c) for c in row] for row in value]
+
+
+class GaussianNoise(StrictModel):
+    """Read noise: additive, signal-independent; sigma in linear units (1.0 = white)."""
+
+    type: Literal["gaussian"] = "gaussian"
+    sigma: NonNegativeFloat
+
+
+class PoissonNoise(StrictModel):
+    """Shot noise: photon counting with `photons_at_white` photons for a linear value of 1.0."""
+
+    type: Literal["poisson"] = "poisson"
+    photons_at_white: PositiveFloat
+
+
+class SaltPepperNoise(StrictModel):
+    """Dead and hot pixels: this fraction of pixels is forced to black or white."""
+
+    type: Literal["salt_pepper"] = "salt_pepper"
+    amount: UnitFloat
+
+
+NoiseLayer = Annotated[GaussianNoise | PoissonNoise | SaltPepperNoise, Field(discriminator="type")]
+
+
+class SensorNoise(StrictModel):
+    """Noise layers applied in order to the linear image; `seed` makes them reproducible."""
+
+    seed: int = Field(ge=0)
+    iso: PositiveFloat | None = Field(None, description="recorded for reference: layers are already scaled")
+    layers: list[NoiseLayer] = Field(default_factory=list)
+
+
+class Dynamics(StrictModel):
+    """Camera motion during the exposure. The camera's `cam_to_world` is the pose at mid-exposure, so
+    the ground truth is where each point is half way through the shutter (for rolling shutter: half
+    way through the exposure of the image's middle row)."""
+
+    velocity_mps: Vec3 = (0.0, 0.0, 0.0)
+    angular_velocity_radps: Vec3 = (0.0, 0.0, 0.0)
+    shutter_s: NonNegativeFloat = 0.0
+    rolling_shutter_s: NonNegativeFloat = Field(0.0, description="readout time from first to last row")
+
+
+class ToneMapping(StrictModel):
+    """How the linear render becomes display values, applied in numpy after rendering."""
+
+    curve: Literal["linear", "srgb", "gamma"] = "srgb"
+    gamma: PositiveFloat = 2.2
+    exposure_ev: FiniteFloat = 0.0
+
+
+class DynamicRange(StrictModel):
+    """Output levels: a display value v in [0, 1] becomes black + (white - black) * v before quantising."""
+
+    black_level: UnitFloat = 0.0
+    white_level: UnitFloat = 1.0
+    bit_depth: Literal[8] = 8
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DynamicRange:
+        if self.white_level <= self.black_level:
+            raise ValueError(
+                f"white_level ({self.white_level}) must be above black_level ({self.black_level})"
+            )
+        return self
+
+
+class DepthOfField(StrictModel):
+    focus_distance_m: PositiveFloat
+    fstop: PositiveFloat
+
+
+class CameraRecipe(StrictModel):
+    name: str = Field("cam0", min_length=1)
+    cam_to_world: list[list[FiniteFloat]] = Field(
+        description="4x4 rigid transform from OpenCV camera axes (x right, y down, z forward) to world"
+    )
+    intrinsics: CameraIntrinsics
+    sensor_noise: SensorNoise | None = None
+    dynamics: Dynamics | None = None
+    tone_mapping: ToneMapping = ToneMapping()
+    dynamic_range: DynamicRange = DynamicRange()
+    depth_of_field: DepthOfField | None = None
+
+    @field_validator("cam_to_world")
+    @classmethod
+    def _rigid(cls, value: list[list[float]]) -> list[list[float]]:
+        m = np.asarray(value, dtype=float)
+        if m.shape != (4, 4):
+            raise ValueError(f"must be a 4x4 matrix, got shape {list(m.shape)}")
+        if not np.allclose(m[3], [0.0, 0.0, 0.0, 1.0]):
+            raise ValueError(f"the last row must be [0, 0, 0, 1], got {m[3].tolist()}")
+        rotation = m[:3, :3]
+        if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-6) or np.linalg.det(rotation) < 0:
+            raise ValueError("the rotation part must be orthonormal with determinant +1")
+        return value
+
+    @property
+    def matrix(self) -> np.ndarray:
+        return np.asarray(self.cam_to_world, dtype=float)
+
+
+class SceneRecipe(StrictModel):
+    scene_id: int = Field(ge=0)
+    random_seed: int = Field(ge=0)
+    world: World = World()
+    renderer: RendererSettings = RendererSettings()
+    objects: list[SceneObject] = Field(default_factory=list)
+    cameras: list[CameraRecipe] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> SceneRecipe:
+        _require_unique([o.name for o in self.objects], "objects", "name")
+        _require_unique([c.name for c in self.cameras], "cameras", "name")
+        seen: dict[tuple[str, int], int] = {}
+        for index, obj in enumerate(self.objects):
+            for key in _marker_keys(obj):
+                if key in seen:
+                    raise ValueError(
+                        f"objects[{index}]: {key[0]} id {key[1]} is already used by objects[{seen[key]}]; "
+                        "a detector could not tell them apart"
+                    )
+                seen[key] = index
+        return self
+
+    def image_id(self, camera_index: int) -> str:
+        return image_id(self.scene_id, camera_index)
+
+
+def _marker_keys(obj: TagObject | BoardObject | PlaneObject) -> list[tuple[str, int]]:
+    if isinstance(obj, TagObject):
+        return [(obj.tag_family, obj.tag_id)]
+    if isinstance(obj, BoardObject):
+        return [(obj.board.dictionary, int(i)) for i in obj.board.resolved_marker_ids()]
+    return []
+
+
+def _require_unique(values: list[str], collection: str, field: str) -> None:
+    seen: set[str] = set()
+    for index, value in enumerate(values):
+        if value in seen:
+            raise ValueError(f"{collection}[{index}].{field}: {value!r} is used twice")
+        seen.add(value)
+
+
+def image_id(scene_id: int, camera_index: int) -> str:
+    """The dataset-wide image id: file stem of the PNG and its label file."""
+    return f"scene{scene_id:06d}_cam{camera_index:02d}"
+
+
+class RecipeFile(StrictModel):
+    """recipes.json: what a job renders. Carries the contract version it was written with."""
+
+    schema_version: str = SCHEMA_VERSION
+    job_id: str | None = None
+    recipes: list[SceneRecipe] = Field(default_factory=list)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _compatible(cls, value: str) -> str:
+        if value.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+            raise ValueError(f"schema_version {value} is not compatible with {SCHEMA_VERSION}")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_scenes(self) -> RecipeFile:
+        _require_unique([str(r.scene_id) for r in self.recipes], "recipes", "scene_id")
+        return self
+
+
+def parse_recipe_file(text: str, source: str) -> RecipeFile:
+    """Parses recipes.json (or a single recipe, wrapped) and names the file and field on failure."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(source, "", f"not valid JSON: {exc}") from exc
+    if isinstance(data, dict) and "recipes" not in data and "scene_id" in data:
+        data = {"recipes": [data]}
+    if isinstance(data, list):
+        data = {"recipes": data}
+    try:
+        return RecipeFile.model_validate(data)
+    except ValidationError as exc:
+        raise input_error_from_validation(source, exc) from exc
+
+
+def load_recipe_file(path: str | Path) -> RecipeFile:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(str(path), "", f"cannot read: {exc.strerror}") from exc
+    return parse_recipe_file(text, str(path))
+
+
+def dump_recipe_file(recipes: RecipeFile) -> str:
+    """The canonical text of a recipe file: stable key order, so the same recipes give the same bytes."""
+    return json.dumps(recipes.model_dump(mode="json"), indent=1, sort_keys=False, allow_nan=False) + "\n"

@@ -1,0 +1,168 @@
+"""Detection records: the rich-truth record of DESIGN.md and its COCO and CSV forms.
+
+The add-on writes `labels/<image_id>.json` with these records and the host merges them, so both go
+through this one module. Pixel coordinates follow OpenCV (the centre of the top-left pixel is (0, 0)) in
+every format, COCO included; a keypoint that is not labelled is the sentinel (-1, -1) with visibility 0.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+from pydantic import Field
+
+from .boards import BoardDefinition
+from .families import FAMILY_NAMES
+from .recipe import DistortionModel, FiniteFloat, StrictModel
+
+RICH_TRUTH_VERSION = "2.0"
+COORDINATE_CONVENTION = "opencv: the centre of the top-left pixel is (0, 0)"
+COCO_KEYPOINT_NAMES = ("tl", "tr", "br", "bl")
+Point2 = tuple[FiniteFloat, FiniteFloat]
+
+
+class DetectionRecord(StrictModel):
+    """One tag or board as seen by one camera."""
+
+    image_id: str
+    scene_id: int = Field(ge=0)
+    camera_name: str
+    object_name: str
+    record_type: Literal["TAG", "BOARD"]
+    tag_family: str = Field(description="the tag family, or the board's dictionary")
+    tag_id: int | None = Field(description="the marker id; None for a board")
+    corners: list[Point2] = Field(description="TL, TR, BR, BL of the tag's black border (board: outline)")
+    corners_visibility: list[Literal[0, 1, 2]]
+    outline: list[Point2] = Field(
+        default_factory=list, description="the border traced through the lens (curved under distortion)"
+    )
+    keypoints: list[Point2] | None = None
+    keypoints_visibility: list[Literal[0, 1, 2]] | None = None
+    board_definition: BoardDefinition | None = None
+    k_matrix: list[list[FiniteFloat]]
+    resolution: tuple[int, int]
+    distortion_model: DistortionModel
+    distortion_coeffs: list[FiniteFloat]
+    position: tuple[FiniteFloat, FiniteFloat, FiniteFloat] = Field(
+        description="object origin in the camera frame (metres, OpenCV axes)"
+    )
+    rotation_quaternion: tuple[FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat] = Field(
+        description="object-to-camera rotation (w, x, y, z); boards: the library's board frame"
+    )
+    distance: FiniteFloat = Field(description="metres from the camera centre to the object's centre")
+    angle_of_incidence: FiniteFloat = Field(description="degrees between the view ray and the normal")
+    ppm: FiniteFloat = Field(description="pixels per module at the object's centre")
+    tag_size_mm: FiniteFloat = Field(description="tag: border edge; board: marker size")
+
+    @property
+    def fully_visible(self) -> bool:
+        return all(v == 2 for v in self.corners_visibility)
+
+
+class ImageLabels(StrictModel):
+    """labels/<image_id>.json: everything the merge needs about one image."""
+
+    image_id: str
+    file_name: str
+    width: int
+    height: int
+    scene_id: int
+    camera_name: str
+    recipe_hash: str
+    records: list[DetectionRecord] = Field(default_factory=list)
+
+
+def coco_categories() -> list[dict[str, Any]]:
+    """One category per tag family, ids fixed by the family list (stable across datasets)."""
+    return [
+        {
+            "id": index + 1,
+            "name": name,
+            "supercategory": "fiducial",
+            "keypoints": list(COCO_KEYPOINT_NAMES),
+            "skeleton": [[1, 2], [2, 3], [3, 4], [4, 1]],
+        }
+        for index, name in enumerate(FAMILY_NAMES)
+    ]
+
+
+def coco_category_id(family: str) -> int:
+    return FAMILY_NAMES.index(family) + 1
+
+
+def polygon_bbox_area(points: Sequence[Sequence[float]]) -> tuple[list[float], float]:
+    """COCO bbox [x, y, w, h] and the polygon's unsigned area."""
+    xs = [p[0] for p in points]
+    ys = [p[1] for p in points]
+    twice = sum(xs[i] * ys[(i + 1) % len(xs)] - xs[(i + 1) % len(xs)] * ys[i] for i in range(len(xs)))
+    x0, y0 = min(xs), min(ys)
+    return [x0, y0, max(xs) - x0, max(ys) - y0], abs(twice) / 2.0
+
+
+def coco_annotation(record: DetectionRecord, annotation_id: int, image_number: int) -> dict[str, Any]:
+    """A COCO keypoint annotation for a TAG record (4 keypoints: tl, tr, br, bl)."""
+    keypoints: list[float] = []
+    for (x, y), v in zip(record.corners, record.corners_visibility, strict=True):
+        keypoints.extend([float(x), float(y), int(v)] if v else [0.0, 0.0, 0])
+    outline = record.outline or record.corners
+    bbox, area = polygon_bbox_area(outline)
+    return {
+        "id": annotation_id,
+        "image_id": image_number,
+        "category_id": coco_category_id(record.tag_family),
+        "segmentation": [[float(c) for point in outline for c in point]],
+        "area": area,
+        "bbox": bbox,
+        "iscrowd": 0,
+        "keypoints": keypoints,
+        "num_keypoints": sum(1 for v in record.corners_visibility if v),
+        "attributes": {"tag_id": record.tag_id, "object_name": record.object_name},
+    }
+
+
+CSV_COLUMNS = (
+    "image_id",
+    "tag_family",
+    "tag_id",
+    "x_tl",
+    "y_tl",
+    "x_tr",
+    "y_tr",
+    "x_br",
+    "y_br",
+    "x_bl",
+    "y_bl",
+    "v_tl",
+    "v_tr",
+    "v_br",
+    "v_bl",
+)
+
+
+def csv_text(records: Iterable[DetectionRecord]) -> str:
+    """ground_truth.csv: one row per tag, corners TL, TR, BR, BL, then their visibilities."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for record in records:
+        if record.record_type != "TAG":
+            continue
+        row: list[object] = [record.image_id, record.tag_family, record.tag_id]
+        row.extend(f"{c:.6f}" for point in record.corners for c in point)
+        row.extend(record.corners_visibility)
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def rich_truth_document(
+    records: Iterable[DetectionRecord], evaluation_context: dict[str, Any]
+) -> dict[str, Any]:
+    """rich_truth.json as DESIGN.md fixes it."""
+    return {
+        "version": RICH_TRUTH_VERSION,
+        "evaluation_context": {"coordinate_convention": COORDINATE_CONVENTION, **evaluation_context},
+        "records": [r.model_dump(mode="json") for r in records],
+    }

@@ -1,0 +1,259 @@
+"""The recipe contract: impossible input is refused with the field named; the schema does not drift."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import subprocess
+import sys
+from typing import Any
+
+import numpy as np
+import pytest
+
+from render_tag_shared.errors import InputError
+from render_tag_shared.recipe import (
+    SCHEMA_VERSION,
+    CameraIntrinsics,
+    RecipeFile,
+    SceneRecipe,
+    dump_recipe_file,
+    parse_recipe_file,
+)
+from render_tag_shared.schema import committed_schema, generate_schemas
+from render_tag_shared.seeds import derive_seed, job_id
+
+
+def look_at_opencv(eye: list[float], target: list[float]) -> list[list[float]]:
+    """cam_to_world for an OpenCV camera at `eye` looking at `target`, image 'up' towards world +z."""
+    eye_v, target_v = np.asarray(eye, float), np.asarray(target, float)
+    z = target_v - eye_v
+    z /= np.linalg.norm(z)
+    x = np.cross(z, [0.0, 0.0, 1.0])
+    if np.linalg.norm(x) < 1e-9:
+        x = np.array([1.0, 0.0, 0.0])
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    m = np.eye(4)
+    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = x, y, z, eye_v
+    return m.tolist()
+
+
+def valid_recipe() -> dict[str, Any]:
+    return {
+        "scene_id": 3,
+        "random_seed": 99,
+        "objects": [
+            {"type": "TAG", "name": "tag_a", "pose": {}, "tag_family": "tag36h11", "tag_id": 5, "size_mm": 100},
+            {
+                "type": "BOARD",
+                "name": "board",
+                "pose": {"position": [0.5, 0, 0]},
+                "board": {
+                    "board_type": "charuco",
+                    "rows": 5,
+                    "cols": 7,
+                    "square_size_mm": 40,
+                    "marker_size_mm": 30,
+                    "dictionary": "DICT_5X5_100",
+                },
+            },
+            {"type": "PLANE", "name": "floor", "pose": {"position": [0, 0, -0.01]}, "size_m": [3, 3]},
+        ],
+        "world": {"lights": [{"type": "SUN", "energy": 3.0}]},
+        "cameras": [
+            {
+                "name": "cam0",
+                "cam_to_world": look_at_opencv([0, -0.5, 1.5], [0, 0, 0]),
+                "intrinsics": {
+                    "k_matrix": [[600, 0, 319.5], [0, 600, 239.5], [0, 0, 1]],
+                    "resolution": [640, 480],
+                },
+            }
+        ],
+    }
+
+
+def test_valid_recipe_fills_derived_fields() -> None:
+    recipe = SceneRecipe.model_validate(valid_recipe())
+    tag = recipe.objects[0]
+    assert tag.keypoints_3d == [
+        (-0.05, 0.05, 0.0),
+        (0.05, 0.05, 0.0),
+        (0.05, -0.05, 0.0),
+        (-0.05, -0.05, 0.0),
+    ]
+    board = recipe.objects[1]
+    assert board.keypoints_3d is not None and len(board.keypoints_3d) == 4 * 6
+    assert recipe.image_id(0) == "scene000003_cam00"
+
+
+def test_distorted_camera_gets_its_overscan_target() -> None:
+    intr = CameraIntrinsics.model_validate(
+        {
+            "k_matrix": [[500, 0, 320], [0, 500, 240], [0, 0, 1]],
+            "resolution": [640, 480],
+            "distortion_model": "brown_conrady",
+            "distortion_coeffs": [-0.3, 0.1, 0.0, 0.0, 0.0],
+        }
+    )
+    assert intr.overscan is not None and intr.overscan.projection == "perspective"
+    assert intr.overscan.resolution[0] > 640 and intr.overscan.resolution[1] > 480
+    fisheye = CameraIntrinsics.model_validate(
+        {
+            "k_matrix": [[300, 0, 320], [0, 300, 240], [0, 0, 1]],
+            "resolution": [640, 480],
+            "distortion_model": "kannala_brandt",
+            "distortion_coeffs": [0.01, -0.01, 0.0, 0.0],
+        }
+    )
+    assert fisheye.overscan is not None and fisheye.overscan.projection == "equidistant"
+    assert fisheye.overscan.fov_rad is not None and fisheye.overscan.fov_rad > math.radians(90)
+
+
+def _set(data: Any, path: str, value: Any) -> None:
+    keys: list[Any] = [int(k) if k.isdigit() else k for k in path.split(".")]
+    for key in keys[:-1]:
+        data = data[key]
+    data[keys[-1]] = value
+
+
+K_PATH = "cameras.0.intrinsics.k_matrix"
+BAD_RECIPES = [
+    # (path to set, value, the field the error names, a fragment of the message)
+    ("objects.0.tag_family", "tag99h9", "objects[0].tag_family", "unknown tag family"),
+    ("objects.0.tag_id", 587, "objects[0]", "outside tag36h11 (ids 0..586)"),
+    ("objects.0.tag_id", -1, "objects[0].tag_id", "greater than or equal to 0"),
+    ("objects.0.size_mm", -100, "objects[0].size_mm", "greater than 0"),
+    ("objects.0.size_mm", 0, "objects[0].size_mm", "greater than 0"),
+    ("objects.0.keypoints_3d", [[0, 0, 0]] * 4, "objects[0]", "keypoints_3d disagrees"),
+    (
+        "objects.0.pose.rotation_quaternion",
+        [0, 0, 0, 0],
+        "objects[0].pose.rotation_quaternion",
+        "zero length",
+    ),
+    ("objects.0.colour", "red", "objects[0].colour", "Extra inputs are not permitted"),
+    ("objects.1.board.marker_size_mm", 40, "objects[1].board", "marker_size_mm"),
+    ("objects.1.board.square_size_mm", -40, "objects[1].board.square_size_mm", ""),
+    ("objects.1.board.dictionary", "DICT_3X3_5", "objects[1].board", "unknown tag family"),
+    ("objects.2.size_m", [3, -1], "objects[2].size_m[1]", "greater than 0"),
+    ("objects.2.name", "tag_a", "", "objects[2].name: 'tag_a' is used twice"),
+    ("objects.0.type", "SPHERE", "objects[0]", "does not match any of the expected tags"),
+    (K_PATH, [[600, 0, 319.5], [0, 600, 239.5]], "cameras[0].intrinsics.k_matrix", "3x3 matrix"),
+    (K_PATH, [[600, 0, 319.5], [0, 600, 239.5], [0, 1, 1]], "cameras[0].intrinsics.k_matrix", "[0, 0, 1]"),
+    (K_PATH, [[-600, 0, 319.5], [0, 600, 239.5], [0, 0, 1]], "cameras[0].intrinsics.k_matrix", "positive"),
+    (K_PATH, [[600, 2, 319.5], [0, 600, 239.5], [0, 0, 1]], "cameras[0].intrinsics.k_matrix", "skew"),
+    ("cameras.0.intrinsics.resolution", [640, 0], "cameras[0].intrinsics.resolution", "positive"),
+    (
+        "cameras.0.intrinsics.distortion_model",
+        "kannala_brandt",
+        "cameras[0].intrinsics",
+        "takes 4 coefficients",
+    ),
+    ("cameras.0.intrinsics.distortion_coeffs", [0.1, 0.2], "cameras[0].intrinsics", "none takes 0"),
+    ("cameras.0.intrinsics.eval_margin_px", -2, "cameras[0].intrinsics.eval_margin_px", ""),
+    ("cameras.0.cam_to_world", np.diag([1, 1, -1, 1]).tolist(), "cameras[0].cam_to_world", "determinant"),
+    ("cameras.0.cam_to_world", np.eye(3).tolist(), "cameras[0].cam_to_world", "4x4"),
+    (
+        "cameras.0.dynamic_range",
+        {"black_level": 0.6, "white_level": 0.5},
+        "cameras[0].dynamic_range",
+        "above",
+    ),
+    (
+        "cameras.0.sensor_noise",
+        {"seed": 1, "layers": [{"type": "gaussian", "sigma": -1}]},
+        "cameras[0]",
+        "sigma",
+    ),
+    ("cameras", [], "cameras", "at least 1"),
+    ("renderer", {"mode": "cycles", "samples": 0}, "renderer.samples", "greater than or equal to 1"),
+    ("world.lights.0.energy", 0, "world.lights[0].energy", "greater than 0"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "field", "fragment"), BAD_RECIPES)
+def test_impossible_recipe_is_refused_naming_the_field(
+    path: str, value: Any, field: str, fragment: str
+) -> None:
+    data = copy.deepcopy(valid_recipe())
+    _set(data, path, value)
+    with pytest.raises(InputError) as info:
+        parse_recipe_file(json.dumps(data), "recipes.json")
+    message = str(info.value)
+    assert message.startswith("recipes.json: ")
+    assert info.value.field.startswith(f"recipes[0].{field}".rstrip(".")), message
+    assert fragment in message
+
+
+def test_duplicate_marker_ids_are_refused() -> None:
+    data = valid_recipe()
+    data["objects"].append(
+        {"type": "TAG", "name": "tag_b", "tag_family": "tag36h11", "tag_id": 5, "size_mm": 50}
+    )
+    with pytest.raises(InputError, match="tag36h11 id 5 is already used by objects\\[0\\]"):
+        parse_recipe_file(json.dumps(data), "recipes.json")
+    data["objects"][-1] = {
+        "type": "TAG",
+        "name": "tag_b",
+        "tag_family": "DICT_5X5_100",
+        "tag_id": 3,
+        "size_mm": 50,
+    }
+    with pytest.raises(InputError, match="DICT_5X5_100 id 3 is already used by objects\\[1\\]"):
+        parse_recipe_file(json.dumps(data), "recipes.json")
+
+
+def test_recipe_file_version_and_ids() -> None:
+    bundle = {"schema_version": "9.0.0", "recipes": [valid_recipe()]}
+    with pytest.raises(InputError, match="schema_version 9.0.0 is not compatible"):
+        parse_recipe_file(json.dumps(bundle), "r.json")
+    bundle = {"schema_version": SCHEMA_VERSION, "recipes": [valid_recipe(), valid_recipe()]}
+    with pytest.raises(InputError, match="scene_id: '3' is used twice"):
+        parse_recipe_file(json.dumps(bundle), "r.json")
+    with pytest.raises(InputError, match="r.json: not valid JSON"):
+        parse_recipe_file("{", "r.json")
+
+
+def test_recipe_file_round_trips_byte_for_byte() -> None:
+    recipes = RecipeFile(recipes=[SceneRecipe.model_validate(valid_recipe())])
+    text = dump_recipe_file(recipes)
+    again = parse_recipe_file(text, "r.json")
+    assert again == recipes
+    assert dump_recipe_file(again) == text
+
+
+def test_committed_schema_matches_the_models() -> None:
+    for name, text in generate_schemas().items():
+        assert committed_schema(name) == text, f"{name} drifted: run `python tools/generate_schema.py`"
+
+
+def test_derive_seed_is_stable_and_independent() -> None:
+    assert derive_seed(42, "scene", 7) == derive_seed(42, "scene", 7)
+    seeds = {derive_seed(42, "scene", i) for i in range(1000)}
+    assert len(seeds) == 1000
+    assert derive_seed(42, "scene", 7) != derive_seed(43, "scene", 7) != derive_seed(42, "light", 7)
+    assert all(0 <= s < 2**63 for s in seeds)
+    # Pinned to the SHA-256 definition: a change to the derivation changes every dataset.
+    digest = hashlib.sha256(b"42\x1fscene\x1f7").digest()
+    assert derive_seed(42, "scene", 7) == int.from_bytes(digest[:8], "big") >> 1
+    with pytest.raises(ValueError):
+        derive_seed(-1, "scene", 0)
+
+
+def test_job_id_hashes_the_spec_without_order_or_time() -> None:
+    assert job_id({"a": 1, "b": [1, 2]}) == job_id({"b": [1, 2], "a": 1})
+    assert job_id({"a": 1}) != job_id({"a": 2})
+
+
+def test_importing_the_shared_package_loads_no_blender_opencv_or_zmq() -> None:
+    code = (
+        "import sys, render_tag_shared, render_tag_shared.recipe, render_tag_shared.config, "
+        "render_tag_shared.truth, render_tag_shared.records, render_tag_shared.schema\n"
+        "bad = [m for m in ('bpy', 'cv2', 'zmq') if m in sys.modules]\n"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
