@@ -25,20 +25,7 @@ from render_tag_shared.recipe import (
 from render_tag_shared.schema import committed_schema, generate_schemas
 from render_tag_shared.seeds import derive_seed, job_id
 
-
-def look_at_opencv(eye: list[float], target: list[float]) -> list[list[float]]:
-    """cam_to_world for an OpenCV camera at `eye` looking at `target`, image 'up' towards world +z."""
-    eye_v, target_v = np.asarray(eye, float), np.asarray(target, float)
-    z = target_v - eye_v
-    z /= np.linalg.norm(z)
-    x = np.cross(z, [0.0, 0.0, 1.0])
-    if np.linalg.norm(x) < 1e-9:
-        x = np.array([1.0, 0.0, 0.0])
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    m = np.eye(4)
-    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = x, y, z, eye_v
-    return m.tolist()
+from .factories import look_at_opencv
 
 
 def valid_recipe() -> dict[str, Any]:

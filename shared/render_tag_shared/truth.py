@@ -23,7 +23,7 @@ import numpy as np
 from .boards import BoardDefinition, library_to_object
 from .families import get_family
 from .geometry import invert_rigid, matrix_to_quat, transform_points
-from .projection import apply_sentinel, project_points, visibility
+from .projection import apply_sentinel, in_lens_domain, project_points, visibility
 from .recipe import BoardObject, CameraRecipe, PlaneObject, SceneRecipe, TagObject, tag_corners_object_frame
 from .records import DetectionRecord
 
@@ -132,7 +132,9 @@ def _label_points(
     points_cam = transform_points(view.world_to_cam, points_world)
     uv = view.project(points_cam)
     vis = visibility(uv, view.resolution, view.margin)
-    unlabelled = ~np.isfinite(uv).all(axis=1) | (points_cam[:, 2] <= 0)
+    # Past the lens polynomial's fold a point projects somewhere, but no real lens images it there.
+    in_domain = in_lens_domain(points_cam, view.model, view.coeffs)
+    unlabelled = ~np.isfinite(uv).all(axis=1) | (points_cam[:, 2] <= 0) | ~in_domain
     if not facing:
         unlabelled[:] = True
     if occluders is not None:

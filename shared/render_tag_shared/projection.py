@@ -1,0 +1,609 @@
+"""Lens models, projection and their inverse, overscan intrinsics, visibility and polygon helpers.
+
+Pure numpy, so the add-on (inside Blender), the host and the audit compute the same pixels.
+
+Conventions
+-----------
+* Pixels follow OpenCV: the centre of the top-left pixel is (0, 0); the image area of a W x H image is
+  the rectangle [-0.5, W - 0.5] x [-0.5, H - 0.5] (outer edges of the border pixels).
+* The camera frame is OpenCV's: x right, y down, z forward (the optical axis).
+* ``K = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]``. Skew must be zero (cv2.projectPoints ignores it,
+  so accepting it would silently disagree with OpenCV).
+* Distortion models and their coefficient vectors:
+
+  - ``"none"``: ``[]``, pinhole.
+  - ``"brown_conrady"``: ``[k1, k2, p1, p2, k3]``, exactly cv2.projectPoints' 5-vector.
+  - ``"kannala_brandt"``: ``[k1, k2, k3, k4]``, exactly cv2.fisheye.projectPoints' D.
+
+* Points that cannot be imaged give NaN, never a plausible-looking pixel: z <= 0 for the pinhole and
+  Brown-Conrady models (cv2 would divide by a negative depth and mirror the point into the image).
+  Kannala-Brandt measures theta = atan2(sqrt(x^2 + y^2), z), which equals cv2's atan(r) for z > 0
+  and extends smoothly past 90 degrees (a fisheye sees behind its principal plane); only the
+  direction straight backwards (and the origin), where the azimuth is undefined, gives NaN.
+* :func:`project_points` reproduces OpenCV even where a polynomial model folds back on itself (beyond
+  the radius where the distorted radius stops growing). Rays past that fold cannot appear in a
+  physical image; :func:`unproject_pixels` never returns them and :func:`in_lens_domain` tells them
+  apart, so ground truth can mark such points as not visible.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "DISTORTION_MODELS",
+    "FISHEYE_EDGE_GUARD_PX",
+    "DistortionModel",
+    "apply_sentinel",
+    "bbox_xywh",
+    "equidistant_k",
+    "equidistant_overscan",
+    "expected_coeff_count",
+    "in_lens_domain",
+    "is_clockwise_in_image",
+    "linear_overscan",
+    "max_valid_angle",
+    "polygon_area",
+    "project_equidistant",
+    "project_points",
+    "resample_map",
+    "unproject_pixels",
+    "visibility",
+]
+
+ArrayLike = npt.ArrayLike
+FloatArray = npt.NDArray[np.float64]
+
+DistortionModel = Literal["none", "brown_conrady", "kannala_brandt"]
+#: The lens models a recipe may name, in the order of the contract.
+DISTORTION_MODELS: Final[tuple[str, ...]] = ("none", "brown_conrady", "kannala_brandt")
+_COEFF_COUNT: Final[dict[str, int]] = {"none": 0, "brown_conrady": 5, "kannala_brandt": 4}
+
+#: Extra clearance (px) between the furthest target ray and the edge of Blender's fisheye circle.
+#: Outside the circle Cycles returns no ray (black); a bilinear sample reaches neighbours up to
+#: sqrt(2) px away and each of those pixels integrates Cycles' 1.5 px pixel filter (about 1.06 px
+#: diagonally), so 2.5 px keeps every contributing camera sample inside the circle.
+FISHEYE_EDGE_GUARD_PX: Final[float] = 2.5
+
+# Newton tolerances: pixel residual we aim for, and the residual above which a pixel is declared
+# not invertible (NaN) instead of returning a wrong ray.
+_TARGET_RESIDUAL_PX: Final[float] = 1e-11
+_ACCEPT_RESIDUAL_PX: Final[float] = 1e-7
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def expected_coeff_count(model: str) -> int:
+    """Number of distortion coefficients a model takes (0, 5, 4); ValueError for unknown models."""
+    try:
+        return _COEFF_COUNT[model]
+    except KeyError:
+        raise ValueError(f"unknown distortion model {model!r}; expected one of {DISTORTION_MODELS}") from None
+
+
+def _coeffs(model: str, coeffs: ArrayLike | None) -> FloatArray:
+    n = expected_coeff_count(model)
+    c = np.zeros(0) if coeffs is None else np.asarray(coeffs, dtype=np.float64).reshape(-1)
+    if c.size != n:
+        raise ValueError(f"distortion model {model!r} takes {n} coefficients, got {c.size}")
+    if not np.all(np.isfinite(c)):
+        raise ValueError("distortion coefficients must be finite")
+    return c
+
+
+def _intrinsics(k_matrix: ArrayLike) -> tuple[float, float, float, float]:
+    k = np.asarray(k_matrix, dtype=np.float64)
+    if k.shape != (3, 3):
+        raise ValueError(f"K must be 3x3, got shape {k.shape}")
+    if k[0, 1] != 0.0 or k[1, 0] != 0.0 or not np.array_equal(k[2], [0.0, 0.0, 1.0]):
+        raise ValueError("K must be [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] (no skew)")
+    fx, fy, cx, cy = float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2])
+    if not (fx > 0.0 and fy > 0.0 and math.isfinite(cx) and math.isfinite(cy)):
+        raise ValueError("K needs fx > 0, fy > 0 and finite cx, cy")
+    return fx, fy, cx, cy
+
+
+def _resolution(resolution: tuple[int, int] | ArrayLike) -> tuple[int, int]:
+    w, h = (int(v) for v in np.asarray(resolution).reshape(-1)[:2])
+    if w <= 0 or h <= 0:
+        raise ValueError(f"resolution must be positive, got {(w, h)}")
+    return w, h
+
+
+# --------------------------------------------------------------------------- radial polynomials
+
+
+def _odd_poly(t: FloatArray, c: FloatArray) -> FloatArray:
+    """t * (1 + c0 t^2 + c1 t^4 + ...): the radial map of both models (r for BC, theta for KB)."""
+    t2 = t * t
+    acc = np.zeros_like(t)
+    for ci in c[::-1]:
+        acc = (acc + ci) * t2
+    return t * (1.0 + acc)
+
+
+def _odd_poly_deriv(t: FloatArray, c: FloatArray) -> FloatArray:
+    t2 = t * t
+    acc = np.zeros_like(t)
+    for i in range(len(c) - 1, -1, -1):
+        acc = (acc + (2 * i + 3) * c[i]) * t2
+    return 1.0 + acc
+
+
+def _fold_limit(c: FloatArray, cap: float) -> float:
+    """Smallest t > 0 where d/dt [t (1 + c0 t^2 + ...)] reaches 0, or ``cap``.
+
+    Up to that point the radial map is strictly increasing, hence invertible; beyond it the model
+    folds back and two rays share one pixel.
+    """
+    # derivative as a polynomial in s = t^2: 1 + 3 c0 s + 5 c1 s^2 + ...; np.roots wants highest first
+    poly = np.append(((2.0 * np.arange(c.size) + 3.0) * c)[::-1], 1.0)
+    nz = np.flatnonzero(poly)
+    if nz.size == 0 or nz[0] == len(poly) - 1:
+        return cap
+    roots = np.roots(poly[nz[0] :])
+    real = roots[np.abs(roots.imag) <= 1e-9 * np.maximum(1.0, np.abs(roots))].real
+    pos = real[real > 0.0]
+    if pos.size == 0:
+        return cap
+    return min(float(np.sqrt(pos.min())), cap)
+
+
+def max_valid_angle(model: str, coeffs: ArrayLike | None = None) -> float:
+    """Largest angle (radians, from the optical axis) a lens model can image without folding.
+
+    "none": pi/2. Brown-Conrady: atan of the normalised radius where r (1 + k1 r^2 + k2 r^4 + k3 r^6)
+    stops increasing (the tangential terms are small and ignored here), below pi/2. Kannala-Brandt:
+    the theta where theta_d(theta) stops increasing, at most pi.
+    """
+    c = _coeffs(model, coeffs)
+    if model == "none":
+        return math.pi / 2
+    if model == "brown_conrady":
+        r_max = _fold_limit(c[[0, 1, 4]], math.inf)
+        return math.atan(r_max) if math.isfinite(r_max) else math.pi / 2
+    return _fold_limit(c, math.pi)
+
+
+def _radial_inverse(target: FloatArray, c: FloatArray, t_max: float) -> FloatArray:
+    """Solve t (1 + c0 t^2 + ...) = target for t in [0, t_max), vectorised; NaN where no such t.
+
+    Newton's method kept inside a shrinking bracket (bisection when a step leaves it), so it cannot
+    diverge whatever the coefficients: the map is increasing on [0, t_max) by construction.
+    """
+    target = np.asarray(target, dtype=np.float64)
+    finite = np.isfinite(target) & (target >= 0.0)
+    tgt = np.where(finite, target, 0.0)
+    if math.isfinite(t_max):
+        hi = np.full_like(tgt, t_max)
+        ok = finite & (tgt < _odd_poly(hi, c))
+    else:
+        # increasing on [0, inf): grow the bracket until it holds the root
+        hi = np.maximum(tgt, 1.0)
+        for _ in range(1100):
+            short = _odd_poly(hi, c) < tgt
+            if not short.any():
+                break
+            hi = np.where(short, hi * 2.0, hi)
+        ok = finite & np.isfinite(hi)
+    tgt = np.where(ok, tgt, 0.0)
+    hi = np.where(ok, hi, 1.0)
+    lo = np.zeros_like(tgt)
+    t = np.clip(tgt, lo, hi)
+    for _ in range(200):
+        g = _odd_poly(t, c) - tgt
+        lo = np.where(g <= 0.0, t, lo)
+        hi = np.where(g > 0.0, t, hi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t_new = t - g / _odd_poly_deriv(t, c)
+        outside = ~np.isfinite(t_new) | (t_new < lo) | (t_new > hi)
+        t_new = np.where(outside, 0.5 * (lo + hi), t_new)
+        done = np.abs(t_new - t) <= 1e-15 * np.maximum(t, 1e-300)
+        t = t_new
+        if done.all():
+            break
+    return np.where(ok, t, np.nan)
+
+
+# --------------------------------------------------------------------------- Brown-Conrady
+
+
+def _bc_distort(x: FloatArray, y: FloatArray, c: FloatArray) -> tuple[FloatArray, FloatArray]:
+    k1, k2, p1, p2, k3 = c
+    r2 = x * x + y * y
+    radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
+    xy2 = 2.0 * x * y
+    xd = x * radial + p1 * xy2 + p2 * (r2 + 2.0 * x * x)
+    yd = y * radial + p1 * (r2 + 2.0 * y * y) + p2 * xy2
+    return xd, yd
+
+
+def _bc_jacobian(
+    x: FloatArray, y: FloatArray, c: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    k1, k2, p1, p2, k3 = c
+    r2 = x * x + y * y
+    radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
+    d_radial_dr2 = k1 + r2 * (2.0 * k2 + 3.0 * r2 * k3)
+    dr_dx = 2.0 * x * d_radial_dr2
+    dr_dy = 2.0 * y * d_radial_dr2
+    j11 = radial + x * dr_dx + 2.0 * p1 * y + 6.0 * p2 * x
+    j12 = x * dr_dy + 2.0 * p1 * x + 2.0 * p2 * y
+    j21 = y * dr_dx + 2.0 * p1 * x + 2.0 * p2 * y
+    j22 = radial + y * dr_dy + 6.0 * p1 * y + 2.0 * p2 * x
+    return j11, j12, j21, j22
+
+
+def _bc_undistort(
+    xt: FloatArray, yt: FloatArray, c: FloatArray, fx: float, fy: float
+) -> tuple[FloatArray, FloatArray]:
+    """Normalised undistorted (x, y) whose Brown-Conrady image is (xt, yt); NaN if none in the domain.
+
+    Start from the exact inverse of the radial part (robust for strong barrel distortion, where the
+    usual fixed-point iteration of cv2.undistortPoints stalls), then Newton on the full 2-D model
+    with step halving, to a pixel residual near double precision.
+    """
+    radial_c = c[[0, 1, 4]]
+    r_max = _fold_limit(radial_c, math.inf)
+    rd = np.hypot(xt, yt)
+    r0 = _radial_inverse(rd, radial_c, r_max)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(rd > 0.0, r0 / rd, 1.0)
+    x = xt * scale
+    y = yt * scale
+    start_ok = np.isfinite(x) & np.isfinite(y)
+    x = np.where(start_ok, x, 0.0)
+    y = np.where(start_ok, y, 0.0)
+
+    def residual(xx: FloatArray, yy: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        xd, yd = _bc_distort(xx, yy, c)
+        ex, ey = xd - xt, yd - yt
+        with np.errstate(invalid="ignore"):
+            return ex, ey, np.hypot(ex * fx, ey * fy)
+
+    ex, ey, res = residual(x, y)
+    for _ in range(60):
+        active = start_ok & (res > _TARGET_RESIDUAL_PX)
+        if not active.any():
+            break
+        j11, j12, j21, j22 = _bc_jacobian(x, y, c)
+        det = j11 * j22 - j12 * j21
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dx = (j22 * ex - j12 * ey) / det
+            dy = (j11 * ey - j21 * ex) / det
+        dx = np.where(active & np.isfinite(dx), dx, 0.0)
+        dy = np.where(active & np.isfinite(dy), dy, 0.0)
+        step = np.ones_like(x)
+        improved = np.zeros(x.shape, dtype=bool)
+        for _ in range(30):
+            xn, yn = x - step * dx, y - step * dy
+            exn, eyn, resn = residual(xn, yn)
+            better = active & ~improved & (resn < res)
+            x, y = np.where(better, xn, x), np.where(better, yn, y)
+            ex, ey = np.where(better, exn, ex), np.where(better, eyn, ey)
+            res = np.where(better, resn, res)
+            improved |= better
+            if (improved | ~active).all():
+                break
+            step = np.where(improved, step, 0.5 * step)
+        if not improved.any():
+            break
+    # reject rays past the radial fold (outside the physical image) and non-converged pixels
+    j11, j12, j21, j22 = _bc_jacobian(x, y, c)
+    ok = start_ok & (res <= _ACCEPT_RESIDUAL_PX) & (j11 * j22 - j12 * j21 > 0.0)
+    if math.isfinite(r_max):
+        ok &= np.hypot(x, y) < r_max
+    return np.where(ok, x, np.nan), np.where(ok, y, np.nan)
+
+
+# --------------------------------------------------------------------------- projection
+
+
+def _flat(points: ArrayLike, dim: int, name: str) -> tuple[FloatArray, tuple[int, ...]]:
+    p = np.asarray(points, dtype=np.float64)
+    if p.shape[-1:] != (dim,):
+        raise ValueError(f"{name} must have shape (..., {dim}), got {p.shape}")
+    return p.reshape(-1, dim), p.shape[:-1]
+
+
+def project_points(
+    points_cam: ArrayLike,
+    k_matrix: ArrayLike,
+    distortion_model: str = "none",
+    coeffs: ArrayLike | None = None,
+) -> FloatArray:
+    """Pixels (..., 2) of camera-frame points (..., 3), as cv2.projectPoints / cv2.fisheye.projectPoints.
+
+    Matches OpenCV with rvec = tvec = 0 to rounding for every point in front of the camera. NaN for
+    points that cannot be imaged: z <= 0 for "none"/"brown_conrady"; for "kannala_brandt" only the
+    origin and points straight behind the camera (theta is measured with atan2, so directions past
+    90 degrees are projected as a real fisheye images them, where cv2 would mirror them forwards).
+    """
+    c = _coeffs(distortion_model, coeffs)
+    fx, fy, cx, cy = _intrinsics(k_matrix)
+    p, lead = _flat(points_cam, 3, "points_cam")
+    x, y, z = p[:, 0], p[:, 1], p[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if distortion_model == "kannala_brandt":
+            rho = np.hypot(x, y)
+            theta = np.arctan2(rho, z)
+            theta_d = _odd_poly(theta, c)
+            # theta_d / rho -> 1 / z on the axis (the limit cv2 also takes for r < 1e-8)
+            scale = np.where(rho > 0.0, theta_d / rho, 1.0 / z)
+            bad = ((rho == 0.0) & (z <= 0.0)) | ~np.isfinite(scale)
+            xd, yd = x * scale, y * scale
+        else:
+            bad = ~(z > 0.0)
+            xn, yn = x / z, y / z
+            xd, yd = _bc_distort(xn, yn, c) if distortion_model == "brown_conrady" else (xn, yn)
+    uv = np.stack([fx * xd + cx, fy * yd + cy], axis=-1)
+    uv[bad | ~np.all(np.isfinite(uv), axis=-1)] = np.nan
+    return uv.reshape(*lead, 2)
+
+
+def unproject_pixels(
+    uv: ArrayLike,
+    k_matrix: ArrayLike,
+    distortion_model: str = "none",
+    coeffs: ArrayLike | None = None,
+) -> FloatArray:
+    """Unit rays (..., 3) in the camera frame through pixels (..., 2): the inverse of project_points.
+
+    ``project_points(unproject_pixels(uv)) == uv`` to about 1e-10 px. A pixel gives NaN when no ray
+    inside the lens's valid domain (see :func:`in_lens_domain`) images there, e.g. outside a
+    fisheye's image circle or past the fold of a strongly distorted Brown-Conrady lens. This is what
+    the renderer uses to resample an undistorted overscan render into the distorted target image.
+    """
+    c = _coeffs(distortion_model, coeffs)
+    fx, fy, cx, cy = _intrinsics(k_matrix)
+    q, lead = _flat(uv, 2, "uv")
+    xt = (q[:, 0] - cx) / fx
+    yt = (q[:, 1] - cy) / fy
+    if distortion_model == "kannala_brandt":
+        theta_d = np.hypot(xt, yt)
+        theta = _radial_inverse(theta_d, c, max_valid_angle(distortion_model, c))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s = np.where(theta_d > 0.0, np.sin(theta) / theta_d, 1.0)
+        rays = np.stack([xt * s, yt * s, np.cos(theta)], axis=-1)
+    else:
+        if distortion_model == "brown_conrady":
+            xt, yt = _bc_undistort(xt, yt, c, fx, fy)
+        rays = np.stack([xt, yt, np.ones_like(xt)], axis=-1)
+        rays /= np.linalg.norm(rays, axis=-1, keepdims=True)
+    rays[~np.all(np.isfinite(rays), axis=-1)] = np.nan
+    return rays.reshape(*lead, 3)
+
+
+def in_lens_domain(
+    points_cam: ArrayLike, distortion_model: str, coeffs: ArrayLike | None = None
+) -> np.ndarray:
+    """Boolean mask (...,): which points a physical lens of this model can image at all.
+
+    False behind the pinhole/Brown-Conrady camera (z <= 0) and beyond :func:`max_valid_angle`,
+    where the polynomial folds back. Ground truth should not call such points visible even when
+    cv2's formula puts them inside the image, because the rendered image cannot show them there.
+    """
+    p, lead = _flat(points_cam, 3, "points_cam")
+    theta_max = max_valid_angle(distortion_model, coeffs)
+    theta = np.arctan2(np.hypot(p[:, 0], p[:, 1]), p[:, 2])
+    ok = np.all(np.isfinite(p), axis=-1) & (theta < theta_max) & np.any(p != 0.0, axis=-1)
+    if distortion_model != "kannala_brandt":
+        ok &= p[:, 2] > 0.0
+    return ok.reshape(lead)
+
+
+# --------------------------------------------------------------------------- overscan
+
+
+def _border_samples(resolution: tuple[int, int], step: float = 0.25) -> FloatArray:
+    """Points every ``step`` px along the edge of the image area [-0.5, W-0.5] x [-0.5, H-0.5]."""
+    w, h = resolution
+    xs = np.linspace(-0.5, w - 0.5, math.ceil(w / step) + 1)
+    ys = np.linspace(-0.5, h - 0.5, math.ceil(h / step) + 1)
+    return np.concatenate(
+        [
+            np.stack([xs, np.full_like(xs, -0.5)], axis=-1),
+            np.stack([xs, np.full_like(xs, h - 0.5)], axis=-1),
+            np.stack([np.full_like(ys, -0.5), ys], axis=-1),
+            np.stack([np.full_like(ys, w - 0.5), ys], axis=-1),
+        ]
+    )
+
+
+def _target_rays(
+    k_matrix: ArrayLike, resolution: tuple[int, int], model: str, coeffs: ArrayLike
+) -> FloatArray:
+    rays = unproject_pixels(_border_samples(resolution), k_matrix, model, coeffs)
+    if not np.all(np.isfinite(rays)):
+        raise ValueError(
+            f"the {model} coefficients {np.asarray(coeffs).tolist()} do not map the whole "
+            f"{resolution[0]}x{resolution[1]} image to rays: the lens model folds back inside the image"
+        )
+    return rays
+
+
+def linear_overscan(
+    k_matrix: ArrayLike,
+    resolution: tuple[int, int],
+    coeffs: ArrayLike,
+    margin_px: float = 2.0,
+) -> tuple[FloatArray, tuple[int, int]]:
+    """Pinhole K and resolution of an undistorted render that covers a Brown-Conrady target image.
+
+    The overscan image is the target's pixel grid extended by whole pixels on each side (same fx, fy;
+    principal point shifted by the left/top padding, so not necessarily centred). Every ray of the
+    target image area, corners of the border pixels included, projects with the returned K to a
+    point within [margin, W_over - 1 - margin] x [margin, H_over - 1 - margin], i.e. at least
+    ``margin_px`` inside the outermost pixel centres, so a bilinear (or wider) kernel has all its
+    neighbours. Padding is never negative: a pincushion lens gets at least the target's size.
+
+    Whole-pixel padding keeps the two grids aligned: with zero coefficients the resampling is an
+    exact integer shift (no blur), and the render is as small as the coverage allows.
+    """
+    fx, fy, cx, cy = _intrinsics(k_matrix)
+    res = _resolution(resolution)
+    c = _coeffs("brown_conrady", coeffs)
+    rays = _target_rays(k_matrix, res, "brown_conrady", c)
+    u = fx * rays[:, 0] / rays[:, 2] + cx
+    v = fy * rays[:, 1] / rays[:, 2] + cy
+    # the sampled border bounds the covered region (the lens map is a homeomorphism on its domain);
+    # 1e-6 px absorbs the sagitta between samples 0.25 px apart
+    eps = 1e-6
+    left = max(0, math.ceil(margin_px - float(u.min()) + eps))
+    top = max(0, math.ceil(margin_px - float(v.min()) + eps))
+    right = max(0, math.ceil(float(u.max()) + 1.0 + margin_px - res[0] + eps))
+    bottom = max(0, math.ceil(float(v.max()) + 1.0 + margin_px - res[1] + eps))
+    k_over = np.array([[fx, 0.0, cx + left], [0.0, fy, cy + top], [0.0, 0.0, 1.0]])
+    return k_over, (res[0] + left + right, res[1] + top + bottom)
+
+
+def equidistant_k(fov_rad: float, square_res: int) -> FloatArray:
+    """K of Blender's equidistant fisheye on a square image, as a Kannala-Brandt camera with D = 0.
+
+    Cycles maps the raster square to [-1, 1]^2 and a point at normalised radius r to the angle
+    theta = r * fisheye_fov / 2, so fisheye_fov spans the full image width. In OpenCV pixels the
+    centre is ((S - 1) / 2, (S - 1) / 2) and r_px = theta * S / fisheye_fov: f = S / fov. The image
+    circle (radius S / 2 px) holds the rays; outside it Cycles renders nothing. Assumed orientation:
+    image right = camera +x, image down = camera +y (no mirroring), as for Blender's pinhole camera.
+    """
+    if not (fov_rad > 0.0 and square_res > 0):
+        raise ValueError("fov_rad and square_res must be positive")
+    f = square_res / fov_rad
+    c = (square_res - 1) / 2.0
+    return np.array([[f, 0.0, c], [0.0, f, c], [0.0, 0.0, 1.0]])
+
+
+def project_equidistant(points_cam: ArrayLike, fov_rad: float, square_res: int) -> FloatArray:
+    """Pixels of camera-frame points in Blender's equidistant fisheye render (see equidistant_k)."""
+    return project_points(points_cam, equidistant_k(fov_rad, square_res), "kannala_brandt", np.zeros(4))
+
+
+def equidistant_overscan(
+    k_matrix: ArrayLike,
+    resolution: tuple[int, int],
+    coeffs: ArrayLike,
+    margin_px: float = 2.0,
+) -> tuple[float, int, FloatArray]:
+    """Blender equidistant fisheye (fisheye_fov, square resolution, its K) covering a KB target image.
+
+    The render keeps the target's centre magnification, f = max(fx, fy) px per radian, and is sized
+    so the widest target ray lands at least ``margin_px + FISHEYE_EDGE_GUARD_PX`` inside the image
+    circle. fisheye_fov = S / f exactly. The widest ray comes from a corner of the image area, since
+    theta grows with the (convex) normalised radius. ValueError when the coefficients fold inside the
+    image or the field of view would exceed 360 degrees.
+    """
+    fx, fy, _, _ = _intrinsics(k_matrix)
+    res = _resolution(resolution)
+    c = _coeffs("kannala_brandt", coeffs)
+    rays = _target_rays(k_matrix, res, "kannala_brandt", c)
+    theta_max = float(np.arctan2(np.hypot(rays[:, 0], rays[:, 1]), rays[:, 2]).max())
+    f = max(fx, fy)
+    square = math.ceil(2.0 * (f * theta_max + margin_px + FISHEYE_EDGE_GUARD_PX) + 1e-6)
+    fov = square / f
+    if fov > 2.0 * math.pi:
+        raise ValueError(f"the target image needs a fisheye_fov of {math.degrees(fov):.1f} deg (> 360)")
+    return fov, square, equidistant_k(fov, square)
+
+
+def resample_map(
+    k_matrix: ArrayLike,
+    resolution: tuple[int, int],
+    distortion_model: str,
+    coeffs: ArrayLike | None,
+    source_k: ArrayLike,
+    source_model: str = "none",
+) -> FloatArray:
+    """(H, W, 2) source-image coordinates to sample for every target pixel centre.
+
+    The source is the undistorted render: a pinhole ("none", K from linear_overscan) or Blender's
+    equidistant fisheye ("kannala_brandt" with zero coefficients, K from equidistant_overscan).
+    NaN where a target pixel has no ray. Feed it to any bilinear sampler (e.g. cv2.remap).
+    """
+    w, h = _resolution(resolution)
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    rays = unproject_pixels(np.stack([gx, gy], axis=-1), k_matrix, distortion_model, coeffs)
+    src_coeffs = np.zeros(expected_coeff_count(source_model))
+    return project_points(rays, source_k, source_model, src_coeffs)
+
+
+# --------------------------------------------------------------------------- visibility
+
+
+def visibility(
+    uv: ArrayLike, resolution: tuple[int, int], eval_margin_px: float = 0.0
+) -> npt.NDArray[np.int8]:
+    """COCO-style ternary visibility (...,) of pixels (..., 2).
+
+    2: inside the valid area [m - 0.5, W - 0.5 - m] x [m - 0.5, H - 0.5 - m] (m = eval_margin_px,
+    bounds inclusive): with m = 0 that is the whole image area in OpenCV's pixel-centre convention,
+    and each m shrinks it by m px from every edge. 1: labelled (finite) but outside that area.
+    0: not labelled (any non-finite coordinate, e.g. NaN from projection).
+    """
+    w, h = _resolution(resolution)
+    q, lead = _flat(uv, 2, "uv")
+    m = float(eval_margin_px)
+    finite = np.all(np.isfinite(q), axis=-1)
+    with np.errstate(invalid="ignore"):
+        inside = (
+            (q[:, 0] >= m - 0.5) & (q[:, 0] <= w - 0.5 - m) & (q[:, 1] >= m - 0.5) & (q[:, 1] <= h - 0.5 - m)
+        )
+    vis = np.where(finite, np.where(inside, 2, 1), 0).astype(np.int8)
+    return vis.reshape(lead)
+
+
+def apply_sentinel(uv: ArrayLike, vis: ArrayLike) -> FloatArray:
+    """Copy of uv (..., 2) with the COCO sentinel (-1, -1) wherever vis == 0."""
+    out = np.array(uv, dtype=np.float64, copy=True)
+    v = np.asarray(vis)
+    if out.shape[:-1] != v.shape or out.shape[-1:] != (2,):
+        raise ValueError(f"uv {out.shape} and vis {v.shape} do not match")
+    out[v == 0] = -1.0
+    return out
+
+
+# --------------------------------------------------------------------------- polygons
+
+
+def polygon_area(uv: ArrayLike) -> float:
+    """Signed shoelace area of a polygon (N, 2) in image pixels (y down).
+
+    Positive when the vertices run clockwise as seen on screen: a tag's TL, TR, BR, BL corners
+    give a positive area (for (0,0), (1,0), (1,1), (0,1): +1). Negative means the order is mirrored
+    (the tag is seen from behind, or the corners are scrambled). NaN if any vertex is NaN.
+    """
+    q = np.asarray(uv, dtype=np.float64)
+    if q.ndim != 2 or q.shape[1] != 2:
+        raise ValueError(f"polygon must have shape (N, 2), got {q.shape}")
+    x, y = q[:, 0], q[:, 1]
+    return float(0.5 * np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
+
+
+def is_clockwise_in_image(uv: ArrayLike) -> bool:
+    """True when the polygon runs clockwise on screen (positive polygon_area); False if degenerate/NaN."""
+    return polygon_area(uv) > 0.0
+
+
+def bbox_xywh(
+    uv: ArrayLike, clip_resolution: tuple[int, int] | None = None
+) -> tuple[float, float, float, float]:
+    """COCO-style (x_min, y_min, width, height) of the finite points in uv (..., 2), in OpenCV pixels.
+
+    With ``clip_resolution`` the box is clipped to the image area [-0.5, W - 0.5] x [-0.5, H - 0.5].
+    ValueError when no point is finite (there is no box to report).
+    """
+    q, _ = _flat(uv, 2, "uv")
+    q = q[np.all(np.isfinite(q), axis=-1)]
+    if q.size == 0:
+        raise ValueError("bbox of no finite points")
+    x0, y0 = q.min(axis=0)
+    x1, y1 = q.max(axis=0)
+    if clip_resolution is not None:
+        w, h = _resolution(clip_resolution)
+        x0, x1 = np.clip([x0, x1], -0.5, w - 0.5)
+        y0, y1 = np.clip([y0, y1], -0.5, h - 0.5)
+    return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
