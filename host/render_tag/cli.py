@@ -1,2 +1,178 @@
-def main() -> int:
-    return 0
+"""The `render-tag` command line: parses arguments and hands each command to its module.
+
+Exit codes (DESIGN.md): 0 all done; 1 some scenes failed or a gate or threshold was missed; 2 bad input
+(the message names the file and the field, and nothing is written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from render_tag_shared.errors import InputError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from .compiler import main_compile
+
+    return main_compile(args.config, args.output, presets=args.preset, shard=args.shard)
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from .render import main_render
+
+    return main_render(
+        args.recipes,
+        args.output,
+        workers=args.workers,
+        resume=args.resume,
+        force=args.force,
+        shard=args.shard,
+        blender=args.blender,
+    )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .render import main_run
+
+    return main_run(
+        args.config,
+        args.output,
+        workers=args.workers,
+        resume=args.resume,
+        force=args.force,
+        blender=args.blender,
+        presets=args.preset,
+    )
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from .merge import main_merge
+
+    return main_merge(args.folders, dest=args.output)
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from .audit import main_audit
+
+    return main_audit(args.folder, args.gates)
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .verify import main_verify
+
+    return main_verify(
+        args.folder,
+        min_detection_rate=args.min_detection_rate,
+        max_mean_offset_px=args.max_mean_offset_px,
+        max_median_error_px=args.max_median_error_px,
+    )
+
+
+def _cmd_preview(args: argparse.Namespace) -> int:
+    from .preview import main_preview
+
+    return main_preview(args.folder, scene=args.scene, output=args.output)
+
+
+def _cmd_addon_build(args: argparse.Namespace) -> int:
+    from .addon_build import main_build
+
+    return main_build(args.output, split_platforms=not args.single)
+
+
+def _cmd_addon_install(args: argparse.Namespace) -> int:
+    from .addon_build import main_install
+
+    return main_install(args.zip, blender=args.blender)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="render-tag", description="Synthetic fiducial-marker datasets rendered with Blender."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        name: str, handler: Callable[[argparse.Namespace], int], text: str
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    def render_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--workers", type=int, default=None, help="Blender workers (default: from the cores)"
+        )
+        sub.add_argument("--resume", action="store_true", help="skip what is complete, redo what is not")
+        sub.add_argument("--force", action="store_true", help="redo everything")
+        sub.add_argument("--blender", default=None, help="a Blender binary (default: $BLENDER, PATH, bpy)")
+
+    sub = command("compile", _cmd_compile, "compile a config into deterministic recipes")
+    sub.add_argument("config")
+    sub.add_argument("-o", "--output", required=True, help="recipes.json to write")
+    sub.add_argument("--preset", action="append", default=[], help="a named preset or a preset file")
+    sub.add_argument("--shard", default=None, help="I/N: compile one deterministic slice")
+
+    sub = command("render", _cmd_render, "render recipes on a pool of Blender workers")
+    sub.add_argument("recipes")
+    sub.add_argument("-o", "--output", required=True)
+    render_options(sub)
+    sub.add_argument("--shard", default=None, help="I/N (default: from the cluster's array index)")
+
+    sub = command("run", _cmd_run, "compile, render, merge and audit (no CONFIG: the default job)")
+    sub.add_argument("config", nargs="?", default=None)
+    sub.add_argument("-o", "--output", required=True)
+    sub.add_argument("--preset", action="append", default=[])
+    render_options(sub)
+
+    sub = command("merge", _cmd_merge, "merge labels/ of one or more folders into the dataset files")
+    sub.add_argument("folders", nargs="+")
+    sub.add_argument("-o", "--output", default=None, help="destination (default: the first folder)")
+
+    sub = command("audit", _cmd_audit, "integrity gates and distributions")
+    sub.add_argument("folder")
+    sub.add_argument("--gates", default=None, help="a YAML or JSON file of quality gates")
+
+    sub = command("verify", _cmd_verify, "OpenCV's detectors against the ground truth")
+    sub.add_argument("folder")
+    sub.add_argument("--min-detection-rate", type=float, default=None)
+    sub.add_argument("--max-mean-offset-px", type=float, default=None)
+    sub.add_argument("--max-median-error-px", type=float, default=None)
+
+    sub = command("preview", _cmd_preview, "contact sheet PNG with the ground truth drawn on")
+    sub.add_argument("folder")
+    sub.add_argument("--scene", type=int, default=None)
+    sub.add_argument("-o", "--output", default=None)
+
+    addon = commands.add_parser("addon", help="build or install the Blender extension")
+    addon_commands = addon.add_subparsers(dest="addon_command", required=True, metavar="ACTION")
+    sub = addon_commands.add_parser("build", help="build the extension zips")
+    sub.set_defaults(handler=_cmd_addon_build)
+    sub.add_argument("-o", "--output", default="dist")
+    sub.add_argument("--single", action="store_true", help="one zip for this platform only")
+    sub = addon_commands.add_parser("install", help="install the extension into a Blender")
+    sub.set_defaults(handler=_cmd_addon_install)
+    sub.add_argument("zip", nargs="?", default=None, help="default: build one first")
+    sub.add_argument("--blender", default=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except InputError as exc:
+        print(f"render-tag: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("render-tag: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
