@@ -33,7 +33,14 @@ def valid_recipe() -> dict[str, Any]:
         "scene_id": 3,
         "random_seed": 99,
         "objects": [
-            {"type": "TAG", "name": "tag_a", "pose": {}, "tag_family": "tag36h11", "tag_id": 5, "size_mm": 100},
+            {
+                "type": "TAG",
+                "name": "tag_a",
+                "pose": {},
+                "tag_family": "tag36h11",
+                "tag_id": 5,
+                "size_mm": 100,
+            },
             {
                 "type": "BOARD",
                 "name": "board",

@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from render_tag_shared import families as fm
 from render_tag_shared.families import (
     FAMILY_NAMES,

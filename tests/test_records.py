@@ -9,6 +9,7 @@ import json
 import pytest
 
 from render_tag_shared.families import FAMILY_NAMES
+from render_tag_shared.recipe import SceneRecipe
 from render_tag_shared.records import (
     CSV_COLUMNS,
     DetectionRecord,
@@ -17,7 +18,6 @@ from render_tag_shared.records import (
     csv_text,
     rich_truth_document,
 )
-from render_tag_shared.recipe import SceneRecipe
 from render_tag_shared.truth import camera_ground_truth
 
 from .factories import look_at_opencv, pinhole

@@ -189,7 +189,7 @@ def test_board_keypoints_equal_cv2_projection_of_the_opencv_board() -> None:
     )
     (record,) = camera_ground_truth(recipe, 0)
     assert record.record_type == "BOARD" and record.tag_id is None and record.tag_family == "DICT_5X5_100"
-    # The stored pose is the pose of OpenCV's board frame: projecting OpenCV's corners with it gives the keypoints.
+    # The stored pose is that of OpenCV's board frame: OpenCV's corners projected with it are the keypoints.
     rotation = quat_to_matrix(record.rotation_quaternion)
     rvec, _ = cv2.Rodrigues(rotation)
     uv, _ = cv2.projectPoints(

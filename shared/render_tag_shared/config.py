@@ -27,6 +27,7 @@ from .recipe import (
     UnitFloat,
 )
 
+
 def _ordered(low: float, high: float, low_name: str, high_name: str) -> None:
     if high < low:
         raise ValueError(f"{low_name} ({low}) must not exceed {high_name} ({high})")

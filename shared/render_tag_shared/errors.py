@@ -22,15 +22,17 @@ class InputError(ValueError):
         super().__init__(text)
 
 
+_UNION_TAGS = frozenset({"TAG", "BOARD", "PLANE", "TAGS", "gaussian", "poisson", "salt_pepper"})
+"""Discriminator values pydantic puts in an error's location; a user never typed them."""
+
+
 def field_path(loc: tuple[int | str, ...]) -> str:
     """`("objects", 3, "TAG", "size_mm")` -> `objects[3].size_mm` (drops pydantic's union tags)."""
     path = ""
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in ("TAG", "BOARD", "PLANE", "TAGS", "gaussian", "poisson", "salt_pepper"):
-            continue
-        elif part.startswith(("function-", "tagged-union")):
+        elif part in _UNION_TAGS or part.startswith(("function-", "tagged-union")):
             continue
         else:
             path += f".{part}" if path else part

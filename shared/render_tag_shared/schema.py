@@ -10,10 +10,12 @@ import json
 from importlib import resources
 from typing import Any
 
+from pydantic import BaseModel
+
 from .config import GenConfig
 from .recipe import SCHEMA_VERSION, RecipeFile
 
-SCHEMA_FILES = {"recipe.schema.json": RecipeFile, "config.schema.json": GenConfig}
+SCHEMA_FILES: dict[str, type[BaseModel]] = {"recipe.schema.json": RecipeFile, "config.schema.json": GenConfig}
 
 
 def generate_schemas() -> dict[str, str]:
