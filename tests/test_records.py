@@ -13,6 +13,7 @@ from render_tag_shared.recipe import SceneRecipe
 from render_tag_shared.records import (
     CSV_COLUMNS,
     DetectionRecord,
+    clip_polygon,
     coco_annotation,
     coco_categories,
     csv_text,
@@ -103,3 +104,14 @@ def test_rich_truth_document_round_trips() -> None:
     assert document["version"] == "2.0"
     assert document["evaluation_context"]["dataset"] == "t"
     assert [DetectionRecord.model_validate(r) for r in document["records"]] == records
+
+
+def test_coco_geometry_is_clipped_to_the_image() -> None:
+    record = camera_ground_truth(recipe_with_two_tags(), 0)[0]
+    shifted = record.model_copy(
+        update={"corners": [(-20.0, 10.0), (30.0, 10.0), (30.0, 60.0), (-20.0, 60.0)], "outline": []}
+    )
+    annotation = coco_annotation(shifted, 1, 1)
+    assert annotation["bbox"] == pytest.approx([-0.5, 10.0, 30.5, 50.0])
+    assert annotation["area"] == pytest.approx(30.5 * 50.0)
+    assert clip_polygon([(700.0, 10.0), (710.0, 10.0), (710.0, 20.0)], (640, 480)) == []

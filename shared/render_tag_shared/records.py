@@ -56,6 +56,7 @@ class DetectionRecord(StrictModel):
     angle_of_incidence: FiniteFloat = Field(description="degrees between the view ray and the normal")
     ppm: FiniteFloat = Field(description="pixels per module at the object's centre")
     tag_size_mm: FiniteFloat = Field(description="tag: border edge; board: marker size")
+    border_bits: int = Field(1, ge=1, description="black border of the marker(s) in modules")
 
     @property
     def fully_visible(self) -> bool:
@@ -72,6 +73,10 @@ class ImageLabels(StrictModel):
     scene_id: int
     camera_name: str
     recipe_hash: str
+    eval_margin_px: float = Field(0.0, ge=0, description="the camera's eval margin the visibility used")
+    render_environment: dict[str, str] = Field(
+        default_factory=dict, description="Blender version, CPU, OIDN build: what bit identity depends on"
+    )
     records: list[DetectionRecord] = Field(default_factory=list)
 
 
@@ -93,8 +98,37 @@ def coco_category_id(family: str) -> int:
     return FAMILY_NAMES.index(family) + 1
 
 
+def clip_polygon(points: Sequence[Sequence[float]], resolution: tuple[int, int]) -> list[tuple[float, float]]:
+    """The part of a polygon inside the image area [-0.5, W - 0.5] x [-0.5, H - 0.5] (Sutherland-Hodgman)."""
+    x_min, y_min, x_max, y_max = -0.5, -0.5, resolution[0] - 0.5, resolution[1] - 0.5
+    edges = [(0, x_min, 1.0), (0, x_max, -1.0), (1, y_min, 1.0), (1, y_max, -1.0)]
+    polygon = [(float(p[0]), float(p[1])) for p in points]
+    for axis, bound, sign in edges:
+        if not polygon:
+            break
+        clipped: list[tuple[float, float]] = []
+        for i, current in enumerate(polygon):
+            previous = polygon[i - 1]
+            current_in = sign * (current[axis] - bound) >= 0
+            previous_in = sign * (previous[axis] - bound) >= 0
+            if current_in != previous_in:
+                t = (bound - previous[axis]) / (current[axis] - previous[axis])
+                clipped.append(
+                    (
+                        previous[0] + t * (current[0] - previous[0]),
+                        previous[1] + t * (current[1] - previous[1]),
+                    )
+                )
+            if current_in:
+                clipped.append(current)
+        polygon = clipped
+    return polygon
+
+
 def polygon_bbox_area(points: Sequence[Sequence[float]]) -> tuple[list[float], float]:
     """COCO bbox [x, y, w, h] and the polygon's unsigned area."""
+    if not points:
+        return [0.0, 0.0, 0.0, 0.0], 0.0
     xs = [p[0] for p in points]
     ys = [p[1] for p in points]
     twice = sum(xs[i] * ys[(i + 1) % len(xs)] - xs[(i + 1) % len(xs)] * ys[i] for i in range(len(xs)))
@@ -103,11 +137,14 @@ def polygon_bbox_area(points: Sequence[Sequence[float]]) -> tuple[list[float], f
 
 
 def coco_annotation(record: DetectionRecord, annotation_id: int, image_number: int) -> dict[str, Any]:
-    """A COCO keypoint annotation for a TAG record (4 keypoints: tl, tr, br, bl)."""
+    """A COCO keypoint annotation for a TAG record (4 keypoints: tl, tr, br, bl).
+
+    Segmentation, bbox and area describe the part of the tag's outline inside the image.
+    """
     keypoints: list[float] = []
     for (x, y), v in zip(record.corners, record.corners_visibility, strict=True):
         keypoints.extend([float(x), float(y), int(v)] if v else [0.0, 0.0, 0])
-    outline = record.outline or record.corners
+    outline = clip_polygon(record.outline or record.corners, record.resolution)
     bbox, area = polygon_bbox_area(outline)
     return {
         "id": annotation_id,

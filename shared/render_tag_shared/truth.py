@@ -229,6 +229,9 @@ def camera_ground_truth(
                 angle_of_incidence=math.degrees(math.acos(max(-1.0, min(1.0, cos_incidence)))),
                 ppm=_pixels_per_module(view, obj_to_cam, module),
                 tag_size_mm=obj.size_mm if isinstance(obj, TagObject) else obj.board.marker_size_mm,
+                border_bits=obj.border_bits
+                if isinstance(obj, TagObject)
+                else obj.board.effective_border_bits,
             )
         )
     return records

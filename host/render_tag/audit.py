@@ -1,0 +1,534 @@
+"""`render-tag audit OUT`: integrity checks, distributions, a score, quality gates and plots.
+
+Ground truth that is wrong in a systematic way (mirrored corner order, a texture turned by 180 degrees,
+visibility flags that ignore the eval margin) trains detectors that are wrong in the same way, and
+nobody notices by reading JSON. The audit recomputes what it can from each record itself: the corner
+order must run clockwise, the stored pose must project the object's corner 0 onto `corners[0]` (and
+when corner 2 lands there instead, the texture is turned by 180 degrees), and each visibility flag
+must agree with its coordinates and the camera's eval margin. Plots are PNG drawn with cv2, because
+people would rather look than read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from render_tag_shared.boards import library_to_object
+from render_tag_shared.errors import InputError
+from render_tag_shared.geometry import invert_rigid, quat_to_matrix, transform_points
+from render_tag_shared.projection import polygon_area, project_points, visibility
+from render_tag_shared.recipe import tag_corners_object_frame
+from render_tag_shared.records import DetectionRecord
+from render_tag_shared.truth import board_outline_object_frame
+
+from .dataset import RenderTagDataset
+from .io import write_json_atomic, write_png_atomic
+
+__all__ = [
+    "DEFAULT_GATES",
+    "AuditReport",
+    "anchor_check",
+    "audit_dataset",
+    "draw_heatmap",
+    "draw_histogram",
+    "load_gates",
+    "main_audit",
+]
+
+AUDIT_VERSION = 1
+DEFAULT_GATES: dict[str, float | int | None] = {
+    "min_score": 90.0,
+    "min_images": 1,
+    "max_skipped_labels": 0,
+    "max_structure_errors": 0,
+    "max_chirality_failures": 0,
+    "max_anchor_failures": 0,
+    "max_margin_inconsistencies": 0,
+    "anchor_tolerance_px": 0.05,
+    "min_distance_m": None,
+    "max_distance_m": None,
+    "max_angle_of_incidence_deg": None,
+    "min_ppm": None,
+}
+"""Gates and their defaults. `anchor_tolerance_px` is the tolerance of the anchor check, not a gate;
+None switches a range gate off."""
+
+_EXAMPLES = 20
+_HIST_BINS = 20
+
+
+# -- checks ----------------------------------------------------------------------------------------
+
+
+def _object_corners_in_pose_frame(record: DetectionRecord) -> npt.NDArray[np.float64]:
+    """TL, TR, BR, BL of the object in the frame its stored pose is given in."""
+    if record.record_type == "BOARD" and record.board_definition is not None:
+        to_library = invert_rigid(library_to_object(record.board_definition))
+        return transform_points(to_library, board_outline_object_frame(record.board_definition))
+    return tag_corners_object_frame(record.tag_size_mm)
+
+
+def _project_pose(record: DetectionRecord, points: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    pose = np.eye(4)
+    pose[:3, :3] = quat_to_matrix(np.asarray(record.rotation_quaternion, dtype=np.float64))
+    pose[:3, 3] = record.position
+    cam = transform_points(pose, points)
+    return project_points(cam, record.k_matrix, record.distortion_model, record.distortion_coeffs)
+
+
+def anchor_check(record: DetectionRecord, tolerance_px: float) -> tuple[float, str]:
+    """(error of corner 0 in px, diagnosis): the stored pose projects the object's corner 0 onto corners[0].
+
+    Diagnoses: "ok"; "texture_flip_180" when corner 2 lands on corners[0] (the marker is drawn turned by
+    half a turn against its labels); "rotated_90" for corner 1 or 3; "pose_mismatch" otherwise.
+    """
+    projected = _project_pose(record, _object_corners_in_pose_frame(record))
+    target = np.asarray(record.corners[0], dtype=np.float64)
+    errors = np.linalg.norm(projected - target, axis=1)
+    error0 = float(errors[0]) if np.isfinite(errors[0]) else math.inf
+    if error0 <= tolerance_px:
+        return error0, "ok"
+    best = int(np.nanargmin(np.where(np.isfinite(errors), errors, np.inf)))
+    if np.isfinite(errors[best]) and errors[best] <= max(tolerance_px, 0.5):
+        return error0, "texture_flip_180" if best == 2 else "rotated_90" if best in (
+            1,
+            3,
+        ) else "pose_mismatch"
+    return error0, "pose_mismatch"
+
+
+def _structure_errors(record: DetectionRecord) -> list[str]:
+    errors = []
+    if len(record.corners) != 4 or len(record.corners_visibility) != 4:
+        errors.append("corners: 4 corners and 4 visibilities expected")
+    if record.record_type == "BOARD":
+        board = record.board_definition
+        if board is None or record.keypoints is None or record.keypoints_visibility is None:
+            errors.append("board record without board_definition, keypoints or keypoints_visibility")
+        elif not len(record.keypoints) == len(record.keypoints_visibility) == board.num_keypoints:
+            errors.append(f"keypoints: {board.num_keypoints} expected, got {len(record.keypoints)}")
+    elif record.tag_id is None:
+        errors.append("tag record without tag_id")
+    return errors
+
+
+def _labelled_points(record: DetectionRecord) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    points = list(record.corners)
+    vis = list(record.corners_visibility)
+    if record.keypoints is not None and record.keypoints_visibility is not None:
+        points += list(record.keypoints)
+        vis += list(record.keypoints_visibility)
+    return np.asarray(points, dtype=np.float64).reshape(-1, 2), np.asarray(vis, dtype=np.int64)
+
+
+def _margin_inconsistencies(record: DetectionRecord, margin: float | None) -> tuple[int, int]:
+    """(points checked, points whose flag disagrees with its coordinates and the eval margin)."""
+    points, vis = _labelled_points(record)
+    if len(points) != len(vis):
+        return 0, 0
+    sentinel = np.all(points == -1.0, axis=1)
+    bad = (vis == 0) & ~sentinel
+    labelled = vis > 0
+    if margin is not None:
+        expected = visibility(points, record.resolution, margin)
+        bad |= labelled & (expected != vis)
+    else:  # margin unknown: only what holds for every margin
+        inside_image = visibility(points, record.resolution, 0.0) == 2
+        bad |= (vis == 2) & ~inside_image
+    return len(vis), int(bad.sum())
+
+
+def _eval_margins(root: Path) -> dict[str, float]:
+    """image_id -> eval margin, from provenance.json (after a merge) or recipes.json."""
+    margins: dict[str, float] = {}
+    provenance = root / "provenance.json"
+    if provenance.is_file():
+        try:
+            images = json.loads(provenance.read_text(encoding="utf-8")).get("images", {})
+            for image_id, entry in images.items():
+                if isinstance(entry, dict) and entry.get("eval_margin_px") is not None:
+                    margins[image_id] = float(entry["eval_margin_px"])
+        except (OSError, ValueError):
+            pass
+    if margins or not (root / "recipes.json").is_file():
+        return margins
+    from render_tag_shared.recipe import load_recipe_file
+
+    try:
+        recipes = load_recipe_file(root / "recipes.json")
+    except InputError:
+        return margins
+    for recipe in recipes.recipes:
+        for index, camera in enumerate(recipe.cameras):
+            margins[recipe.image_id(index)] = float(camera.intrinsics.eval_margin_px)
+    return margins
+
+
+def _stats(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"count": 0}
+    a = np.asarray(values, dtype=np.float64)
+    lo, hi = float(a.min()), float(a.max())
+    counts, edges = np.histogram(a, bins=_HIST_BINS, range=(lo, hi if hi > lo else lo + 1e-9))
+    return {
+        "count": int(a.size),
+        "min": lo,
+        "max": hi,
+        "mean": float(a.mean()),
+        "median": float(np.median(a)),
+        "p5": float(np.percentile(a, 5)),
+        "p95": float(np.percentile(a, 95)),
+        "histogram": {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]},
+    }
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class AuditReport:
+    """Everything `audit.json` holds; `passed` is False when a gate failed."""
+
+    root: Path
+    score: float
+    gates: dict[str, dict[str, Any]]
+    checks: dict[str, Any]
+    distributions: dict[str, Any]
+    counts: dict[str, int]
+    skipped_labels: list[tuple[str, str]] = field(default_factory=list)
+    plots: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(g["passed"] for g in self.gates.values())
+
+    @property
+    def failed_gates(self) -> list[str]:
+        return [name for name, g in self.gates.items() if not g["passed"]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": AUDIT_VERSION,
+            "passed": self.passed,
+            "score": self.score,
+            "failed_gates": self.failed_gates,
+            "gates": self.gates,
+            "counts": self.counts,
+            "checks": self.checks,
+            "distributions": self.distributions,
+            "skipped_labels": [{"file": n, "reason": r} for n, r in self.skipped_labels],
+            "plots": self.plots,
+        }
+
+    def summary(self) -> str:
+        c = self.checks
+        lines = [
+            f"audit of {self.root}: score {self.score:.1f}/100, {'PASSED' if self.passed else 'FAILED'}",
+            f"  images {self.counts['images']}, records {self.counts['records']}, "
+            f"skipped label files {self.counts['skipped_labels']}",
+            f"  chirality failures {c['chirality']['failures']}/{c['chirality']['checked']}, "
+            f"anchor failures {c['anchor']['failures']}/{c['anchor']['checked']} "
+            f"{dict(c['anchor']['diagnoses'])}, margin inconsistencies "
+            f"{c['margin']['inconsistent']}/{c['margin']['checked']}",
+        ]
+        for name in self.failed_gates:
+            gate = self.gates[name]
+            lines.append(f"  gate {name}: {gate['value']} (limit {gate['limit']})")
+        return "\n".join(lines)
+
+
+def load_gates(source: str | Path | dict[str, Any] | None) -> dict[str, Any]:
+    """Gates from a dict or a YAML/JSON file (top level, or under `audit:` / `gates:`), over the defaults."""
+    name = "gates"
+    if source is None:
+        given: Any = {}
+    elif isinstance(source, dict):
+        given = source
+    else:
+        import yaml
+
+        name = str(source)
+        try:
+            given = yaml.safe_load(Path(source).read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise InputError(name, "", f"cannot read: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise InputError(name, "", f"not valid YAML: {exc}") from exc
+    if not isinstance(given, dict):
+        raise InputError(name, "", "must be a mapping of gate names to limits")
+    for key in ("audit", "gates"):
+        if isinstance(given.get(key), dict):
+            given = given[key]
+            if isinstance(given.get("gates"), dict):
+                given = given["gates"]
+    gates: dict[str, Any] = dict(DEFAULT_GATES)
+    for key, value in given.items():
+        if key not in DEFAULT_GATES:
+            raise InputError(name, str(key), f"unknown gate; known gates: {', '.join(DEFAULT_GATES)}")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise InputError(name, str(key), f"must be a number or null, got {value!r}")
+        gates[key] = value
+    return gates
+
+
+def _gate(value: float, limit: float | None, upper: bool) -> dict[str, Any]:
+    passed = limit is None or (value <= limit if upper else value >= limit)
+    return {"value": value, "limit": limit, "kind": "max" if upper else "min", "passed": bool(passed)}
+
+
+def audit_dataset(
+    out: str | Path, gates: str | Path | dict[str, Any] | None = None, *, plots: bool = True
+) -> AuditReport:
+    """Audits the dataset in `out`, writes `audit.json` (and `audit/*.png`), returns the report."""
+    root = Path(out)
+    limits = load_gates(gates)
+    dataset = RenderTagDataset(root)
+    margins = _eval_margins(root)
+    tolerance = float(limits["anchor_tolerance_px"])
+
+    chirality: dict[str, Any] = {"checked": 0, "failures": 0, "examples": []}
+    anchor: dict[str, Any] = {
+        "checked": 0,
+        "failures": 0,
+        "max_error_px": 0.0,
+        "diagnoses": Counter(),
+        "examples": [],
+    }
+    margin: dict[str, Any] = {"checked": 0, "inconsistent": 0, "margin_known_for_images": 0, "examples": []}
+    structure: dict[str, Any] = {"errors": 0, "examples": []}
+    values: dict[str, list[float]] = {"distance_m": [], "angle_of_incidence_deg": [], "ppm": []}
+    range_violations = Counter[str]()
+    missing_images = 0
+    corner_positions: list[tuple[float, float, int, int]] = []
+
+    for image in dataset.images:
+        if not image.path.is_file():
+            missing_images += 1
+        image_margin = margins.get(image.image_id)
+        margin["margin_known_for_images"] += image_margin is not None
+        seen: Counter[tuple[str, int | None]] = Counter()
+        for record in image.records:
+            where = {"image_id": image.image_id, "object": record.object_name}
+            problems = _structure_errors(record)
+            if record.record_type == "TAG":
+                seen[(record.tag_family, record.tag_id)] += 1
+                if seen[(record.tag_family, record.tag_id)] == 2:
+                    problems.append(f"{record.tag_family} id {record.tag_id} appears twice in the image")
+            if problems:
+                structure["errors"] += len(problems)
+                if len(structure["examples"]) < _EXAMPLES:
+                    structure["examples"].append({**where, "problems": problems})
+                continue
+            corners = np.asarray(record.corners, dtype=np.float64)
+            if all(v == 2 for v in record.corners_visibility):
+                chirality["checked"] += 1
+                if not polygon_area(corners) > 0:
+                    chirality["failures"] += 1
+                    if len(chirality["examples"]) < _EXAMPLES:
+                        chirality["examples"].append({**where, "signed_area_px2": polygon_area(corners)})
+            if record.corners_visibility[0] > 0:
+                anchor["checked"] += 1
+                error, diagnosis = anchor_check(record, tolerance)
+                anchor["diagnoses"][diagnosis] += 1
+                if math.isfinite(error):
+                    anchor["max_error_px"] = max(anchor["max_error_px"], error)
+                if diagnosis != "ok":
+                    anchor["failures"] += 1
+                    if len(anchor["examples"]) < _EXAMPLES:
+                        anchor["examples"].append({**where, "error_px": error, "diagnosis": diagnosis})
+            checked, inconsistent = _margin_inconsistencies(record, image_margin)
+            margin["checked"] += checked
+            margin["inconsistent"] += inconsistent
+            if inconsistent and len(margin["examples"]) < _EXAMPLES:
+                margin["examples"].append({**where, "points": inconsistent, "eval_margin_px": image_margin})
+            values["distance_m"].append(record.distance)
+            values["angle_of_incidence_deg"].append(record.angle_of_incidence)
+            values["ppm"].append(record.ppm)
+            if limits["min_distance_m"] is not None and record.distance < limits["min_distance_m"]:
+                range_violations["min_distance_m"] += 1
+            if limits["max_distance_m"] is not None and record.distance > limits["max_distance_m"]:
+                range_violations["max_distance_m"] += 1
+            angle_limit = limits["max_angle_of_incidence_deg"]
+            if angle_limit is not None and record.angle_of_incidence > angle_limit:
+                range_violations["max_angle_of_incidence_deg"] += 1
+            if limits["min_ppm"] is not None and record.ppm < limits["min_ppm"]:
+                range_violations["min_ppm"] += 1
+            points, vis = _labelled_points(record)
+            for (x, y), v in zip(points, vis, strict=True):
+                if v == 2:
+                    corner_positions.append(
+                        (float(x), float(y), int(record.resolution[0]), int(record.resolution[1]))
+                    )
+
+    anchor["diagnoses"] = dict(sorted(anchor["diagnoses"].items()))
+    num_images = len(dataset)
+    num_records = len(values["distance_m"]) + structure["errors"]
+    counts = {
+        "images": num_images,
+        "records": sum(len(i.records) for i in dataset.images),
+        "tags": len(dataset.tags()),
+        "boards": len(dataset.boards()),
+        "skipped_labels": len(dataset.skipped),
+        "missing_images": missing_images,
+    }
+    score = _score(chirality, anchor, margin, structure, num_images, len(dataset.skipped), num_records)
+    gate_results = {
+        "min_score": _gate(score, limits["min_score"], upper=False),
+        "min_images": _gate(num_images, limits["min_images"], upper=False),
+        "max_skipped_labels": _gate(len(dataset.skipped), limits["max_skipped_labels"], upper=True),
+        "max_structure_errors": _gate(structure["errors"], limits["max_structure_errors"], upper=True),
+        "max_chirality_failures": _gate(chirality["failures"], limits["max_chirality_failures"], upper=True),
+        "max_anchor_failures": _gate(anchor["failures"], limits["max_anchor_failures"], upper=True),
+        "max_margin_inconsistencies": _gate(
+            margin["inconsistent"], limits["max_margin_inconsistencies"], upper=True
+        ),
+    }
+    for key in ("min_distance_m", "max_distance_m", "max_angle_of_incidence_deg", "min_ppm"):
+        if limits[key] is not None:
+            gate_results[key] = {
+                "value": range_violations[key],
+                "limit": limits[key],
+                "kind": "records outside the range",
+                "passed": range_violations[key] == 0,
+            }
+    report = AuditReport(
+        root=root,
+        score=score,
+        gates=gate_results,
+        checks={"chirality": chirality, "anchor": anchor, "margin": margin, "structure": structure},
+        distributions={name: _stats(v) for name, v in values.items()},
+        counts=counts,
+        skipped_labels=list(dataset.skipped),
+    )
+    if plots:
+        report.plots = _write_plots(root, values, corner_positions)
+    write_json_atomic(root / "audit.json", report.to_dict())
+    return report
+
+
+def _score(
+    chirality: dict[str, Any],
+    anchor: dict[str, Any],
+    margin: dict[str, Any],
+    structure: dict[str, Any],
+    num_images: int,
+    num_skipped: int,
+    num_records: int,
+) -> float:
+    """100 minus weighted failure rates: chirality 40, anchor 30, margin 15, skipped files 10, structure 5."""
+    if num_images == 0:
+        return 0.0
+
+    def rate(bad: int, total: int) -> float:
+        return bad / total if total else 0.0
+
+    penalty = (
+        40 * rate(chirality["failures"], chirality["checked"])
+        + 30 * rate(anchor["failures"], anchor["checked"])
+        + 15 * rate(margin["inconsistent"], margin["checked"])
+        + 10 * rate(num_skipped, num_images + num_skipped)
+        + 5 * rate(structure["errors"], num_records)
+    )
+    return round(max(0.0, 100.0 - 100.0 * penalty / 100.0), 2)
+
+
+# -- plots -----------------------------------------------------------------------------------------
+
+_FONT = 0  # cv2.FONT_HERSHEY_SIMPLEX
+
+
+def draw_histogram(
+    values: list[float], title: str, unit: str, size: tuple[int, int] = (640, 360)
+) -> npt.NDArray[np.uint8]:
+    """A histogram as a BGR image (cv2 only): bars, axis labels at min, median and max, the count."""
+    import cv2
+
+    width, height = size
+    image = np.full((height, width, 3), 255, dtype=np.uint8)
+    left, right, top, bottom = 60, 20, 40, 50
+    cv2.putText(image, title, (left, 25), _FONT, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.rectangle(image, (left, top), (width - right, height - bottom), (0, 0, 0), 1)
+    if not values:
+        cv2.putText(image, "no data", (width // 2 - 40, height // 2), _FONT, 0.6, (0, 0, 255), 1, cv2.LINE_AA)
+        return image
+    a = np.asarray(values, dtype=np.float64)
+    lo, hi = float(a.min()), float(a.max())
+    if hi <= lo:
+        hi = lo + 1e-9
+    counts, _ = np.histogram(a, bins=_HIST_BINS, range=(lo, hi))
+    plot_w, plot_h = width - left - right, height - top - bottom
+    peak = max(int(counts.max()), 1)
+    for i, count in enumerate(counts):
+        x0 = left + round(i * plot_w / _HIST_BINS) + 1
+        x1 = left + round((i + 1) * plot_w / _HIST_BINS) - 1
+        y0 = height - bottom - round(count * (plot_h - 5) / peak)
+        cv2.rectangle(image, (x0, y0), (x1, height - bottom), (200, 120, 40), -1)
+    for frac, value in ((0.0, lo), (0.5, (lo + hi) / 2), (1.0, hi)):
+        x = left + round(frac * plot_w)
+        text = f"{value:.3g}"
+        cv2.putText(
+            image, text, (x - 4 * len(text), height - bottom + 20), _FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA
+        )
+    cv2.putText(
+        image, unit, (width // 2 - 4 * len(unit), height - 10), _FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA
+    )
+    cv2.putText(image, str(peak), (5, top + 12), _FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    stats = f"n={a.size}  median={np.median(a):.3g}"
+    cv2.putText(image, stats, (width - 220, 25), _FONT, 0.45, (80, 80, 80), 1, cv2.LINE_AA)
+    return image
+
+
+def draw_heatmap(
+    positions: list[tuple[float, float, int, int]], title: str, grid: tuple[int, int] = (64, 48)
+) -> npt.NDArray[np.uint8]:
+    """Where points fall in the image (normalised to each image's size), log-scaled, as a BGR image."""
+    import cv2
+
+    gw, gh = grid
+    counts = np.zeros((gh, gw), dtype=np.float64)
+    for x, y, w, h in positions:
+        col = int((x + 0.5) / w * gw)
+        row = int((y + 0.5) / h * gh)
+        if 0 <= col < gw and 0 <= row < gh:
+            counts[row, col] += 1
+    scaled = np.log1p(counts)
+    scaled = (255 * scaled / scaled.max()).astype(np.uint8) if scaled.max() > 0 else scaled.astype(np.uint8)
+    cell = 10
+    coloured = cv2.applyColorMap(cv2.resize(scaled, (gw * cell, gh * cell), interpolation=cv2.INTER_NEAREST),
+                                 cv2.COLORMAP_INFERNO)  # fmt: skip
+    canvas = np.full((gh * cell + 50, gw * cell + 20, 3), 255, dtype=np.uint8)
+    canvas[40 : 40 + gh * cell, 10 : 10 + gw * cell] = coloured
+    cv2.putText(
+        canvas, f"{title} (n={len(positions)}, log scale)", (10, 25), _FONT, 0.6, (0, 0, 0), 1, cv2.LINE_AA
+    )
+    return canvas
+
+
+def _write_plots(
+    root: Path, values: dict[str, list[float]], positions: list[tuple[float, float, int, int]]
+) -> list[str]:
+    folder = root / "audit"
+    plots = {
+        "distance.png": draw_histogram(values["distance_m"], "distance camera - object", "metres"),
+        "angle.png": draw_histogram(values["angle_of_incidence_deg"], "angle of incidence", "degrees"),
+        "ppm.png": draw_histogram(values["ppm"], "pixels per module", "px / module"),
+        "corner_heatmap.png": draw_heatmap(positions, "visible corners and keypoints in the image"),
+    }
+    for name, image in plots.items():
+        write_png_atomic(folder / name, image)
+    return [f"audit/{name}" for name in plots]
+
+
+def main_audit(out: str | Path, gates_path: str | Path | None = None) -> int:
+    """`render-tag audit OUT [--gates FILE]`: prints the summary; 1 when a gate fails, else 0."""
+    report = audit_dataset(out, gates_path)
+    print(report.summary())
+    return 0 if report.passed else 1

@@ -1,0 +1,373 @@
+"""The merge: from `labels/<image_id>.json` files to the dataset files of DESIGN.md.
+
+Workers write one label file per image, so a crash loses at most one image and shards never contend
+for a file. The merge reads them all and writes `rich_truth.json`, `coco_labels.json`,
+`ground_truth.csv` and `provenance.json`, each atomically. It is a pure function of the label files
+(and `recipes.json` for seeds and eval margins): images are sorted by image id, COCO ids are taken from
+that order, nothing depends on time, paths or the order of shards, so merging twice gives the same bytes
+and merging shard folders gives the same files as one folder holding all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from render_tag_shared.errors import InputError
+from render_tag_shared.recipe import SCHEMA_VERSION, RecipeFile, SceneRecipe, load_recipe_file
+from render_tag_shared.records import (
+    COCO_KEYPOINT_NAMES,
+    COORDINATE_CONVENTION,
+    RICH_TRUTH_VERSION,
+    DetectionRecord,
+    ImageLabels,
+    coco_annotation,
+    coco_categories,
+    csv_text,
+    polygon_bbox_area,
+    rich_truth_document,
+)
+
+from .io import write_bytes_atomic, write_json_atomic, write_text_atomic
+from .labels import read_labels_folder, recipe_hash
+
+__all__ = ["MergeReport", "dataset_versions", "main_merge", "merge_dataset", "record_sort_key"]
+
+log = logging.getLogger(__name__)
+
+RICH_TRUTH = "rich_truth.json"
+COCO = "coco_labels.json"
+CSV = "ground_truth.csv"
+PROVENANCE = "provenance.json"
+PROVENANCE_VERSION = 1
+BOARD_CATEGORY_BASE = 1001
+"""Board categories come after the fixed family categories (ids 1..21), far enough to never meet them."""
+
+CORNER_ORDER = "TL, TR, BR, BL: clockwise in the image; index 0 is the marker's own top-left"
+VISIBILITY = "2 visible; 1 labelled but outside the image or inside the eval margin; 0 not labelled"
+
+
+@dataclass
+class MergeReport:
+    """What a merge did: counts, the label files it skipped and why, and the files it wrote."""
+
+    dest: Path
+    num_images: int = 0
+    num_records: int = 0
+    num_annotations: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.skipped and not self.conflicts
+
+    def summary(self) -> str:
+        lines = [f"merged {self.num_images} images, {self.num_records} records into {self.dest}"]
+        lines += [f"skipped {name}: {reason}" for name, reason in self.skipped]
+        lines += [f"conflict: {text}" for text in self.conflicts]
+        lines += [f"note: {text}" for text in self.notes]
+        return "\n".join(lines)
+
+
+def dataset_versions() -> dict[str, str]:
+    """Versions of the code that wrote the dataset files (not of the renderer: that is in labels)."""
+    import render_tag_shared
+
+    try:
+        host = metadata.version("render-tag")
+    except metadata.PackageNotFoundError:
+        host = "unknown"
+    return {
+        "render_tag": host,
+        "render_tag_shared": getattr(render_tag_shared, "__version__", "unknown"),
+        "recipe_schema": SCHEMA_VERSION,
+        "rich_truth": RICH_TRUTH_VERSION,
+    }
+
+
+def record_sort_key(record: DetectionRecord) -> tuple[str, str, int, str]:
+    """Records of an image in a fixed order, whatever order a worker wrote them in."""
+    return (
+        record.record_type,
+        record.tag_family,
+        -1 if record.tag_id is None else record.tag_id,
+        record.object_name,
+    )
+
+
+def _load_recipes(folder: Path, report: MergeReport) -> RecipeFile | None:
+    path = folder / "recipes.json"
+    if not path.is_file():
+        return None
+    try:
+        return load_recipe_file(path)
+    except InputError as exc:
+        report.notes.append(f"{path}: not used for provenance ({exc})")
+        return None
+
+
+def _copy_if_needed(src: Path, dst: Path) -> None:
+    """Brings a shard's file into the merged folder (a hard link when possible: images are big)."""
+    if src.resolve() == dst.resolve():
+        return
+    if dst.is_file() and dst.stat().st_size == src.stat().st_size and dst.read_bytes() == src.read_bytes():
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.link")
+    try:
+        if tmp.exists():
+            tmp.unlink()
+        os.link(src, tmp)
+        os.replace(tmp, dst)
+    except OSError:
+        if tmp.exists():
+            tmp.unlink()
+        write_bytes_atomic(dst, src.read_bytes())
+
+
+def _board_category_name(record: DetectionRecord) -> str:
+    board = record.board_definition
+    assert board is not None
+    legacy = "_legacy" if board.legacy_pattern else ""
+    return f"{board.board_type}_{board.cols}x{board.rows}_{board.dictionary}{legacy}"
+
+
+def _board_categories(records: list[DetectionRecord]) -> dict[str, dict[str, Any]]:
+    """One COCO keypoint category per board layout: its keypoints in the library's corner-id order."""
+    counts: dict[str, int] = {}
+    for record in records:
+        if record.record_type == "BOARD" and record.board_definition is not None:
+            counts[_board_category_name(record)] = record.board_definition.num_keypoints
+    return {
+        name: {
+            "id": BOARD_CATEGORY_BASE + index,
+            "name": name,
+            "supercategory": "calibration_board",
+            "keypoints": [f"corner_{i}" for i in range(counts[name])],
+            "skeleton": [],
+        }
+        for index, name in enumerate(sorted(counts))
+    }
+
+
+def _board_annotation(
+    record: DetectionRecord, annotation_id: int, image_number: int, category: int
+) -> dict[str, Any]:
+    """A COCO keypoint annotation of a board: its keypoints (sentinels become 0, 0, 0 as COCO asks)."""
+    keypoints: list[float] = []
+    points = record.keypoints or []
+    vis = record.keypoints_visibility or []
+    for (x, y), v in zip(points, vis, strict=True):
+        keypoints.extend([float(x), float(y), int(v)] if v else [0.0, 0.0, 0])
+    outline = record.outline or record.corners
+    bbox, area = polygon_bbox_area(outline)
+    board = record.board_definition
+    return {
+        "id": annotation_id,
+        "image_id": image_number,
+        "category_id": category,
+        "segmentation": [[float(c) for point in outline for c in point]],
+        "area": area,
+        "bbox": bbox,
+        "iscrowd": 0,
+        "keypoints": keypoints,
+        "num_keypoints": sum(1 for v in vis if v),
+        "attributes": {
+            "object_name": record.object_name,
+            "board_type": board.board_type if board else None,
+            "dictionary": record.tag_family,
+        },
+    }
+
+
+def _coco_document(images: list[ImageLabels], job_id: str | None) -> dict[str, Any]:
+    all_records = [r for labels in images for r in labels.records]
+    boards = _board_categories(all_records)
+    coco_images = []
+    annotations: list[dict[str, Any]] = []
+    for number, labels in enumerate(images, start=1):
+        coco_images.append(
+            {
+                "id": number,
+                "file_name": labels.file_name,
+                "width": labels.width,
+                "height": labels.height,
+                "image_key": labels.image_id,
+                "scene_id": labels.scene_id,
+                "camera_name": labels.camera_name,
+            }
+        )
+        for record in labels.records:
+            annotation_id = len(annotations) + 1
+            if record.record_type == "TAG":
+                annotations.append(coco_annotation(record, annotation_id, number))
+            elif record.board_definition is not None:
+                category = boards[_board_category_name(record)]["id"]
+                annotations.append(_board_annotation(record, annotation_id, number, category))
+    return {
+        "info": {
+            "description": "render-tag synthetic fiducial-marker dataset",
+            "version": RICH_TRUTH_VERSION,
+            "job_id": job_id,
+            "coordinate_convention": COORDINATE_CONVENTION,
+            "keypoint_order": list(COCO_KEYPOINT_NAMES),
+            "note": "keypoints and polygons use OpenCV pixel coordinates (top-left pixel centre at 0, 0), "
+            "not COCO's pixel-corner convention; unlabelled keypoints are (0, 0, v=0)",
+        },
+        "licenses": [],
+        "images": coco_images,
+        "annotations": annotations,
+        "categories": coco_categories() + list(boards.values()),
+    }
+
+
+def _camera_of(recipe: SceneRecipe | None, labels: ImageLabels) -> Any:
+    if recipe is None:
+        return None
+    for camera in recipe.cameras:
+        if camera.name == labels.camera_name:
+            return camera
+    return None
+
+
+def _provenance(
+    images: list[ImageLabels], recipes: dict[int, SceneRecipe], job_id: str | None
+) -> tuple[dict[str, Any], list[float | None]]:
+    entries: dict[str, Any] = {}
+    margins: list[float | None] = []
+    digests = {scene_id: recipe_hash(recipe) for scene_id, recipe in recipes.items()}
+    for labels in images:
+        recipe = recipes.get(labels.scene_id)
+        matches = recipe is not None and digests[labels.scene_id] == labels.recipe_hash
+        camera = _camera_of(recipe, labels) if matches else None
+        margin = float(camera.intrinsics.eval_margin_px) if camera is not None else None
+        margins.append(margin)
+        entries[labels.image_id] = {
+            "scene_id": labels.scene_id,
+            "camera_name": labels.camera_name,
+            "recipe_hash": labels.recipe_hash,
+            "recipe_in_dataset": matches,
+            "random_seed": recipe.random_seed if matches and recipe is not None else None,
+            "renderer_seed": recipe.renderer.seed if matches and recipe is not None else None,
+            "noise_seed": camera.sensor_noise.seed if camera is not None and camera.sensor_noise else None,
+            "eval_margin_px": margin,
+        }
+    document = {
+        "version": PROVENANCE_VERSION,
+        "job_id": job_id,
+        "versions": dataset_versions(),
+        "images": entries,
+    }
+    return document, margins
+
+
+def merge_dataset(
+    out_dirs: list[Path] | list[str] | Path | str, dest: Path | str | None = None
+) -> MergeReport:
+    """Merges the label files of one dataset folder, or of several shard folders into `dest`.
+
+    With several folders (or a `dest` other than the folder) the label files and images are brought
+    into `dest` as well, so `dest` is a complete dataset that merges to the same bytes on its own.
+    Corrupt or truncated label files are named in the report and skipped. InputError when there is
+    nothing to merge (no folder, or no label file at all); nothing is written then.
+    """
+    sources = [Path(out_dirs)] if isinstance(out_dirs, str | Path) else [Path(p) for p in out_dirs]
+    if not sources:
+        raise InputError("merge", "out_dirs", "no dataset folder given")
+    target = Path(dest) if dest is not None else sources[0]
+    report = MergeReport(dest=target)
+    for folder in sources:
+        if not folder.is_dir():
+            raise InputError(str(folder), "", "not a folder")
+
+    by_id: dict[str, ImageLabels] = {}
+    origin: dict[str, tuple[Path, Path]] = {}
+    recipes: dict[int, SceneRecipe] = {}
+    job_ids: set[str | None] = set()
+    found_any = False
+    for folder in sources:
+        loaded, skipped = read_labels_folder(folder)
+        found_any = found_any or bool(loaded) or bool(skipped)
+        report.skipped += [(str(folder / name), reason) for name, reason in skipped]
+        recipe_file = _load_recipes(folder, report)
+        if recipe_file is not None:
+            job_ids.add(recipe_file.job_id)
+            for recipe in recipe_file.recipes:
+                recipes.setdefault(recipe.scene_id, recipe)
+        for path, labels in loaded:
+            previous = by_id.get(labels.image_id)
+            if previous is not None:
+                if previous != labels:
+                    report.conflicts.append(
+                        f"{labels.image_id}: {path} differs from {origin[labels.image_id][0]}; kept the first"
+                    )
+                continue
+            by_id[labels.image_id] = labels
+            origin[labels.image_id] = (path, folder)
+    if not found_any:
+        raise InputError(
+            ", ".join(str(s) for s in sources), "labels", "no label files (labels/*.json) to merge"
+        )
+
+    images = []
+    for image_id in sorted(by_id):
+        labels = by_id[image_id]
+        records = sorted(labels.records, key=record_sort_key)
+        images.append(labels.model_copy(update={"records": records}))
+
+    # Bring shard files into the destination so that it stands on its own.
+    for image_id, (label_file, folder) in sorted(origin.items()):
+        if folder.resolve() != target.resolve():
+            _copy_if_needed(label_file, target / "labels" / label_file.name)
+            picture = folder / by_id[image_id].file_name
+            if picture.is_file():
+                _copy_if_needed(picture, target / by_id[image_id].file_name)
+    if not (target / "recipes.json").is_file() and recipes:
+        from render_tag_shared.recipe import dump_recipe_file
+
+        job = next(iter(job_ids)) if len(job_ids) == 1 else None
+        merged = RecipeFile(job_id=job, recipes=[recipes[k] for k in sorted(recipes)])
+        report.written.append(write_text_atomic(target / "recipes.json", dump_recipe_file(merged)))
+
+    job_id = next(iter(job_ids)) if len(job_ids) == 1 else None
+    provenance, margins = _provenance(images, recipes, job_id)
+    known = {m for m in margins if m is not None}
+    records = [r for labels in images for r in labels.records]
+    context = {
+        "job_id": job_id,
+        "corner_order": CORNER_ORDER,
+        "visibility": VISIBILITY,
+        "sentinel": [-1.0, -1.0],
+        "eval_margin_px": known.pop() if len(known) == 1 and None not in margins else None,
+        "num_images": len(images),
+        "num_records": len(records),
+        "image_ids": [labels.image_id for labels in images],
+        "families": sorted({r.tag_family for r in records}),
+    }
+    coco = _coco_document(images, job_id)
+    report.written.append(
+        write_json_atomic(target / RICH_TRUTH, rich_truth_document(records, context), indent=None)
+    )
+    report.written.append(write_json_atomic(target / COCO, coco, indent=None))
+    report.written.append(write_text_atomic(target / CSV, csv_text(records)))
+    report.written.append(write_json_atomic(target / PROVENANCE, provenance, indent=1))
+    report.num_images = len(images)
+    report.num_records = len(records)
+    report.num_annotations = len(coco["annotations"])
+    for name, reason in report.skipped:
+        log.warning("skipped %s: %s", name, reason)
+    return report
+
+
+def main_merge(out_dirs: list[str] | list[Path] | str | Path, dest: str | Path | None = None) -> int:
+    """`render-tag merge OUT [OUT2 ...] [-o DEST]`: 0 when every label file merged, 1 when some were not."""
+    report = merge_dataset(out_dirs, dest)
+    print(report.summary())
+    return 0 if report.ok else 1

@@ -1,0 +1,608 @@
+"""`render-tag verify OUT`: OpenCV's own detectors against the dataset's ground truth.
+
+A label that a detector disagrees with is either a rendering bug or a labelling bug, and either would
+teach a model or a calibration pipeline the wrong answer. So the dataset is run through the detectors
+its users run (`cv2.aruco.ArucoDetector` per family, `cv2.aruco.CharucoDetector` for ChArUco boards,
+rebuilt from each record's board definition with the legacy-pattern flag set as defined) and the
+answers are compared with the truth: detection rate of the tags marked fully visible, corner error
+(mean signed offset in x and y, median, p95) and, for ChArUco datasets, the intrinsics that
+`cv2.calibrateCamera` recovers from the detections against the true K. OpenCV's version and the
+detector settings are recorded, because the numbers depend on them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from render_tag_shared.boards import BoardDefinition
+from render_tag_shared.errors import InputError
+from render_tag_shared.families import get_family
+from render_tag_shared.records import DetectionRecord
+
+from .dataset import RenderTagDataset, opencv_dist_coeffs
+from .exports import charuco_board
+from .io import write_json_atomic, write_png_atomic
+
+__all__ = ["DEFAULT_THRESHOLDS", "VerifyReport", "load_thresholds", "main_verify", "verify_dataset"]
+
+VERIFY_VERSION = 1
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "min_detection_rate": 0.95,
+    "max_mean_offset_px": 0.25,
+    "max_median_error_px": 1.0,
+    "max_p95_error_px": 2.0,
+    "max_focal_error_rel": 0.005,
+    "max_principal_point_error_px": 2.0,
+}
+"""Per family: detection rate of fully visible tags (or visible board keypoints), |mean signed offset|
+in x and in y, median and p95 of the corner error; per ChArUco camera: fx, fy relative error and cx, cy
+error of cv2.calibrateCamera. ArUco's sub-pixel refinement pulls convex corners ~0.3-0.7 px inwards on
+rendered images (a bias that cancels in the mean), hence the loose median against the tight mean."""
+
+MIN_CALIBRATION_VIEWS = 4
+MIN_POINTS_PER_VIEW = 6
+
+
+@cache
+def charuco_detector_bias() -> tuple[float, float]:
+    """The constant offset of this OpenCV's CharucoDetector corners, measured on a board it drew itself.
+
+    OpenCV 4.7 to at least 4.11 shift every ChArUco corner by +0.5 px in x and y (a +0.5 added after
+    cornerSubPix; opencv/opencv#25539, fixed by opencv/opencv#28380). Judging ground truth against that
+    would blame the dataset for the detector, so the offset is measured on `generateImage` output, whose
+    corners are known exactly, rounded to a multiple of 0.5 px (so nothing but that bug is absorbed),
+    subtracted from detections, and recorded in verify.json.
+    """
+    import cv2
+
+    dictionary = cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_5X5_100)
+    board = cv2.aruco.CharucoBoard((7, 5), 0.04, 0.03, dictionary)
+    margin, square = 50, 100
+    image = board.generateImage((7 * square + 2 * margin, 5 * square + 2 * margin), marginSize=margin)
+    corners, ids, _, _ = cv2.aruco.CharucoDetector(board).detectBoard(image)
+    if ids is None or len(ids) < 4:
+        return (0.0, 0.0)
+    truth = np.asarray(board.getChessboardCorners())[ids.ravel(), :2] / 0.04 * square + margin - 0.5
+    offset = np.median(np.asarray(corners, dtype=np.float64).reshape(-1, 2) - truth, axis=0)
+    return (float(np.round(offset[0] * 2) / 2), float(np.round(offset[1] * 2) / 2))
+
+
+# -- detectors -------------------------------------------------------------------------------------
+
+
+def _detector_parameters(border_bits: int = 1) -> Any:
+    import cv2
+
+    params = cv2.aruco.DetectorParameters()
+    params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
+    params.markerBorderBits = int(border_bits)
+    return params
+
+
+def _dictionary(family: str) -> Any:
+    import cv2
+
+    return cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, get_family(family).opencv_name))
+
+
+class _Detectors:
+    """Detectors built once per family / board definition and reused for every image."""
+
+    def __init__(self) -> None:
+        self._aruco: dict[tuple[str, int], Any] = {}
+        self._charuco: dict[str, Any] = {}
+
+    def aruco(self, family: str, border_bits: int = 1) -> Any:
+        import cv2
+
+        key = (family, border_bits)
+        if key not in self._aruco:
+            self._aruco[key] = cv2.aruco.ArucoDetector(_dictionary(family), _detector_parameters(border_bits))
+        return self._aruco[key]
+
+    def charuco(self, board: BoardDefinition) -> tuple[Any, Any]:
+        import cv2
+
+        key = board.model_dump_json()
+        if key not in self._charuco:
+            cv_board = charuco_board(board)
+            params = _detector_parameters(board.effective_border_bits)
+            self._charuco[key] = (cv2.aruco.CharucoDetector(cv_board, detectorParams=params), cv_board)
+        return self._charuco[key]
+
+
+# -- accumulation ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _FamilyStats:
+    kind: str
+    expected: int = 0
+    detected: int = 0
+    false_positives: int = 0
+    offsets: list[tuple[float, float]] = field(default_factory=list)
+    missed_examples: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, detected: npt.NDArray[np.float64], truth: npt.NDArray[np.float64]) -> None:
+        self.offsets.extend((float(dx), float(dy)) for dx, dy in (detected - truth).reshape(-1, 2))
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "expected": self.expected,
+            "detected": self.detected,
+            "detection_rate": self.detected / self.expected if self.expected else None,
+            "false_positives": self.false_positives,
+            "corner_error": _error_stats(self.offsets),
+            **self.extra,
+        }
+        if self.missed_examples:
+            out["missed_examples"] = self.missed_examples
+        return out
+
+
+def _error_stats(offsets: list[tuple[float, float]]) -> dict[str, Any]:
+    if not offsets:
+        return {"count": 0}
+    d = np.asarray(offsets, dtype=np.float64)
+    norms = np.linalg.norm(d, axis=1)
+    return {
+        "count": len(d),
+        "mean_dx": float(d[:, 0].mean()),
+        "mean_dy": float(d[:, 1].mean()),
+        "median": float(np.median(norms)),
+        "p95": float(np.percentile(norms, 95)),
+        "max": float(norms.max()),
+        "rms": float(math.sqrt(float(np.mean(norms**2)))),
+    }
+
+
+def _board_marker_ids(records: list[DetectionRecord], family: str) -> set[int]:
+    ids: set[int] = set()
+    for record in records:
+        if (
+            record.board_definition is not None
+            and record.board_definition.family.name == get_family(family).name
+        ):
+            ids.update(record.board_definition.resolved_marker_ids())
+    return ids
+
+
+def _verify_tags(
+    gray: Any, records: list[DetectionRecord], detectors: _Detectors, stats: dict[str, _FamilyStats]
+) -> None:
+    tags = [r for r in records if r.record_type == "TAG"]
+    for family in sorted({r.tag_family for r in tags}):
+        corners, ids, _ = detectors.aruco(family).detectMarkers(gray)
+        found = {}
+        if ids is not None:
+            for tag_id, quad in zip(ids.ravel().tolist(), corners, strict=True):
+                found[int(tag_id)] = np.asarray(quad, dtype=np.float64).reshape(4, 2)
+        entry = stats.setdefault(family, _FamilyStats(kind="tag"))
+        truth_ids = {r.tag_id for r in tags if r.tag_family == family}
+        board_ids = _board_marker_ids(records, family)
+        entry.false_positives += sum(1 for i in found if i not in truth_ids and i not in board_ids)
+        for record in tags:
+            if record.tag_family != family or not record.fully_visible:
+                continue
+            entry.expected += 1
+            detection = found.get(int(record.tag_id if record.tag_id is not None else -1))
+            if detection is None:
+                if len(entry.missed_examples) < 20:
+                    entry.missed_examples.append({"image_id": record.image_id, "tag_id": record.tag_id})
+                continue
+            entry.detected += 1
+            entry.add(detection, np.asarray(record.corners, dtype=np.float64))
+
+
+def _verify_charuco(
+    gray: Any, record: DetectionRecord, detectors: _Detectors, entry: _FamilyStats
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None:
+    """Compares detected ChArUco corners with the keypoints; returns (object, image) points to calibrate."""
+    assert record.board_definition is not None and record.keypoints is not None
+    detector, cv_board = detectors.charuco(record.board_definition)
+    charuco_corners, charuco_ids, _, _ = detector.detectBoard(gray)
+    vis = np.asarray(record.keypoints_visibility or [], dtype=np.int64)
+    truth = np.asarray(record.keypoints, dtype=np.float64)
+    expected = set(np.flatnonzero(vis == 2).tolist())
+    entry.expected += len(expected)
+    if charuco_ids is None or len(charuco_ids) == 0:
+        return None
+    ids = charuco_ids.ravel().astype(int)
+    points = np.asarray(charuco_corners, dtype=np.float64).reshape(-1, 2) - np.asarray(
+        charuco_detector_bias()
+    )
+    keep = np.array([i in expected for i in ids], dtype=bool)
+    entry.detected += int(keep.sum())
+    entry.false_positives += int((~np.isin(ids, np.arange(len(vis)))).sum())
+    entry.add(points[keep], truth[ids[keep]])
+    object_points = np.asarray(cv_board.getChessboardCorners(), dtype=np.float32)[ids]
+    return object_points, points.astype(np.float32)
+
+
+APRILGRID_SUBPIX_WINDOW = 3
+"""Half-window of cv2.cornerSubPix on AprilGrid saddles (Kalibr refines its tag corners the same way)."""
+
+
+def _verify_aprilgrid(gray: Any, record: DetectionRecord, detectors: _Detectors, entry: _FamilyStats) -> None:
+    """Tag corners of a Kalibr AprilGrid: OpenCV's TL, TR, BR, BL are Kalibr points b+1, b, b+2c, b+2c+1.
+
+    On an AprilGrid each tag corner touches a black corner square, which drags ArUco's quad fit ~2 px
+    outwards; the corners are saddle points there, so they are refined with cv2.cornerSubPix first.
+    """
+    import cv2
+
+    board = record.board_definition
+    assert board is not None and record.keypoints is not None
+    corners, ids, _ = detectors.aruco(board.dictionary, board.effective_border_bits).detectMarkers(gray)
+    vis = np.asarray(record.keypoints_visibility or [], dtype=np.int64)
+    truth = np.asarray(record.keypoints, dtype=np.float64)
+    marker_ids = board.resolved_marker_ids()
+    cols = board.cols
+    expected = 0
+    for k in range(len(marker_ids)):
+        base = (k // cols) * 4 * cols + (k % cols) * 2
+        expected += int(all(vis[i] == 2 for i in (base + 1, base, base + 2 * cols, base + 2 * cols + 1)))
+    entry.expected += expected
+    if ids is None:
+        return
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_COUNT, 50, 1e-3)
+    window = (APRILGRID_SUBPIX_WINDOW, APRILGRID_SUBPIX_WINDOW)
+    corners = [cv2.cornerSubPix(gray, np.asarray(q, np.float32).reshape(-1, 1, 2), window, (-1, -1), criteria)
+               for q in corners]  # fmt: skip
+    index_of = {tag_id: k for k, tag_id in enumerate(marker_ids)}
+    for tag_id, quad in zip(ids.ravel().tolist(), corners, strict=True):
+        found = index_of.get(int(tag_id))
+        if found is None:
+            entry.false_positives += 1
+            continue
+        base = (found // cols) * 4 * cols + (found % cols) * 2
+        order = [base + 1, base, base + 2 * cols, base + 2 * cols + 1]
+        if all(vis[i] == 2 for i in order):
+            entry.detected += 1
+            entry.add(np.asarray(quad, dtype=np.float64).reshape(4, 2), truth[order])
+
+
+# -- calibration -----------------------------------------------------------------------------------
+
+
+def _calibrate(
+    views: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]], record: DetectionRecord
+) -> dict[str, Any]:
+    """cv2.calibrateCamera (cv2.fisheye.calibrate for Kannala-Brandt) on ChArUco detections, vs the true K."""
+    import cv2
+
+    k_true = np.asarray(record.k_matrix, dtype=np.float64)
+    size = (int(record.resolution[0]), int(record.resolution[1]))
+    model = record.distortion_model
+    result: dict[str, Any] = {"views": len(views), "distortion_model": model, "resolution": list(size)}
+    try:
+        if model == "kannala_brandt":
+            flags = cv2.fisheye.CALIB_RECOMPUTE_EXTRINSIC | cv2.fisheye.CALIB_FIX_SKEW
+            rms, k, dist, _, _ = cv2.fisheye.calibrate(
+                [o.reshape(-1, 1, 3).astype(np.float64) for o, _ in views],
+                [i.reshape(-1, 1, 2).astype(np.float64) for _, i in views],
+                size,
+                k_true.copy(),
+                np.zeros(4),
+                flags=flags | cv2.fisheye.CALIB_USE_INTRINSIC_GUESS,
+                criteria=(cv2.TERM_CRITERIA_COUNT + cv2.TERM_CRITERIA_EPS, 100, 1e-12),
+            )
+            result["flags"] = "fisheye: RECOMPUTE_EXTRINSIC | FIX_SKEW | USE_INTRINSIC_GUESS"
+        else:
+            if model == "none":
+                flags = cv2.CALIB_FIX_K1 | cv2.CALIB_FIX_K2 | cv2.CALIB_FIX_K3 | cv2.CALIB_ZERO_TANGENT_DIST
+                result["flags"] = "FIX_K1 | FIX_K2 | FIX_K3 | ZERO_TANGENT_DIST (pinhole truth)"
+            else:
+                k3 = opencv_dist_coeffs(model, list(record.distortion_coeffs))[4]
+                flags = cv2.CALIB_FIX_K3 if k3 == 0 else 0
+                result["flags"] = "FIX_K3" if flags else "default (k1 k2 p1 p2 k3)"
+            calibrate: Any = cv2.calibrateCamera  # the stubs refuse None for the initial K and D
+            rms, k, dist, _, _ = calibrate(
+                [o for o, _ in views], [i for _, i in views], size, None, None, flags=flags
+            )
+    except cv2.error as exc:
+        result["error"] = str(exc).strip().splitlines()[-1]
+        return result
+    names = ("fx", "fy", "cx", "cy")
+    true = (k_true[0, 0], k_true[1, 1], k_true[0, 2], k_true[1, 2])
+    estimated = (k[0, 0], k[1, 1], k[0, 2], k[1, 2])
+    result.update(
+        {
+            "rms_px": float(rms),
+            "true": dict(zip(names, map(float, true), strict=True)),
+            "estimated": dict(zip(names, map(float, estimated), strict=True)),
+            "distortion_estimated": [float(c) for c in np.asarray(dist).ravel()],
+            "distortion_true": [float(c) for c in record.distortion_coeffs],
+            "focal_error_rel": max(abs(estimated[0] / true[0] - 1), abs(estimated[1] / true[1] - 1)),
+            "principal_point_error_px": max(abs(estimated[2] - true[2]), abs(estimated[3] - true[3])),
+        }
+    )
+    return result
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class VerifyReport:
+    root: Path
+    opencv_version: str
+    detector: dict[str, Any]
+    thresholds: dict[str, float]
+    families: dict[str, dict[str, Any]]
+    calibration: list[dict[str, Any]]
+    images: dict[str, int]
+    failures: list[str]
+    plot: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": VERIFY_VERSION,
+            "passed": self.passed,
+            "failures": self.failures,
+            "opencv_version": self.opencv_version,
+            "detector": self.detector,
+            "thresholds": self.thresholds,
+            "images": self.images,
+            "families": self.families,
+            "calibration": self.calibration,
+            "plot": self.plot,
+        }
+
+    def summary(self) -> str:
+        lines = [
+            f"verify {self.root} with OpenCV {self.opencv_version}: {'PASSED' if self.passed else 'FAILED'}"
+        ]
+        for name, fam in self.families.items():
+            err = fam["corner_error"]
+            rate = fam["detection_rate"]
+            text = f"  {name}: detected {fam['detected']}/{fam['expected']}"
+            text += f" ({rate:.1%})" if rate is not None else ""
+            if err.get("count"):
+                text += (
+                    f", corner error median {err['median']:.3f} px, p95 {err['p95']:.3f} px, "
+                    f"mean offset ({err['mean_dx']:+.3f}, {err['mean_dy']:+.3f}) px"
+                )
+            lines.append(text)
+        for cal in self.calibration:
+            if "estimated" in cal:
+                est, true = cal["estimated"], cal["true"]
+                lines.append(
+                    f"  calibration ({cal['views']} views): fx {est['fx']:.2f} (true {true['fx']:.2f}), "
+                    f"fy {est['fy']:.2f} ({true['fy']:.2f}), cx {est['cx']:.2f} ({true['cx']:.2f}), "
+                    f"cy {est['cy']:.2f} ({true['cy']:.2f}), rms {cal['rms_px']:.3f} px"
+                )
+        lines += [f"  threshold missed: {f}" for f in self.failures]
+        return "\n".join(lines)
+
+
+def load_thresholds(
+    source: str | Path | dict[str, Any] | None = None, **overrides: float | None
+) -> dict[str, float]:
+    """Thresholds from a dict or a YAML/JSON file (top level or under `verify:`), then keyword overrides."""
+    name = "thresholds"
+    given: Any = {}
+    if isinstance(source, dict):
+        given = source
+    elif source is not None:
+        import yaml
+
+        name = str(source)
+        try:
+            given = yaml.safe_load(Path(source).read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise InputError(name, "", f"cannot read: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise InputError(name, "", f"not valid YAML: {exc}") from exc
+    if not isinstance(given, dict):
+        raise InputError(name, "", "must be a mapping of threshold names to numbers")
+    if isinstance(given.get("verify"), dict):
+        given = given["verify"]
+        if isinstance(given.get("thresholds"), dict):
+            given = given["thresholds"]
+    merged = dict(DEFAULT_THRESHOLDS)
+    for key, value in [*given.items(), *((k, v) for k, v in overrides.items() if v is not None)]:
+        if key not in DEFAULT_THRESHOLDS:
+            raise InputError(name, str(key), f"unknown threshold; known: {', '.join(DEFAULT_THRESHOLDS)}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InputError(name, str(key), f"must be a number, got {value!r}")
+        merged[key] = float(value)
+    return merged
+
+
+def _check(
+    families: dict[str, dict[str, Any]], calibration: list[dict[str, Any]], t: dict[str, float]
+) -> list[str]:
+    failures = []
+    for name, fam in families.items():
+        rate = fam["detection_rate"]
+        if rate is not None and rate < t["min_detection_rate"]:
+            failures.append(f"{name}: detection rate {rate:.3f} < {t['min_detection_rate']}")
+        err = fam["corner_error"]
+        if not err.get("count"):
+            continue
+        for axis in ("mean_dx", "mean_dy"):
+            if abs(err[axis]) > t["max_mean_offset_px"]:
+                failures.append(f"{name}: |{axis}| {abs(err[axis]):.3f} px > {t['max_mean_offset_px']}")
+        if err["median"] > t["max_median_error_px"]:
+            failures.append(
+                f"{name}: median corner error {err['median']:.3f} px > {t['max_median_error_px']}"
+            )
+        if err["p95"] > t["max_p95_error_px"]:
+            failures.append(f"{name}: p95 corner error {err['p95']:.3f} px > {t['max_p95_error_px']}")
+    for index, cal in enumerate(calibration):
+        if "error" in cal:
+            failures.append(f"calibration {index}: cv2 failed: {cal['error']}")
+            continue
+        if "estimated" not in cal:
+            continue
+        if cal["focal_error_rel"] > t["max_focal_error_rel"]:
+            failures.append(
+                f"calibration {index}: focal error {cal['focal_error_rel']:.2e} > {t['max_focal_error_rel']}"
+            )
+        if cal["principal_point_error_px"] > t["max_principal_point_error_px"]:
+            failures.append(
+                f"calibration {index}: principal point error {cal['principal_point_error_px']:.3f} px > "
+                f"{t['max_principal_point_error_px']}"
+            )
+    return failures
+
+
+def verify_dataset(
+    out: str | Path,
+    thresholds: str | Path | dict[str, Any] | None = None,
+    *,
+    plot: bool = True,
+    max_images: int | None = None,
+) -> VerifyReport:
+    """Runs OpenCV's detectors over the images of `out`, writes `verify.json` (and `verify.png`)."""
+    import cv2
+
+    root = Path(out)
+    limits = load_thresholds(thresholds)
+    dataset = RenderTagDataset(root)
+    detectors = _Detectors()
+    stats: dict[str, _FamilyStats] = {}
+    views: dict[str, tuple[DetectionRecord, list[Any]]] = {}
+    checked = missing = unreadable = 0
+    images = dataset.images if max_images is None else dataset.images[:max_images]
+    for image in images:
+        if not image.path.is_file():
+            missing += 1
+            continue
+        gray = cv2.imread(str(image.path), cv2.IMREAD_GRAYSCALE)
+        if gray is None:
+            unreadable += 1
+            continue
+        checked += 1
+        _verify_tags(gray, image.records, detectors, stats)
+        for record in image.boards:
+            board = record.board_definition
+            if board is None or record.keypoints is None:
+                continue
+            key = f"{board.board_type}:{board.dictionary}"
+            entry = stats.setdefault(key, _FamilyStats(kind=board.board_type))
+            if board.board_type == "charuco":
+                entry.extra["legacy_pattern"] = board.legacy_pattern
+                matched = _verify_charuco(gray, record, detectors, entry)
+                if matched is not None and len(matched[0]) >= MIN_POINTS_PER_VIEW:
+                    camera_key = json.dumps([record.k_matrix, record.resolution, record.distortion_model,
+                                             record.distortion_coeffs])  # fmt: skip
+                    views.setdefault(camera_key, (record, []))[1].append(matched)
+            else:
+                entry.extra["border_bits"] = board.effective_border_bits
+                _verify_aprilgrid(gray, record, detectors, entry)
+    if checked == 0:
+        raise InputError(
+            str(root), "images", f"no readable image to verify ({missing} missing, {unreadable} unreadable)"
+        )
+    calibration = [
+        _calibrate(camera_views, record)
+        for record, camera_views in views.values()
+        if len(camera_views) >= MIN_CALIBRATION_VIEWS
+    ]
+    families = {name: stats[name].summary() for name in sorted(stats)}
+    report = VerifyReport(
+        root=root,
+        opencv_version=cv2.__version__,
+        detector={
+            "aruco": "cv2.aruco.ArucoDetector, CORNER_REFINE_SUBPIX, markerBorderBits of the board (tags 1)",
+            "aprilgrid": f"ArucoDetector, cornerSubPix on saddles (half-window {APRILGRID_SUBPIX_WINDOW})",
+            "charuco": "cv2.aruco.CharucoDetector on CharucoBoard rebuilt from board_definition "
+            "(setLegacyPattern as defined)",
+            "charuco_bias_removed_px": list(charuco_detector_bias()),
+        },
+        thresholds=limits,
+        families=families,
+        calibration=calibration,
+        images={"checked": checked, "missing": missing, "unreadable": unreadable},
+        failures=_check(families, calibration, limits),
+    )
+    if plot:
+        write_png_atomic(root / "verify.png", _plot(stats))
+        report.plot = "verify.png"
+    write_json_atomic(root / "verify.json", report.to_dict())
+    return report
+
+
+def _plot(stats: dict[str, _FamilyStats], panel: int = 320, reach_px: float = 2.0) -> npt.NDArray[np.uint8]:
+    """A panel per family: detected minus true corner offsets, rings at 0.5, 1, 2 px, the mean as a cross."""
+    import cv2
+
+    names = sorted(stats) or ["(nothing detected)"]
+    sheet = np.full((panel + 60, panel * len(names), 3), 255, dtype=np.uint8)
+    scale = (panel / 2 - 10) / reach_px
+    for index, name in enumerate(names):
+        x0 = index * panel
+        centre = (x0 + panel // 2, 40 + panel // 2)
+        for ring in (0.5, 1.0, 2.0):
+            cv2.circle(sheet, centre, round(ring * scale), (200, 200, 200), 1, cv2.LINE_AA)
+        cv2.line(sheet, (x0 + 10, centre[1]), (x0 + panel - 10, centre[1]), (220, 220, 220), 1)
+        cv2.line(sheet, (centre[0], 50), (centre[0], 30 + panel), (220, 220, 220), 1)
+        fam = stats.get(name)
+        cv2.putText(sheet, name, (x0 + 8, 20), 0, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        if fam is None:
+            continue
+        offsets = np.asarray(fam.offsets, dtype=np.float64).reshape(-1, 2)
+        for dx, dy in np.clip(offsets, -reach_px, reach_px):
+            cv2.circle(
+                sheet, (round(centre[0] + dx * scale), round(centre[1] + dy * scale)), 1, (200, 90, 20), -1
+            )
+        if len(offsets):
+            mx, my = offsets.mean(axis=0)
+            cv2.drawMarker(sheet, (round(centre[0] + mx * scale), round(centre[1] + my * scale)), (0, 0, 255),
+                           cv2.MARKER_CROSS, 14, 2)  # fmt: skip
+        rate = f"{fam.detected}/{fam.expected}"
+        err = _error_stats(fam.offsets)
+        text = f"det {rate}" + (
+            f"  med {err['median']:.2f}  p95 {err['p95']:.2f} px" if err.get("count") else ""
+        )
+        cv2.putText(sheet, text, (x0 + 8, panel + 52), 0, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+    return sheet
+
+
+def main_verify(
+    out: str | Path,
+    thresholds: dict[str, float] | None = None,
+    config_path: str | Path | None = None,
+    plot: bool = True,
+    *,
+    min_detection_rate: float | None = None,
+    max_mean_offset_px: float | None = None,
+    max_median_error_px: float | None = None,
+    max_p95_error_px: float | None = None,
+    max_focal_error_rel: float | None = None,
+    max_principal_point_error_px: float | None = None,
+) -> int:
+    """`render-tag verify OUT [--config FILE] [--min-detection-rate X ...]`: 1 when a threshold is missed.
+
+    Command-line values (keywords, or the `thresholds` dict) override the config file, which overrides
+    the defaults; None means "not given".
+    """
+    options = {
+        "min_detection_rate": min_detection_rate,
+        "max_mean_offset_px": max_mean_offset_px,
+        "max_median_error_px": max_median_error_px,
+        "max_p95_error_px": max_p95_error_px,
+        "max_focal_error_rel": max_focal_error_rel,
+        "max_principal_point_error_px": max_principal_point_error_px,
+        **(thresholds or {}),
+    }
+    limits = load_thresholds(config_path, **options)
+    report = verify_dataset(out, limits, plot=plot)
+    print(report.summary())
+    return 0 if report.passed else 1

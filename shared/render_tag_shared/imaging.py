@@ -1,0 +1,341 @@
+"""Post-processing of a linear render into the 8-bit image a camera would record, and PNG output.
+
+Blender renders the scene linear (a float buffer, `Raw` view transform) through an undistorted
+pinhole, or an equidistant fisheye for Kannala-Brandt lenses. Everything a real camera adds after
+the optics happens here in numpy, in this order, so it is reproducible bit for bit and identical
+whichever Blender version or render engine made the pixels:
+
+1. lens warp: resample the overscan render into the distorted target (`warp_to_target`);
+2. exposure: scale by 2 ** exposure_ev (linear light);
+3. sensor noise: the recipe's layers in order, seeded (`numpy.random.Generator(PCG64(seed))`);
+4. tone mapping: linear, sRGB OETF or a power-law gamma, clipped to [0, 1];
+5. dynamic range: black + (white - black) * v;
+6. quantisation to 8 bits (round half to even, as numpy rounds).
+
+PNG files are encoded here too (zlib, no timestamps, no text chunks), so the same array always gives
+the same bytes; `write_png_atomic` writes them through a temporary file and `os.replace`.
+Pure numpy: no cv2, no bpy.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from .projection import project_points, unproject_pixels
+from .recipe import (
+    CameraIntrinsics,
+    CameraRecipe,
+    DynamicRange,
+    GaussianNoise,
+    OverscanTarget,
+    PoissonNoise,
+    SaltPepperNoise,
+    SensorNoise,
+    ToneMapping,
+)
+
+__all__ = [
+    "apply_dynamic_range",
+    "apply_exposure",
+    "apply_sensor_noise",
+    "apply_tone_mapping",
+    "decode_png_header",
+    "encode_png",
+    "postprocess",
+    "quantize_8bit",
+    "sample_bilinear",
+    "sample_nearest",
+    "source_map",
+    "srgb_oetf",
+    "warp_to_target",
+    "write_bytes_atomic",
+    "write_png_atomic",
+]
+
+FloatArray = npt.NDArray[np.float64]
+Float32Array = npt.NDArray[np.float32]
+UInt8Array = npt.NDArray[np.uint8]
+AnyArray = npt.NDArray[np.generic]
+
+# --------------------------------------------------------------------------- lens warp
+
+
+def source_map(intrinsics: CameraIntrinsics, overscan: OverscanTarget | None = None) -> FloatArray:
+    """(H, W, 2) coordinates in the overscan render to sample for every target pixel centre.
+
+    For each target pixel: the ray through it (inverse of the target lens), projected by the camera
+    Blender rendered: a pinhole with the overscan K, or the equidistant fisheye (Kannala-Brandt with
+    zero coefficients and the fisheye's K). NaN where the target pixel has no ray.
+    """
+    target = overscan if overscan is not None else intrinsics.overscan
+    if target is None:
+        raise ValueError("source_map: the camera has no overscan target (no distortion to warp)")
+    w, h = intrinsics.resolution
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    rays = unproject_pixels(
+        np.stack([gx, gy], axis=-1),
+        intrinsics.k,
+        intrinsics.distortion_model,
+        intrinsics.distortion_coeffs,
+    )
+    k_src = np.asarray(target.k_matrix, dtype=np.float64)
+    if target.projection == "equidistant":
+        return project_points(rays, k_src, "kannala_brandt", np.zeros(4))
+    return project_points(rays, k_src, "none", None)
+
+
+def _as_hwc(image: npt.ArrayLike) -> tuple[npt.NDArray[np.generic], bool]:
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        return arr[:, :, None], True
+    if arr.ndim != 3:
+        raise ValueError(f"expected an (H, W) or (H, W, C) image, got shape {arr.shape}")
+    return arr, False
+
+
+def sample_bilinear(image: npt.ArrayLike, coords: npt.ArrayLike, fill: float = 0.0) -> FloatArray:
+    """Bilinear samples of `image` at (..., 2) pixel coordinates (x, y), OpenCV's pixel centres.
+
+    Pixel (i, j) holds the value at x = j, y = i, as cv2.remap with INTER_LINEAR reads it. Samples
+    outside [0, W - 1] x [0, H - 1], and NaN coordinates, get `fill`: the overscan is sized so that
+    no target pixel with a ray needs that.
+    """
+    src, squeeze = _as_hwc(image)
+    xy = np.asarray(coords, dtype=np.float64)
+    h, w = src.shape[:2]
+    x, y = xy[..., 0], xy[..., 1]
+    valid = np.isfinite(x) & np.isfinite(y)
+    xs = np.where(valid, x, -10.0)
+    ys = np.where(valid, y, -10.0)
+    x0 = np.floor(xs)
+    y0 = np.floor(ys)
+    fx = (xs - x0)[..., None]
+    fy = (ys - y0)[..., None]
+    x0i = x0.astype(np.int64)
+    y0i = y0.astype(np.int64)
+    # inside [0, W-1] x [0, H-1]; on the last row/column the clipped neighbour has weight 0
+    ok = valid & (xs >= 0.0) & (ys >= 0.0) & (xs <= w - 1) & (ys <= h - 1)
+    xa = np.clip(x0i, 0, w - 1)
+    ya = np.clip(y0i, 0, h - 1)
+    xb = np.clip(x0i + 1, 0, w - 1)
+    yb = np.clip(y0i + 1, 0, h - 1)
+    s = src.astype(np.float64, copy=False)
+    top = s[ya, xa] * (1.0 - fx) + s[ya, xb] * fx
+    bottom = s[yb, xa] * (1.0 - fx) + s[yb, xb] * fx
+    out = top * (1.0 - fy) + bottom * fy
+    out = np.where(ok[..., None], out, fill)
+    return out[..., 0] if squeeze else out
+
+
+def sample_nearest(image: npt.ArrayLike, coords: npt.ArrayLike, fill: int | float = 0) -> AnyArray:
+    """Nearest-neighbour samples (for masks and ids: values must not be blended); `fill` outside."""
+    src, squeeze = _as_hwc(image)
+    xy = np.asarray(coords, dtype=np.float64)
+    h, w = src.shape[:2]
+    valid = np.isfinite(xy[..., 0]) & np.isfinite(xy[..., 1])
+    xi = np.floor(np.where(valid, xy[..., 0], -10.0) + 0.5).astype(np.int64)
+    yi = np.floor(np.where(valid, xy[..., 1], -10.0) + 0.5).astype(np.int64)
+    ok = valid & (xi >= 0) & (yi >= 0) & (xi < w) & (yi < h)
+    out = src[np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)]
+    out = np.where(ok[..., None], out, np.asarray(fill, dtype=src.dtype))
+    return out[..., 0] if squeeze else out
+
+
+def warp_to_target(
+    image: npt.ArrayLike,
+    intrinsics: CameraIntrinsics,
+    *,
+    mode: Literal["bilinear", "nearest"] = "bilinear",
+    coords: FloatArray | None = None,
+    fill: float = 0.0,
+) -> AnyArray:
+    """The overscan render (or a mask rendered with it) resampled into the distorted target image.
+
+    Images take `bilinear` (float64 out); masks and id buffers take `nearest` (dtype kept). Pass
+    `coords` from `source_map` to reuse one map for an image and its masks.
+    """
+    src = np.asarray(image)
+    target = intrinsics.overscan
+    if target is not None and src.shape[:2] != (target.resolution[1], target.resolution[0]):
+        raise ValueError(
+            f"the render is {src.shape[1]}x{src.shape[0]} but the overscan target is "
+            f"{target.resolution[0]}x{target.resolution[1]}"
+        )
+    xy = source_map(intrinsics) if coords is None else coords
+    if mode == "nearest":
+        return sample_nearest(src, xy, fill)
+    return sample_bilinear(src, xy, fill)
+
+
+# --------------------------------------------------------------------------- radiometry
+
+
+def apply_exposure(linear: npt.ArrayLike, exposure_ev: float) -> FloatArray:
+    """Linear light times 2 ** exposure_ev (a camera's exposure compensation, in stops)."""
+    return np.asarray(linear, dtype=np.float64) * float(2.0**exposure_ev)
+
+
+def apply_sensor_noise(linear: npt.ArrayLike, noise: SensorNoise | None) -> FloatArray:
+    """The noise layers applied in order, from one generator seeded with `noise.seed`.
+
+    Gaussian: additive read noise of `sigma`. Poisson: photon counts with `photons_at_white`
+    photons at 1.0 (negative values count as no light). Salt and pepper: `amount` of the pixels
+    (all channels) forced to 0 or 1, half each. Same seed, same shape → the same image.
+    """
+    img = np.array(linear, dtype=np.float64, copy=True)
+    if noise is None or not noise.layers:
+        return img
+    rng = np.random.Generator(np.random.PCG64(noise.seed))
+    for layer in noise.layers:
+        if isinstance(layer, GaussianNoise):
+            if layer.sigma > 0:
+                img = img + rng.normal(0.0, layer.sigma, size=img.shape)
+        elif isinstance(layer, PoissonNoise):
+            scale = float(layer.photons_at_white)
+            img = rng.poisson(np.clip(img, 0.0, None) * scale).astype(np.float64) / scale
+        elif isinstance(layer, SaltPepperNoise):
+            if layer.amount > 0:
+                pixel_shape = img.shape[:2]
+                hit = rng.random(pixel_shape) < layer.amount
+                salt = rng.random(pixel_shape) < 0.5
+                value = np.where(salt, 1.0, 0.0)
+                if img.ndim == 3:
+                    img = np.where(hit[..., None], value[..., None], img)
+                else:
+                    img = np.where(hit, value, img)
+        else:  # pragma: no cover - the recipe's discriminated union has no other member
+            raise TypeError(f"unknown noise layer {layer!r}")
+    return img
+
+
+def srgb_oetf(linear: npt.ArrayLike) -> FloatArray:
+    """IEC 61966-2-1 sRGB encoding of linear values clipped to [0, 1]."""
+    x = np.clip(np.asarray(linear, dtype=np.float64), 0.0, 1.0)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1.0 / 2.4) - 0.055)
+
+
+def apply_tone_mapping(linear: npt.ArrayLike, tone: ToneMapping) -> FloatArray:
+    """Display values in [0, 1]: clip (linear), the sRGB OETF, or x ** (1 / gamma). Exposure excluded."""
+    x = np.clip(np.asarray(linear, dtype=np.float64), 0.0, 1.0)
+    if tone.curve == "linear":
+        return x
+    if tone.curve == "srgb":
+        return srgb_oetf(x)
+    return np.power(x, 1.0 / float(tone.gamma))
+
+
+def apply_dynamic_range(display: npt.ArrayLike, levels: DynamicRange) -> FloatArray:
+    """Output levels: black + (white - black) * v (a lifted black and a capped white)."""
+    v = np.asarray(display, dtype=np.float64)
+    return levels.black_level + (levels.white_level - levels.black_level) * v
+
+
+def quantize_8bit(values: npt.ArrayLike) -> UInt8Array:
+    """uint8 of values in [0, 1]: round(255 v), clipped; NaN becomes 0."""
+    v = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0)
+    return np.clip(np.rint(v * 255.0), 0, 255).astype(np.uint8)
+
+
+def postprocess(linear_rgb: npt.ArrayLike, camera: CameraRecipe, *, warp: bool = True) -> UInt8Array:
+    """The 8-bit image of a camera from its linear render (overscan size when the lens distorts).
+
+    Only the colour channels are used (an alpha channel is dropped). The warp runs first because
+    a real lens acts on light before the sensor adds noise.
+    """
+    img = np.asarray(linear_rgb, dtype=np.float64)
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = img[:, :, :3]
+    intr = camera.intrinsics
+    if warp and intr.distortion_model != "none":
+        img = np.asarray(warp_to_target(img, intr), dtype=np.float64)
+    elif img.shape[:2] != (intr.height, intr.width):
+        size = f"{img.shape[1]}x{img.shape[0]}"
+        raise ValueError(f"the render is {size}, the camera {intr.width}x{intr.height}")
+    img = apply_exposure(img, camera.tone_mapping.exposure_ev)
+    img = apply_sensor_noise(img, camera.sensor_noise)
+    img = apply_tone_mapping(img, camera.tone_mapping)
+    img = apply_dynamic_range(img, camera.dynamic_range)
+    return quantize_8bit(img)
+
+
+# --------------------------------------------------------------------------- PNG
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_COLOUR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type (grey, grey+alpha, RGB, RGBA)
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def encode_png(array: npt.ArrayLike, compress_level: int = 6) -> bytes:
+    """PNG bytes of a uint8 (H, W), (H, W, 1|2|3|4) array (row 0 at the top).
+
+    Deterministic: IHDR, IDAT and IEND only (no time, no text, no gamma chunk), each row with the
+    'Sub' filter, one zlib stream at a fixed level. The same array gives the same bytes everywhere
+    zlib is the same, and decoders (cv2.imread, PIL, Blender) read the array back exactly.
+    """
+    arr = np.asarray(array)
+    if arr.dtype != np.uint8:
+        raise ValueError(f"encode_png takes uint8 arrays, got {arr.dtype}")
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in _COLOUR_TYPE or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"encode_png takes (H, W) or (H, W, 1..4) arrays, got shape {np.shape(array)}")
+    h, w, c = arr.shape
+    rows = np.ascontiguousarray(arr).reshape(h, w * c)
+    filtered = rows.copy()
+    filtered[:, c:] = rows[:, c:] - rows[:, :-c]  # Sub filter: uint8 arithmetic wraps modulo 256
+    raw = np.concatenate([np.ones((h, 1), dtype=np.uint8), filtered], axis=1).tobytes()
+    header = struct.pack(">IIBBBBB", w, h, 8, _COLOUR_TYPE[c], 0, 0, 0)
+    return (
+        _PNG_SIGNATURE
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(raw, compress_level))
+        + _chunk(b"IEND", b"")
+    )
+
+
+def decode_png_header(data: bytes) -> tuple[int, int, int]:
+    """(width, height, channels) from PNG bytes: a cheap check that a file is what was written."""
+    if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
+        raise ValueError("not a PNG file")
+    w, h, depth, colour = struct.unpack(">IIBB", data[16:26])
+    channels = {v: k for k, v in _COLOUR_TYPE.items()}.get(colour)
+    if depth != 8 or channels is None:
+        raise ValueError(f"unsupported PNG: bit depth {depth}, colour type {colour}")
+    return w, h, channels
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write `data` to `path` via a temporary file in the same folder and os.replace.
+
+    A reader (or a resumed job) sees the old file or the complete new one, never a torn write.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def write_png_atomic(path: str | os.PathLike[str], array: npt.ArrayLike) -> Path:
+    """encode_png, written atomically."""
+    return write_bytes_atomic(path, encode_png(array))

@@ -1,0 +1,139 @@
+"""Small recipes for the dataset tests (merge, reader, audit, verify, exports): no compiler, no Blender.
+
+Tags lie in the world plane z = 0 facing +z; cameras look at them from above at several azimuths,
+elevations and rolls. The ground truth is the recipe's projection (`camera_ground_truth`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from render_tag.labels import write_labels_from_recipes
+from render_tag_shared.boards import BoardDefinition
+from render_tag_shared.recipe import (
+    BoardObject,
+    CameraIntrinsics,
+    CameraRecipe,
+    Pose,
+    RecipeFile,
+    SceneRecipe,
+    TagObject,
+    dump_recipe_file,
+)
+
+K = [[600.0, 0.0, 319.5], [0.0, 600.0, 239.5], [0.0, 0.0, 1.0]]
+CHARUCO = {
+    "board_type": "charuco",
+    "rows": 5,
+    "cols": 7,
+    "square_size_mm": 40.0,
+    "marker_size_mm": 30.0,
+    "dictionary": "DICT_5X5_100",
+}
+
+
+def look_at(eye: np.ndarray, target: np.ndarray, roll_deg: float = 0.0) -> list[list[float]]:
+    """cam_to_world (OpenCV axes: x right, y down, z forward) of a camera at `eye` looking at `target`."""
+    z = target - eye
+    z = z / np.linalg.norm(z)
+    up = np.array([0.0, 0.0, 1.0]) if abs(z[2]) < 0.99 else np.array([0.0, 1.0, 0.0])
+    x = np.cross(z, up)
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    r = np.stack([x, y, z], axis=1)
+    c, s = math.cos(math.radians(roll_deg)), math.sin(math.radians(roll_deg))
+    r = r @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    m = np.eye(4)
+    m[:3, :3] = r
+    m[:3, 3] = eye
+    return m.tolist()
+
+
+def orbit(
+    distance: float, azimuth_deg: float, elevation_deg: float, target: np.ndarray | None = None
+) -> np.ndarray:
+    target = np.zeros(3) if target is None else target
+    az, el = math.radians(azimuth_deg), math.radians(elevation_deg)
+    return target + distance * np.array(
+        [math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)]
+    )
+
+
+def camera(
+    name: str,
+    eye: np.ndarray,
+    target: np.ndarray | None = None,
+    roll_deg: float = 0.0,
+    k: list[list[float]] | None = None,
+    resolution: tuple[int, int] = (640, 480),
+    margin: float = 5.0,
+    distortion: tuple[str, list[float]] = ("none", []),
+) -> CameraRecipe:
+    intrinsics = CameraIntrinsics(
+        k_matrix=k or K,
+        resolution=resolution,
+        distortion_model=distortion[0],  # type: ignore[arg-type]
+        distortion_coeffs=distortion[1],
+        eval_margin_px=margin,
+    )
+    return CameraRecipe(
+        name=name,
+        cam_to_world=look_at(eye, np.zeros(3) if target is None else target, roll_deg),
+        intrinsics=intrinsics,
+    )
+
+
+def tag_scene(scene_id: int, n_cameras: int = 3, family: str = "tag36h11") -> SceneRecipe:
+    """Three tags side by side, seen by cameras at different azimuths, elevations and rolls."""
+    tags = [
+        TagObject(
+            name=f"tag{i}",
+            tag_family=family,
+            tag_id=3 * scene_id + i,
+            size_mm=80.0 + 10 * i,
+            pose=Pose(position=(0.15 * (i - 1), 0.03 * i, 0.0)),
+        )
+        for i in range(3)
+    ]
+    cams = [
+        camera(
+            f"cam{j}",
+            orbit(0.9 + 0.2 * j, 30.0 + 70.0 * j + 11 * scene_id, 55.0 + 10.0 * j),
+            roll_deg=20.0 * j,
+        )
+        for j in range(n_cameras)
+    ]
+    return SceneRecipe(scene_id=scene_id, random_seed=1000 + scene_id, objects=tags, cameras=cams)
+
+
+def charuco_scene(scene_id: int, n_cameras: int = 10, k: list[list[float]] | None = None) -> SceneRecipe:
+    """A ChArUco board seen from `n_cameras` well spread views (enough for cv2.calibrateCamera)."""
+    board = BoardObject(name="board", board=BoardDefinition.model_validate(CHARUCO))
+    cams = []
+    for j in range(n_cameras):
+        azimuth = 360.0 * j / n_cameras
+        elevation = 50.0 + 15.0 * (j % 3)
+        target = np.array([0.03 * ((j % 3) - 1), 0.02 * ((j % 2) * 2 - 1), 0.0])
+        cams.append(
+            camera(
+                f"cam{j}",
+                orbit(0.75 + 0.05 * (j % 4), azimuth, elevation, target),
+                target,
+                roll_deg=15.0 * (j % 5) - 30.0,
+                k=k,
+            )
+        )
+    return SceneRecipe(scene_id=scene_id, random_seed=2000 + scene_id, objects=[board], cameras=cams)
+
+
+def build_dataset(out: Path, recipes: list[SceneRecipe], write_recipes: bool = True) -> Path:
+    """A labels-only dataset folder: labels/<image_id>.json (+ recipes.json)."""
+    out.mkdir(parents=True, exist_ok=True)
+    recipe_file = RecipeFile(job_id="job-test", recipes=recipes)
+    write_labels_from_recipes(recipe_file, out)
+    if write_recipes:
+        (out / "recipes.json").write_text(dump_recipe_file(recipe_file), encoding="utf-8")
+    return out
