@@ -1,0 +1,108 @@
+"""Compiled scenes per second for the DESIGN.md example config, on one core.
+
+The compiler aims at 1,000 scenes a second or more, so that compiling never shows next to rendering;
+run `python bench/compile_bench.py [--scenes N] [--profile]` after touching its hot path. The second
+line says how much of the time goes to the shared ground-truth function that judges every pose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import time
+from typing import Any
+
+import yaml
+
+from render_tag import compiler
+from render_tag_shared.config import GenConfig, parse_config
+from render_tag_shared.recipe import dump_recipe_file
+
+EXAMPLE_CONFIG = """\
+dataset: {name: demo, num_scenes: 8, seed: 42}
+scenario:
+  sampling_mode: random            # random | distance | angle
+  subject:
+    type: TAGS                     # TAGS | BOARD
+    tag_families: [tag36h11]
+    size_mm: 100                   # edge of the black border, as OpenCV measures a marker
+    tags_per_scene: [1, 4]
+camera:
+  resolution: [640, 480]
+  intrinsics: {fx: 600, fy: 600, cx: 319.5, cy: 239.5,
+               distortion_model: none, distortion_coeffs: []}   # or give `fov` (deg) instead of fx..cy
+  samples_per_scene: 2
+  min_distance: 0.5                # metres
+  max_distance: 2.0
+  min_elevation: 25                # degrees above the subject's plane
+  max_elevation: 90
+  eval_margin_px: 5
+lighting: {intensity_min: 100, intensity_max: 800}
+renderer: {mode: cycles, samples: 32, denoise: false}   # cycles | eevee | workbench
+"""
+
+
+def _pin_to_one_core() -> None:
+    """The figure is per core: pin the process so the number does not depend on the machine's load."""
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+def _truth_share(config: GenConfig) -> float:
+    """Fraction of compile time spent in `camera_ground_truth` (the shared pose judge)."""
+    spent = [0.0]
+    original = compiler.camera_ground_truth
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.process_time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent[0] += time.process_time() - start
+
+    compiler.camera_ground_truth = timed
+    try:
+        start = time.process_time()
+        compiler.compile_config(config)
+        total = time.process_time() - start
+    finally:
+        compiler.camera_ground_truth = original
+    return spent[0] / total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--scenes", type=int, default=1000, help="scenes to compile (default 1000)")
+    parser.add_argument("--profile", action="store_true", help="print the top of a cProfile run")
+    args = parser.parse_args()
+    _pin_to_one_core()
+    data = yaml.safe_load(EXAMPLE_CONFIG)
+    data["dataset"]["num_scenes"] = args.scenes
+    config = parse_config(data, "DESIGN.md example")
+    compiler.compile_config(
+        parse_config({**data, "dataset": {**data["dataset"], "num_scenes": 20}}, "warm-up")
+    )
+    start = time.process_time()
+    recipes = compiler.compile_config(config)
+    compiled = time.process_time()
+    text = dump_recipe_file(recipes)
+    dumped = time.process_time()
+    cameras = sum(len(r.cameras) for r in recipes.recipes)
+    print(
+        f"compiled {args.scenes} scenes ({cameras} cameras) in {compiled - start:.2f} s CPU on one core: "
+        f"{args.scenes / (compiled - start):.0f} scenes/s; with the JSON dump "
+        f"({len(text) / 1e6:.1f} MB): {args.scenes / (dumped - start):.0f} scenes/s"
+    )
+    print(
+        f"share of camera_ground_truth (the pose judge, render_tag_shared.truth): {_truth_share(config):.0%}"
+    )
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.runcall(compiler.compile_config, config)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+
+
+if __name__ == "__main__":
+    main()
