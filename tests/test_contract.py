@@ -199,6 +199,25 @@ def test_duplicate_marker_ids_are_refused() -> None:
     }
     with pytest.raises(InputError, match="DICT_5X5_100 id 3 is already used by objects\\[1\\]"):
         parse_recipe_file(json.dumps(data), "recipes.json")
+    # OpenCV's names and nested dictionaries are the same markers to a detector.
+    data["objects"][-1] = {
+        "type": "TAG",
+        "name": "tag_b",
+        "tag_family": "DICT_5X5_1000",
+        "tag_id": 3,
+        "size_mm": 50,
+    }
+    with pytest.raises(InputError, match="DICT_5X5_1000 id 3 is already used by objects\\[1\\]"):
+        parse_recipe_file(json.dumps(data), "recipes.json")
+    data["objects"][-1] = {
+        "type": "TAG",
+        "name": "tag_b",
+        "tag_family": "DICT_APRILTAG_36h11",
+        "tag_id": 5,
+        "size_mm": 50,
+    }
+    with pytest.raises(InputError, match="tag36h11 id 5 is already used by objects\\[0\\]"):
+        parse_recipe_file(json.dumps(data), "recipes.json")
 
 
 def test_recipe_file_version_and_ids() -> None:

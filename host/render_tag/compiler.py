@@ -13,7 +13,7 @@ twice (nested OpenCV dictionaries and family aliases count as the same marker).
 Camera poses are drawn by rejection sampling: distance, elevation and roll hold by construction;
 whether every subject corner lies inside the image (at least `eval_margin_px` from the edge), each
 object's pixel area (its outline, through the lens) and pixels per module are judged by
-`render_tag_shared.truth.camera_ground_truth`, the function that writes the labels, so what is sampled
+`render_tag_shared.truth.observe_camera`, the function that writes the labels, so what is sampled
 is what is labelled. `sampling_mode: distance` (or `angle`) replaces the random distance (elevation)
 by an even sweep from min to max over every camera of the job, in scene-major order.
 
@@ -78,7 +78,7 @@ from render_tag_shared.recipe import (
     dump_recipe_file,
 )
 from render_tag_shared.seeds import derive_seed, job_id, spec_hash
-from render_tag_shared.truth import board_module_m, camera_ground_truth, object_extent_m, tag_module_m
+from render_tag_shared.truth import board_module_m, object_extent_m, observe_camera, tag_module_m
 
 from .io import write_text_atomic
 from .presets import compose_config
@@ -414,8 +414,14 @@ class _Compiler:
             seed=derive_seed(seed, "renderer") % _CYCLES_SEED_LIMIT,
         )
         # The pose check sees the subject only: the background lies below it and can never hide it.
+        probe_objects: list[TagObject | BoardObject | PlaneObject] = list(subject.objects)
         probe = SceneRecipe.model_construct(
-            scene_id=scene_index, random_seed=seed, world=world, renderer=renderer, objects=subject.objects
+            scene_id=scene_index,
+            random_seed=seed,
+            world=world,
+            renderer=renderer,
+            objects=probe_objects,
+            cameras=[],
         )
         cameras = []
         for j in range(self.config.camera.samples_per_scene):
@@ -660,17 +666,17 @@ class _Compiler:
             name="probe", cam_to_world=matrix.tolist(), intrinsics=self.intrinsics
         )
         probe = SceneRecipe.model_construct(**{**probe.__dict__, "cameras": [camera]})
-        records = {r.object_name: r for r in camera_ground_truth(probe, 0, occlusion=not subject.coplanar)}
+        seen = {o.obj.name: o for o in observe_camera(probe, 0, occlusion=not subject.coplanar)}
         for obj in subject.objects:
-            record = records.get(obj.name)
+            record = seen.get(obj.name)
             if record is None:  # nothing labelled, or entirely outside the image
                 return "facing" if _faces_away(obj, matrix) else "outside"
-            if 0 in record.corners_visibility:
+            if not record.corners_visibility.all():
                 return "hidden"
-            if 1 in record.corners_visibility:
+            if (record.corners_visibility == 1).any():
                 return "outside"
             outline = record.outline if len(record.outline) >= 3 else record.corners
-            area = abs(polygon_area(np.asarray(outline)))
+            area = abs(polygon_area(outline))
             if area < cam.min_pixel_area:
                 return "min_pixel_area"
             if cam.max_pixel_area is not None and area > cam.max_pixel_area:

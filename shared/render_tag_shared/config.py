@@ -54,9 +54,7 @@ class TagsSubject(StrictModel):
     @field_validator("tag_families")
     @classmethod
     def _families(cls, value: list[str]) -> list[str]:
-        for name in value:
-            get_family(name)
-        return value
+        return [get_family(name).name for name in value]  # canonical names, as in recipes
 
     @field_validator("tags_per_scene")
     @classmethod

@@ -138,6 +138,12 @@ def get_family(name: str) -> TagFamily:
     return data.families[canonical]
 
 
+def marker_identity(family: str, tag_id: int) -> tuple[str, int]:
+    """What a detector tells markers apart by: (codebook, id). Aliases and OpenCV's nested dictionaries
+    (id 3 of DICT_4X4_50 is id 3 of DICT_4X4_1000) give the same identity, so a scene can refuse both."""
+    return _load().codebook_of[get_family(family).name], int(tag_id)
+
+
 @cache
 def _codebook_bits(book: str, n: int) -> BoolArray:
     """Decode one stored codebook to (num_codes, n, n) bool, read-only (it is shared by callers)."""

@@ -580,7 +580,8 @@ def polygon_area(uv: ArrayLike) -> float:
     if q.ndim != 2 or q.shape[1] != 2:
         raise ValueError(f"polygon must have shape (N, 2), got {q.shape}")
     x, y = q[:, 0], q[:, 1]
-    return float(0.5 * np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
+    wrap = x[-1] * y[0] - x[0] * y[-1]
+    return float(0.5 * (np.dot(x[:-1], y[1:]) - np.dot(x[1:], y[:-1]) + wrap))
 
 
 def is_clockwise_in_image(uv: ArrayLike) -> bool:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .boards import BoardDefinition, keypoints_object_frame
 from .errors import InputError, input_error_from_validation
-from .families import get_family
+from .families import get_family, marker_identity
 from .geometry import pose_matrix
 from .projection import equidistant_overscan, expected_coeff_count, linear_overscan
 
@@ -81,8 +81,7 @@ class TagObject(StrictModel):
     @field_validator("tag_family")
     @classmethod
     def _known_family(cls, value: str) -> str:
-        get_family(value)
-        return value
+        return get_family(value).name  # canonical: OpenCV's "DICT_APRILTAG_36h11" becomes "tag36h11"
 
     @model_validator(mode="after")
     def _id_and_keypoints(self) -> TagObject:
@@ -91,8 +90,7 @@ class TagObject(StrictModel):
             raise ValueError(
                 f"tag_id {self.tag_id} is outside {self.tag_family} (ids 0..{family.num_ids - 1})"
             )
-        derived = [tuple(float(c) for c in p) for p in tag_corners_object_frame(self.size_mm)]
-        _check_or_fill_keypoints(self, derived)
+        _check_or_fill_keypoints(self, tag_corners(self.size_mm))
         return self
 
     @property
@@ -115,7 +113,7 @@ class BoardObject(StrictModel):
 
     @model_validator(mode="after")
     def _keypoints(self) -> BoardObject:
-        derived = [tuple(float(c) for c in p) for p in keypoints_object_frame(self.board)]
+        derived = [(x, y, z) for x, y, z in keypoints_object_frame(self.board).tolist()]
         _check_or_fill_keypoints(self, derived)
         return self
 
@@ -136,19 +134,25 @@ class PlaneObject(StrictModel):
 SceneObject = Annotated[TagObject | BoardObject | PlaneObject, Field(discriminator="type")]
 
 
-def tag_corners_object_frame(size_mm: float) -> np.ndarray:
+def tag_corners(size_mm: float) -> list[tuple[float, float, float]]:
     """TL, TR, BR, BL of a marker's black border in its object frame (metres)."""
     h = size_mm / 2000.0
-    return np.array([[-h, h, 0.0], [h, h, 0.0], [h, -h, 0.0], [-h, -h, 0.0]])
+    return [(-h, h, 0.0), (h, h, 0.0), (h, -h, 0.0), (-h, -h, 0.0)]
 
 
-def _check_or_fill_keypoints(obj: TagObject | BoardObject, derived: list[tuple[float, ...]]) -> None:
+def tag_corners_object_frame(size_mm: float) -> np.ndarray:
+    return np.array(tag_corners(size_mm))
+
+
+def _check_or_fill_keypoints(obj: TagObject | BoardObject, derived: list[tuple[float, float, float]]) -> None:
     """keypoints_3d is derived data: fill it in, or refuse a value that disagrees with the geometry."""
     if obj.keypoints_3d is None:
         object.__setattr__(obj, "keypoints_3d", derived)
         return
-    given = np.asarray(obj.keypoints_3d, dtype=float)
-    if given.shape != (len(derived), 3) or not np.allclose(given, derived, atol=1e-9):
+    given = obj.keypoints_3d
+    if len(given) != len(derived) or any(
+        abs(a - b) > 1e-9 for p, q in zip(given, derived, strict=True) for a, b in zip(p, q, strict=True)
+    ):
         raise ValueError(
             f"keypoints_3d disagrees with the object's geometry ({len(derived)} points expected); "
             "omit it to have it derived"
@@ -190,7 +194,7 @@ class RendererSettings(StrictModel):
     noise_threshold: PositiveFloat | None = Field(None, description="adaptive sampling; None turns it off")
     max_bounces: int = Field(4, ge=0, le=1024)
     device: Literal["CPU", "GPU"] = "CPU"
-    seed: int = Field(0, ge=0, description="Cycles' sampling seed (resolved from the scene seed)")
+    seed: int = Field(0, ge=0, lt=2**31, description="Cycles' sampling seed (32-bit in Blender)")
     filter_width_px: PositiveFloat = Field(1.5, le=10.0)
 
 
@@ -390,10 +394,10 @@ class CameraRecipe(StrictModel):
         m = np.asarray(value, dtype=float)
         if m.shape != (4, 4):
             raise ValueError(f"must be a 4x4 matrix, got shape {list(m.shape)}")
-        if not np.allclose(m[3], [0.0, 0.0, 0.0, 1.0]):
+        if np.abs(m[3] - (0.0, 0.0, 0.0, 1.0)).max() > 1e-9:
             raise ValueError(f"the last row must be [0, 0, 0, 1], got {m[3].tolist()}")
         rotation = m[:3, :3]
-        if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-6) or np.linalg.det(rotation) < 0:
+        if np.abs(rotation @ rotation.T - np.eye(3)).max() > 1e-6 or np.linalg.det(rotation) < 0:
             raise ValueError("the rotation part must be orthonormal with determinant +1")
         return value
 
@@ -416,10 +420,11 @@ class SceneRecipe(StrictModel):
         _require_unique([c.name for c in self.cameras], "cameras", "name")
         seen: dict[tuple[str, int], int] = {}
         for index, obj in enumerate(self.objects):
-            for key in _marker_keys(obj):
+            for family, tag_id in _markers(obj):
+                key = marker_identity(family, tag_id)
                 if key in seen:
                     raise ValueError(
-                        f"objects[{index}]: {key[0]} id {key[1]} is already used by objects[{seen[key]}]; "
+                        f"objects[{index}]: {family} id {tag_id} is already used by objects[{seen[key]}]; "
                         "a detector could not tell them apart"
                     )
                 seen[key] = index
@@ -429,7 +434,7 @@ class SceneRecipe(StrictModel):
         return image_id(self.scene_id, camera_index)
 
 
-def _marker_keys(obj: TagObject | BoardObject | PlaneObject) -> list[tuple[str, int]]:
+def _markers(obj: TagObject | BoardObject | PlaneObject) -> list[tuple[str, int]]:
     if isinstance(obj, TagObject):
         return [(obj.tag_family, obj.tag_id)]
     if isinstance(obj, BoardObject):

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from .boards import BoardDefinition
 from .families import FAMILY_NAMES
+from .projection import polygon_area
 from .recipe import DistortionModel, FiniteFloat, StrictModel
 
 RICH_TRUTH_VERSION = "2.0"
@@ -131,9 +132,8 @@ def polygon_bbox_area(points: Sequence[Sequence[float]]) -> tuple[list[float], f
         return [0.0, 0.0, 0.0, 0.0], 0.0
     xs = [p[0] for p in points]
     ys = [p[1] for p in points]
-    twice = sum(xs[i] * ys[(i + 1) % len(xs)] - xs[(i + 1) % len(xs)] * ys[i] for i in range(len(xs)))
     x0, y0 = min(xs), min(ys)
-    return [x0, y0, max(xs) - x0, max(ys) - y0], abs(twice) / 2.0
+    return [x0, y0, max(xs) - x0, max(ys) - y0], abs(polygon_area(points))
 
 
 def coco_annotation(record: DetectionRecord, annotation_id: int, image_number: int) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Ground truth of one camera of a recipe, as a pure function of the recipe.
 
-The add-on's label writer, the compiler's pose constraints and the viewport overlay all call
-`camera_ground_truth`, so what is drawn, what is sampled and what is written can never disagree.
+The add-on's label writer, the compiler's pose constraints and the viewport overlay all build on
+`observe_camera` (arrays; `camera_ground_truth` turns them into records), so what is drawn, what is
+sampled and what is written can never disagree.
 
 Visibility per corner or keypoint (COCO's ternary):
 - 2: in front of the camera, on the object's front side, not hidden behind another planar object of
@@ -17,14 +18,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, cast
 
 import numpy as np
 
 from .boards import BoardDefinition, library_to_object
 from .families import get_family
-from .geometry import invert_rigid, matrix_to_quat, transform_points
+from .geometry import invert_rigid, matrix_to_quat
 from .projection import apply_sentinel, in_lens_domain, project_points, visibility
-from .recipe import BoardObject, CameraRecipe, PlaneObject, SceneRecipe, TagObject, tag_corners_object_frame
+from .recipe import BoardObject, PlaneObject, SceneRecipe, TagObject, tag_corners_object_frame
 from .records import DetectionRecord
 
 OUTLINE_SAMPLES_PER_EDGE = 16
@@ -61,7 +63,7 @@ def board_outline_object_frame(board: BoardDefinition) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Occluder:
-    name: str
+    index: int
     world_to_object: np.ndarray
     half_width: float
     half_height: float
@@ -69,28 +71,27 @@ class _Occluder:
 
 def _occluders(recipe: SceneRecipe) -> list[_Occluder]:
     out = []
-    for obj in recipe.objects:
+    for index, obj in enumerate(recipe.objects):
         width, height = object_extent_m(obj)
-        out.append(_Occluder(obj.name, invert_rigid(obj.pose.matrix()), width / 2.0, height / 2.0))
+        out.append(_Occluder(index, invert_rigid(obj.pose.matrix()), width / 2.0, height / 2.0))
     return out
 
 
 def _hidden(
-    points_world: np.ndarray, camera_centre: np.ndarray, occluders: list[_Occluder], own: str
+    points_world: np.ndarray, owners: np.ndarray, camera_centre: np.ndarray, occluders: list[_Occluder]
 ) -> np.ndarray:
     """True where the segment from the camera to a point crosses another object's rectangle first."""
     hidden = np.zeros(len(points_world), dtype=bool)
     for occ in occluders:
-        if occ.name == own:
-            continue
-        origin = transform_points(occ.world_to_object, camera_centre)
-        targets = transform_points(occ.world_to_object, points_world)
+        rotation, shift = occ.world_to_object[:3, :3], occ.world_to_object[:3, 3]
+        origin = rotation @ camera_centre + shift
+        targets = points_world @ rotation.T + shift
         dz = targets[:, 2] - origin[2]
         with np.errstate(divide="ignore", invalid="ignore"):
             t = -origin[2] / dz
         hit = origin[None, :2] + t[:, None] * (targets[:, :2] - origin[None, :2])
         inside = (np.abs(hit[:, 0]) <= occ.half_width) & (np.abs(hit[:, 1]) <= occ.half_height)
-        hidden |= np.isfinite(t) & (t > 1e-9) & (t < 1.0 - 1e-9) & inside
+        hidden |= (owners != occ.index) & np.isfinite(t) & (t > 1e-9) & (t < 1.0 - 1e-9) & inside
     return hidden
 
 
@@ -101,64 +102,159 @@ def _outline_object_frame(corners: np.ndarray, samples: int) -> np.ndarray:
     return np.concatenate(edges)
 
 
-class _CameraView:
-    """What one camera needs to project: K, lens, resolution and the world-to-camera transform."""
-
-    def __init__(self, camera: CameraRecipe):
-        intr = camera.intrinsics
-        self.k = intr.k
-        self.model = intr.distortion_model
-        self.coeffs = list(intr.distortion_coeffs)
-        self.resolution = intr.resolution
-        self.margin = intr.eval_margin_px
-        self.cam_to_world = camera.matrix
-        self.world_to_cam = invert_rigid(self.cam_to_world)
-        self.centre_world = self.cam_to_world[:3, 3]
-
-    def project(self, points_cam: np.ndarray) -> np.ndarray:
-        return project_points(points_cam, self.k, self.model, self.coeffs)
+def _outline_reaches_image(outline: np.ndarray, resolution: tuple[int, int]) -> bool:
+    if len(outline) == 0:
+        return False
+    (x0, y0), (x1, y1) = outline.min(axis=0), outline.max(axis=0)
+    return bool(x1 >= -0.5 and y1 >= -0.5 and x0 <= resolution[0] - 0.5 and y0 <= resolution[1] - 0.5)
 
 
-def _label_points(
-    view: _CameraView,
-    points_obj: np.ndarray,
-    obj_to_world: np.ndarray,
-    facing: bool,
-    occluders: list[_Occluder] | None,
-    own: str,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel coordinates (sentinel where unlabelled) and ternary visibility of object-frame points."""
-    points_world = transform_points(obj_to_world, points_obj)
-    points_cam = transform_points(view.world_to_cam, points_world)
-    uv = view.project(points_cam)
-    vis = visibility(uv, view.resolution, view.margin)
-    # Past the lens polynomial's fold a point projects somewhere, but no real lens images it there.
-    in_domain = in_lens_domain(points_cam, view.model, view.coeffs)
-    unlabelled = ~np.isfinite(uv).all(axis=1) | (points_cam[:, 2] <= 0) | ~in_domain
-    if not facing:
-        unlabelled[:] = True
-    if occluders is not None:
-        unlabelled |= _hidden(points_world, view.centre_world, occluders, own)
-    vis = np.where(unlabelled, 0, vis).astype(np.int8)
-    return apply_sentinel(uv, vis), vis
+@dataclass
+class _Subject:
+    """One tag or board and where its points sit in the camera's one batch of points."""
+
+    index: int
+    obj: TagObject | BoardObject
+    obj_to_cam: np.ndarray
+    corners: slice
+    keypoints: slice
+    outline: slice
+    probe: slice
 
 
-def _pixels_per_module(view: _CameraView, obj_to_cam: np.ndarray, module_m: float) -> float:
+def _subject_points(obj: TagObject | BoardObject, outline_samples: int) -> list[np.ndarray]:
+    """Object-frame points: corners, keypoints, the outline between corners, and a one-module probe."""
+    if isinstance(obj, TagObject):
+        corners = tag_corners_object_frame(obj.size_mm)
+        keypoints = np.empty((0, 3))
+        module = tag_module_m(obj)
+    else:
+        corners = board_outline_object_frame(obj.board)
+        keypoints = np.asarray(obj.keypoints_3d, dtype=float)
+        module = board_module_m(obj.board)
+    outline = _outline_object_frame(corners, outline_samples) if outline_samples > 1 else np.empty((0, 3))
+    probe = np.array([[0.0, 0.0, 0.0], [module, 0.0, 0.0], [0.0, module, 0.0]])
+    return [corners, keypoints, outline, probe]
+
+
+def _ternary(vis: np.ndarray) -> list[Literal[0, 1, 2]]:
+    return cast(list[Literal[0, 1, 2]], vis.tolist())
+
+
+def _quaternion(pose: np.ndarray) -> tuple[float, float, float, float]:
+    w, x, y, z = (float(c) for c in matrix_to_quat(pose[:3, :3]))
+    return (w, x, y, z)
+
+
+def _pixels_per_module(probe: np.ndarray) -> float:
     """sqrt of the projected area of one module at the object's centre: the detector's resolution."""
-    points = np.array([[0.0, 0.0, 0.0], [module_m, 0.0, 0.0], [0.0, module_m, 0.0]])
-    uv = view.project(transform_points(obj_to_cam, points))
-    if not np.isfinite(uv).all():
+    if not np.isfinite(probe).all():
         return 0.0
-    a, b = uv[1] - uv[0], uv[2] - uv[0]
+    a, b = probe[1] - probe[0], probe[2] - probe[0]
     return math.sqrt(abs(a[0] * b[1] - a[1] * b[0]))
 
 
-def _outline_reaches_image(outline: np.ndarray, resolution: tuple[int, int]) -> bool:
-    finite = outline[np.isfinite(outline).all(axis=1)]
-    if len(finite) == 0:
-        return False
-    (x0, y0), (x1, y1) = finite.min(axis=0), finite.max(axis=0)
-    return bool(x1 >= -0.5 and y1 >= -0.5 and x0 <= resolution[0] - 0.5 and y0 <= resolution[1] - 0.5)
+@dataclass
+class Observation:
+    """What one camera sees of one tag or board, as arrays: the core every caller builds on."""
+
+    obj: TagObject | BoardObject
+    corners: np.ndarray  # (4, 2) pixels, sentinel (-1, -1) where not labelled
+    corners_visibility: np.ndarray  # (4,) int8, ternary
+    outline: np.ndarray  # (M, 2) the border traced through the lens (finite points only)
+    keypoints: np.ndarray | None  # boards: (N, 2), sentinel where not labelled
+    keypoints_visibility: np.ndarray | None
+    pose: np.ndarray  # 4x4 object (tag) or library board frame to camera (OpenCV axes)
+    distance: float
+    angle_of_incidence_deg: float
+    ppm: float
+
+
+def observe_camera(recipe: SceneRecipe, camera_index: int, *, occlusion: bool = True) -> list[Observation]:
+    """Every tag and board that camera `camera_index` of `recipe` labels, with its projected points.
+
+    All points of all objects go through the lens in one batch: the compiler calls this for every
+    pose it tries, so it is a hot path.
+    """
+    camera = recipe.cameras[camera_index]
+    intr = camera.intrinsics
+    model, coeffs = intr.distortion_model, list(intr.distortion_coeffs)
+    cam_to_world = camera.matrix
+    world_to_cam = invert_rigid(cam_to_world)
+    outline_samples = OUTLINE_SAMPLES_PER_EDGE if model != "none" else 1
+
+    subjects: list[_Subject] = []
+    blocks_world: list[np.ndarray] = []
+    owners: list[np.ndarray] = []
+    cursor = 0
+    for index, obj in enumerate(recipe.objects):
+        if isinstance(obj, PlaneObject):
+            continue
+        obj_to_world = obj.pose.matrix()
+        parts = _subject_points(obj, outline_samples)
+        bounds = []
+        for part in parts:
+            bounds.append(slice(cursor, cursor + len(part)))
+            cursor += len(part)
+        points = np.concatenate(parts)
+        blocks_world.append(points @ obj_to_world[:3, :3].T + obj_to_world[:3, 3])
+        owners.append(np.full(len(points), index))
+        subjects.append(_Subject(index, obj, world_to_cam @ obj_to_world, *bounds))
+    if not subjects:
+        return []
+
+    points_world = np.concatenate(blocks_world)
+    points_cam = points_world @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
+    uv = project_points(points_cam, intr.k, model, coeffs)
+    vis = visibility(uv, intr.resolution, intr.eval_margin_px)
+    # Past the lens polynomial's fold a point projects somewhere, but no real lens images it there.
+    unlabelled = (
+        ~np.isfinite(uv).all(axis=1) | (points_cam[:, 2] <= 0) | ~in_lens_domain(points_cam, model, coeffs)
+    )
+    if occlusion:
+        unlabelled |= _hidden(points_world, np.concatenate(owners), cam_to_world[:3, 3], _occluders(recipe))
+    vis = np.where(unlabelled, 0, vis).astype(np.int8)
+    labelled_uv = apply_sentinel(uv, vis)
+
+    observations = []
+    for sub in subjects:
+        obj = sub.obj
+        centre = sub.obj_to_cam[:3, 3]
+        distance = float(np.linalg.norm(centre))
+        cos_incidence = float(-sub.obj_to_cam[:3, 2] @ centre / distance) if distance > 0 else -1.0
+        facing = cos_incidence > 0  # seen from behind, nothing of it is labelled
+        corners_vis = vis[sub.corners] if facing else np.zeros(4, dtype=np.int8)
+        corners = labelled_uv[sub.corners] if facing else np.full((4, 2), -1.0)
+        outline = uv[sub.outline] if outline_samples > 1 else uv[sub.corners]
+        outline = outline[np.isfinite(outline).all(axis=1)]
+        keypoints = keypoints_vis = None
+        if isinstance(obj, BoardObject):
+            count = sub.keypoints.stop - sub.keypoints.start
+            keypoints_vis = vis[sub.keypoints] if facing else np.zeros(count, dtype=np.int8)
+            keypoints = labelled_uv[sub.keypoints] if facing else np.full((count, 2), -1.0)
+        labelled = bool(corners_vis.any()) or (keypoints_vis is not None and bool(keypoints_vis.any()))
+        if not labelled or not _outline_reaches_image(outline, intr.resolution):
+            continue
+        pose = sub.obj_to_cam if isinstance(obj, TagObject) else sub.obj_to_cam @ library_to_object(obj.board)
+        observations.append(
+            Observation(
+                obj=obj,
+                corners=corners,
+                corners_visibility=corners_vis,
+                outline=outline,
+                keypoints=keypoints,
+                keypoints_visibility=keypoints_vis,
+                pose=pose,
+                distance=distance,
+                angle_of_incidence_deg=math.degrees(math.acos(max(-1.0, min(1.0, cos_incidence)))),
+                ppm=_pixels_per_module(uv[sub.probe]),
+            )
+        )
+    return observations
+
+
+def _points(array: np.ndarray) -> list[tuple[float, float]]:
+    return [(x, y) for x, y in array.tolist()]
 
 
 def camera_ground_truth(
@@ -166,72 +262,42 @@ def camera_ground_truth(
 ) -> list[DetectionRecord]:
     """The rich-truth records of every tag and board that camera `camera_index` of `recipe` sees."""
     camera = recipe.cameras[camera_index]
-    view = _CameraView(camera)
-    occluders = _occluders(recipe) if occlusion else None
+    intr = camera.intrinsics
     image = recipe.image_id(camera_index)
     records = []
-    for obj in recipe.objects:
-        if isinstance(obj, PlaneObject):
-            continue
-        obj_to_world = obj.pose.matrix()
-        obj_to_cam = view.world_to_cam @ obj_to_world
-        centre = obj_to_cam[:3, 3]
-        normal = obj_to_cam[:3, 2]
-        distance = float(np.linalg.norm(centre))
-        cos_incidence = float(-normal @ centre / distance) if distance > 0 else -1.0
-        facing = cos_incidence > 0
-        if isinstance(obj, TagObject):
-            corners_obj = tag_corners_object_frame(obj.size_mm)
-            module = tag_module_m(obj)
-            keypoints_obj = None
-            pose = obj_to_cam
-        else:
-            corners_obj = board_outline_object_frame(obj.board)
-            module = board_module_m(obj.board)
-            keypoints_obj = np.asarray(obj.keypoints_3d, dtype=float)
-            pose = obj_to_cam @ library_to_object(obj.board)
-        corners, corners_vis = _label_points(view, corners_obj, obj_to_world, facing, occluders, obj.name)
-        outline_obj = _outline_object_frame(
-            corners_obj, OUTLINE_SAMPLES_PER_EDGE if view.model != "none" else 1
-        )
-        outline = view.project(transform_points(obj_to_cam, outline_obj))
-        keypoints = keypoints_vis = None
-        if keypoints_obj is not None:
-            keypoints, keypoints_vis = _label_points(
-                view, keypoints_obj, obj_to_world, facing, occluders, obj.name
-            )
-        labelled = bool(corners_vis.any()) or (keypoints_vis is not None and bool(keypoints_vis.any()))
-        if not labelled or not _outline_reaches_image(outline, view.resolution):
-            continue
-        finite_outline = outline[np.isfinite(outline).all(axis=1)]
+    for seen in observe_camera(recipe, camera_index, occlusion=occlusion):
+        obj = seen.obj
+        tag = obj if isinstance(obj, TagObject) else None
+        board = obj.board if isinstance(obj, BoardObject) else None
+        # The inputs are computed here, not typed by a user: skip re-validating them.
         records.append(
-            DetectionRecord(
+            DetectionRecord.model_construct(
                 image_id=image,
                 scene_id=recipe.scene_id,
                 camera_name=camera.name,
                 object_name=obj.name,
                 record_type=obj.type,
-                tag_family=obj.tag_family if isinstance(obj, TagObject) else obj.board.dictionary,
-                tag_id=obj.tag_id if isinstance(obj, TagObject) else None,
-                corners=[(float(x), float(y)) for x, y in corners],
-                corners_visibility=[int(v) for v in corners_vis],
-                outline=[(float(x), float(y)) for x, y in finite_outline],
-                keypoints=None if keypoints is None else [(float(x), float(y)) for x, y in keypoints],
-                keypoints_visibility=None if keypoints_vis is None else [int(v) for v in keypoints_vis],
-                board_definition=obj.board if isinstance(obj, BoardObject) else None,
-                k_matrix=camera.intrinsics.k_matrix,
-                resolution=camera.intrinsics.resolution,
-                distortion_model=camera.intrinsics.distortion_model,
-                distortion_coeffs=list(camera.intrinsics.distortion_coeffs),
-                position=(float(pose[0, 3]), float(pose[1, 3]), float(pose[2, 3])),
-                rotation_quaternion=tuple(float(c) for c in matrix_to_quat(pose[:3, :3])),
-                distance=distance,
-                angle_of_incidence=math.degrees(math.acos(max(-1.0, min(1.0, cos_incidence)))),
-                ppm=_pixels_per_module(view, obj_to_cam, module),
-                tag_size_mm=obj.size_mm if isinstance(obj, TagObject) else obj.board.marker_size_mm,
-                border_bits=obj.border_bits
-                if isinstance(obj, TagObject)
-                else obj.board.effective_border_bits,
+                tag_family=tag.tag_family if tag else board.dictionary if board else "",
+                tag_id=tag.tag_id if tag else None,
+                corners=_points(seen.corners),
+                corners_visibility=_ternary(seen.corners_visibility),
+                outline=_points(seen.outline),
+                keypoints=None if seen.keypoints is None else _points(seen.keypoints),
+                keypoints_visibility=(
+                    None if seen.keypoints_visibility is None else _ternary(seen.keypoints_visibility)
+                ),
+                board_definition=board,
+                k_matrix=intr.k_matrix,
+                resolution=intr.resolution,
+                distortion_model=intr.distortion_model,
+                distortion_coeffs=list(intr.distortion_coeffs),
+                position=(float(seen.pose[0, 3]), float(seen.pose[1, 3]), float(seen.pose[2, 3])),
+                rotation_quaternion=_quaternion(seen.pose),
+                distance=seen.distance,
+                angle_of_incidence=seen.angle_of_incidence_deg,
+                ppm=seen.ppm,
+                tag_size_mm=tag.size_mm if tag else board.marker_size_mm if board else 0.0,
+                border_bits=tag.border_bits if tag else board.effective_border_bits if board else 1,
             )
         )
     return records
