@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml shared/pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/render-tag run -o output/demo
+	$(VENV)/bin/render-tag run -o output/demo --resume
 
 lint: setup
 	$(VENV)/bin/ruff check addon shared host tests bench
@@ -33,7 +33,8 @@ addon: setup
 	$(VENV)/bin/render-tag addon build -o dist
 
 bench: setup
-	$(PY) bench/run.py
+	$(PY) bench/compile_bench.py
+	$(PY) bench/pool_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) dist output .pytest_cache .mypy_cache .ruff_cache

@@ -46,6 +46,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         force=args.force,
         blender=args.blender,
         presets=args.preset,
+        shard=args.shard,
     )
 
 
@@ -76,6 +77,12 @@ def _cmd_preview(args: argparse.Namespace) -> int:
     from .preview import main_preview
 
     return main_preview(args.folder, scene=args.scene, output=args.output)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .exports import main_export
+
+    return main_export(args.folder, dest=args.output)
 
 
 def _cmd_addon_build(args: argparse.Namespace) -> int:
@@ -128,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("-o", "--output", required=True)
     sub.add_argument("--preset", action="append", default=[])
     render_options(sub)
+    sub.add_argument("--shard", default=None, help="I/N (default: from the cluster's array index)")
 
     sub = command("merge", _cmd_merge, "merge labels/ of one or more folders into the dataset files")
     sub.add_argument("folders", nargs="+")
@@ -147,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("folder")
     sub.add_argument("--scene", type=int, default=None)
     sub.add_argument("-o", "--output", default=None)
+
+    sub = command("export", _cmd_export, "Kalibr target.yaml, OpenCV board parameters, camera_info YAML")
+    sub.add_argument("folder")
+    sub.add_argument("-o", "--output", default=None, help="destination (default: OUT/exports)")
 
     addon = commands.add_parser("addon", help="build or install the Blender extension")
     addon_commands = addon.add_subparsers(dest="addon_command", required=True, metavar="ACTION")

@@ -1,74 +1,17 @@
-"""Atomic file writes: every host writer goes through here.
+"""Atomic file writes: every host writer goes through here (the add-on shares the same code).
 
-A dataset is read while it is being written (resume, a second merge, a user's notebook), so a file
-must never be seen half written: each write goes to a temporary file in the same folder, is flushed
-to disk, and then replaces the target in one `os.replace`.
+The writers live in `render_tag_shared.files`, so the add-on and the host write files one way;
+the host adds PNG writing through OpenCV for the pictures it draws (BGR, as cv2 draws them).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from render_tag_shared.files import dumps_json, write_bytes_atomic, write_json_atomic, write_text_atomic
+
 __all__ = ["dumps_json", "write_bytes_atomic", "write_json_atomic", "write_png_atomic", "write_text_atomic"]
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (best effort: not every platform can open a directory)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Writes `data` to `path` so that readers see the old file or the new one, never a mix."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; datasets are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """UTF-8 text, atomically (no newline translation, so the bytes are the same on every OS)."""
-    return write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def dumps_json(value: Any, *, indent: int | None = 1) -> str:
-    """The one JSON text form of the host: stable key order as given, no NaN, trailing newline.
-
-    `indent=None` gives the compact form used for the large dataset files.
-    """
-    separators = (",", ":") if indent is None else (",", ": ")
-    return json.dumps(value, indent=indent, separators=separators, ensure_ascii=False, allow_nan=False) + "\n"
-
-
-def write_json_atomic(path: str | Path, value: Any, *, indent: int | None = 1) -> Path:
-    """JSON (see `dumps_json`), atomically."""
-    return write_text_atomic(path, dumps_json(value, indent=indent))
 
 
 def write_png_atomic(path: str | Path, image: Any) -> Path:

@@ -12,17 +12,11 @@ from pathlib import Path
 
 from render_tag_shared.recipe import RecipeFile, SceneRecipe
 from render_tag_shared.records import ImageLabels
-from render_tag_shared.seeds import spec_hash
-from render_tag_shared.truth import camera_ground_truth
+from render_tag_shared.truth import image_labels
 
 from .io import write_json_atomic
 
-__all__ = ["image_file_name", "image_labels", "label_path", "recipe_hash", "write_labels_from_recipes"]
-
-
-def recipe_hash(recipe: SceneRecipe) -> str:
-    """SHA-256 of the recipe's canonical JSON: what provenance ties an image to."""
-    return spec_hash(recipe.model_dump(mode="json"))
+__all__ = ["image_file_name", "label_path", "write_labels_from_recipes"]
 
 
 def image_file_name(image_id: str) -> str:
@@ -34,31 +28,13 @@ def label_path(out_dir: str | Path, image_id: str) -> Path:
     return Path(out_dir) / "labels" / f"{image_id}.json"
 
 
-def image_labels(recipe: SceneRecipe, camera_index: int, *, digest: str | None = None) -> ImageLabels:
-    """The label document of one camera of one recipe."""
-    camera = recipe.cameras[camera_index]
-    image_id = recipe.image_id(camera_index)
-    width, height = camera.intrinsics.resolution
-    return ImageLabels(
-        image_id=image_id,
-        file_name=image_file_name(image_id),
-        width=width,
-        height=height,
-        scene_id=recipe.scene_id,
-        camera_name=camera.name,
-        recipe_hash=digest if digest is not None else recipe_hash(recipe),
-        records=camera_ground_truth(recipe, camera_index),
-    )
-
-
 def write_labels_from_recipes(recipes: RecipeFile | Iterable[SceneRecipe], out_dir: str | Path) -> list[Path]:
     """Writes `labels/<image_id>.json` for every camera of every recipe; returns the paths written."""
     scenes = recipes.recipes if isinstance(recipes, RecipeFile) else list(recipes)
     written = []
     for recipe in scenes:
-        digest = recipe_hash(recipe)
         for index in range(len(recipe.cameras)):
-            labels = image_labels(recipe, index, digest=digest)
+            labels = image_labels(recipe, index)
             path = label_path(out_dir, labels.image_id)
             written.append(write_json_atomic(path, labels.model_dump(mode="json"), indent=None))
     return written

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from render_tag_shared.errors import InputError
-from render_tag_shared.recipe import SCHEMA_VERSION, RecipeFile, SceneRecipe, load_recipe_file
+from render_tag_shared.recipe import SCHEMA_VERSION, RecipeFile, SceneRecipe, load_recipe_file, recipe_hash
 from render_tag_shared.records import (
     COCO_KEYPOINT_NAMES,
     COORDINATE_CONVENTION,
@@ -33,7 +33,7 @@ from render_tag_shared.records import (
 )
 
 from .io import write_bytes_atomic, write_json_atomic, write_text_atomic
-from .labels import read_labels_folder, recipe_hash
+from .labels import read_labels_folder
 
 __all__ = ["MergeReport", "dataset_versions", "main_merge", "merge_dataset", "record_sort_key"]
 

@@ -19,9 +19,7 @@ Pure numpy: no cv2, no bpy.
 
 from __future__ import annotations
 
-import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Literal
@@ -29,6 +27,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from .files import write_bytes_atomic
 from .projection import project_points, unproject_pixels
 from .recipe import (
     CameraIntrinsics,
@@ -316,26 +315,6 @@ def decode_png_header(data: bytes) -> tuple[int, int, int]:
     return w, h, channels
 
 
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write `data` to `path` via a temporary file in the same folder and os.replace.
-
-    A reader (or a resumed job) sees the old file or the complete new one, never a torn write.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
-
-
-def write_png_atomic(path: str | os.PathLike[str], array: npt.ArrayLike) -> Path:
-    """encode_png, written atomically."""
+def write_png_atomic(path: str | Path, array: npt.ArrayLike) -> Path:
+    """encode_png, written atomically (no timestamps: the same pixels give the same bytes)."""
     return write_bytes_atomic(path, encode_png(array))

@@ -21,6 +21,7 @@ from .errors import InputError, input_error_from_validation
 from .families import get_family, marker_identity
 from .geometry import pose_matrix
 from .projection import equidistant_overscan, expected_coeff_count, linear_overscan
+from .seeds import spec_hash
 
 SCHEMA_VERSION = "1.0.0"
 """Major.minor.patch of the recipe contract; a file with another major version is refused."""
@@ -448,6 +449,11 @@ def _require_unique(values: list[str], collection: str, field: str) -> None:
         if value in seen:
             raise ValueError(f"{collection}[{index}].{field}: {value!r} is used twice")
         seen.add(value)
+
+
+def recipe_hash(recipe: SceneRecipe) -> str:
+    """SHA-256 of the recipe's canonical JSON: what ties an image and its labels to the recipe."""
+    return spec_hash(recipe.model_dump(mode="json"))
 
 
 def image_id(scene_id: int, camera_index: int) -> str:

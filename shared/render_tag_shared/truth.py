@@ -26,8 +26,8 @@ from .boards import BoardDefinition, library_to_object
 from .families import get_family
 from .geometry import invert_rigid, matrix_to_quat
 from .projection import apply_sentinel, in_lens_domain, project_points, visibility
-from .recipe import BoardObject, PlaneObject, SceneRecipe, TagObject, tag_corners_object_frame
-from .records import DetectionRecord
+from .recipe import BoardObject, PlaneObject, SceneRecipe, TagObject, recipe_hash, tag_corners_object_frame
+from .records import DetectionRecord, ImageLabels
 
 OUTLINE_SAMPLES_PER_EDGE = 16
 """Points per edge of the outline traced through a distorting lens (straight edges curve there)."""
@@ -301,3 +301,24 @@ def camera_ground_truth(
             )
         )
     return records
+
+
+def image_labels(
+    recipe: SceneRecipe, camera_index: int, *, render_environment: dict[str, str] | None = None
+) -> ImageLabels:
+    """labels/<image_id>.json of one camera: what the add-on writes beside each image and what the host
+    writes from recipes alone, so the two give the same bytes."""
+    camera = recipe.cameras[camera_index]
+    image = recipe.image_id(camera_index)
+    return ImageLabels(
+        image_id=image,
+        file_name=f"images/{image}.png",
+        width=camera.intrinsics.width,
+        height=camera.intrinsics.height,
+        scene_id=recipe.scene_id,
+        camera_name=camera.name,
+        recipe_hash=recipe_hash(recipe),
+        eval_margin_px=camera.intrinsics.eval_margin_px,
+        render_environment=render_environment or {},
+        records=camera_ground_truth(recipe, camera_index),
+    )

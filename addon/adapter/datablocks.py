@@ -1,0 +1,134 @@
+"""Datablock bookkeeping: what render-tag created, reuse of heavy images, and removal of orphans.
+
+Every datablock the adapter creates carries the custom property `render_tag` (= 1). Building recipe
+after recipe in one session reuses images (marker and board textures, HDRIs, background images) by
+name, and removes render-tag's own datablocks that nothing uses any more, so memory stays flat
+without touching the user's data. `purge_orphans` is the blunt tool for the headless worker.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import bpy
+import numpy as np
+
+OWNED = "render_tag"
+"""Custom property marking a datablock render-tag created (and may delete)."""
+
+STORED = "render_tag_recipe"
+"""Custom property holding the JSON of the recipe part an object (or scene) was built from."""
+
+
+def mark(datablock: bpy.types.ID) -> bpy.types.ID:
+    datablock[OWNED] = 1
+    return datablock
+
+
+def owned(datablock: bpy.types.ID) -> bool:
+    return bool(datablock.get(OWNED, 0))
+
+
+def store_json(datablock: bpy.types.ID, value: Any, key: str = STORED) -> None:
+    datablock[key] = json.dumps(value, sort_keys=True, allow_nan=False)
+
+
+def load_json(datablock: bpy.types.ID, key: str = STORED) -> Any | None:
+    text = datablock.get(key)
+    if not isinstance(text, str):
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _collections() -> Iterable[Any]:
+    data = bpy.data
+    return (
+        data.objects,
+        data.meshes,
+        data.materials,
+        data.lights,
+        data.cameras,
+        data.worlds,
+        data.node_groups,
+        data.textures,
+        data.images,
+        data.actions,
+    )
+
+
+def remove_owned_orphans() -> int:
+    """Remove render-tag's datablocks that have no users left (repeat: removing frees others)."""
+    removed = 0
+    for _ in range(4):
+        found = 0
+        for collection in _collections():
+            for block in list(collection):
+                if block.users == 0 and owned(block) and not block.use_fake_user:
+                    collection.remove(block)
+                    found += 1
+        removed += found
+        if not found:
+            break
+    return removed
+
+
+def purge_orphans() -> int:
+    """Blender's own recursive purge of every orphan datablock (render-tag's and the user's)."""
+    before = sum(len(c) for c in _collections())
+    bpy.data.orphans_purge(do_local_ids=True, do_linked_ids=True, do_recursive=True)
+    return before - sum(len(c) for c in _collections())
+
+
+def orphan_counts() -> dict[str, int]:
+    """Datablocks without users, per kind: what a memory-flat session must keep at zero."""
+    data = bpy.data
+    kinds = {
+        "images": data.images,
+        "meshes": data.meshes,
+        "materials": data.materials,
+        "textures": data.textures,
+        "lights": data.lights,
+        "cameras": data.cameras,
+        "worlds": data.worlds,
+        "node_groups": data.node_groups,
+        "objects": data.objects,
+        "actions": data.actions,
+    }
+    return {k: sum(1 for b in c if b.users == 0 and not b.use_fake_user) for k, c in kinds.items()}
+
+
+def image_from_array(name: str, gray: np.ndarray) -> bpy.types.Image:
+    """An owned, non-colour 8-bit image of a uint8 (H, W) array (row 0 at the top), reused by name.
+
+    Non-Color: the texture values are reflectances, 0 and 1 exactly, not sRGB-encoded colours.
+    """
+    existing = bpy.data.images.get(name)
+    h, w = gray.shape
+    if existing is not None and owned(existing) and tuple(existing.size) == (w, h):
+        return existing
+    if existing is not None:
+        existing.name = name + ".stale"
+    image = bpy.data.images.new(name, width=w, height=h, alpha=False, float_buffer=False)
+    mark(image)
+    image.colorspace_settings.name = "Non-Color"
+    values = gray[::-1].astype(np.float32) / 255.0  # Blender stores the bottom row first
+    rgba = np.empty((h, w, 4), dtype=np.float32)
+    rgba[..., 0] = rgba[..., 1] = rgba[..., 2] = values
+    rgba[..., 3] = 1.0
+    image.pixels.foreach_set(rgba.ravel())
+    image.update()
+    return image
+
+
+def image_from_file(path: str, colorspace: str | None = None) -> bpy.types.Image:
+    """An image file loaded once per session (Blender's own check_existing), marked as render-tag's."""
+    image = bpy.data.images.load(bpy.path.abspath(path), check_existing=True)
+    mark(image)
+    if colorspace is not None:
+        image.colorspace_settings.name = colorspace
+    return image

@@ -1,0 +1,163 @@
+"""Render engines and the linear render: settings from the recipe, pixels into numpy.
+
+Data renders are linear: the `Raw` view transform (never AgX or Filmic, which grey out white), no
+look, exposure 0, gamma 1, no dithering, no compositor and no sequencer. The frame is written as a
+32-bit float OpenEXR into a temporary folder and read back through `bpy.data.images` (the render
+result's own pixels are not readable without a window, and the compositor's API changed in 5.0);
+tone mapping, noise and quantisation then happen in `render_tag_shared.imaging`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import bpy
+import numpy as np
+
+from render_tag_shared.recipe import RendererSettings
+
+EEVEE_IDS = ("BLENDER_EEVEE_NEXT", "BLENDER_EEVEE")
+"""EEVEE's engine id: BLENDER_EEVEE_NEXT in 4.2 to 4.4, BLENDER_EEVEE again from 5.0."""
+
+
+def render_environment() -> dict[str, str]:
+    """What bit-identical pixels depend on (DESIGN.md): the Blender build and the CPU model.
+
+    Blender's Python API does not report the OIDN build; it ships with the Blender build, whose hash
+    stands for it here.
+    """
+    import platform
+
+    cpu = platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            models = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
+        cpu = models[0] if models else cpu
+    except OSError:
+        pass
+    build = bpy.app.build_hash
+    return {
+        "blender": bpy.app.version_string,
+        "blender_build": build.decode() if isinstance(build, bytes) else str(build),
+        "cpu": cpu,
+    }
+
+
+def _set_engine(scene: bpy.types.Scene, mode: str) -> str:
+    if mode == "cycles":
+        scene.render.engine = "CYCLES"
+        return "CYCLES"
+    if mode == "workbench":
+        scene.render.engine = "BLENDER_WORKBENCH"
+        return "BLENDER_WORKBENCH"
+    for engine in EEVEE_IDS:
+        try:
+            scene.render.engine = engine
+        except TypeError:
+            continue
+        return engine
+    raise RuntimeError(f"this Blender has none of the EEVEE engines {EEVEE_IDS}")
+
+
+def gpu_available() -> bool:
+    """True when Cycles has a compute device type set up with at least one GPU (then all are enabled)."""
+    try:
+        prefs = bpy.context.preferences.addons["cycles"].preferences
+        prefs.refresh_devices()
+    except (KeyError, AttributeError):
+        return False
+    if getattr(prefs, "compute_device_type", "NONE") == "NONE":
+        return False
+    gpus = [d for d in prefs.devices if d.type != "CPU"]
+    for device in gpus:  # the user's Blender may have them switched off
+        device.use = True
+    return bool(gpus)
+
+
+def configure_renderer(scene: bpy.types.Scene, settings: RendererSettings) -> str:
+    """Engine, sampling and colour management for a data render; returns the engine id used."""
+    engine = _set_engine(scene, settings.mode)
+    render = scene.render
+    render.film_transparent = False
+    # no compositor, sequencer, stamp or dither: nothing may touch the pixels after the renderer
+    for flag in ("use_compositing", "use_sequencer", "use_persistent_data", "use_stamp"):
+        if hasattr(render, flag):
+            setattr(render, flag, False)
+    render.dither_intensity = 0.0
+    render.filter_size = settings.filter_width_px
+    view = scene.view_settings
+    view.view_transform = "Raw"
+    view.look = "None"
+    view.exposure = 0.0
+    view.gamma = 1.0
+    view.use_curve_mapping = False
+    scene.display_settings.display_device = "sRGB"
+    if engine == "CYCLES":
+        cycles = scene.cycles
+        cycles.device = "GPU" if settings.device == "GPU" and gpu_available() else "CPU"
+        cycles.samples = settings.samples
+        cycles.use_adaptive_sampling = settings.noise_threshold is not None
+        if settings.noise_threshold is not None:
+            cycles.adaptive_threshold = settings.noise_threshold
+        cycles.use_denoising = settings.denoise
+        if settings.denoise:
+            cycles.denoiser = "OPENIMAGEDENOISE"
+        cycles.max_bounces = settings.max_bounces
+        cycles.diffuse_bounces = min(settings.max_bounces, cycles.diffuse_bounces)
+        cycles.glossy_bounces = min(settings.max_bounces, cycles.glossy_bounces)
+        cycles.seed = settings.seed % (2**31)
+        cycles.use_animated_seed = False
+        cycles.filter_width = settings.filter_width_px
+        cycles.pixel_filter_type = "BLACKMAN_HARRIS"
+        cycles.use_auto_tile = False
+    elif engine == "BLENDER_WORKBENCH":
+        shading = scene.display.shading
+        shading.light = "FLAT"
+        shading.color_type = "TEXTURE"
+        shading.show_shadows = False
+        shading.show_cavity = False
+        shading.show_specular_highlight = False
+        scene.display.render_aa = "32"
+    else:
+        eevee = scene.eevee
+        eevee.taa_render_samples = settings.samples
+    return engine
+
+
+def _linear_output(scene: bpy.types.Scene, path: str) -> None:
+    settings = scene.render.image_settings
+    settings.file_format = "OPEN_EXR"
+    settings.color_depth = "32"
+    settings.exr_codec = "NONE"
+    settings.color_mode = "RGBA"
+    if hasattr(settings, "color_management"):
+        settings.color_management = "FOLLOW_SCENE"
+    scene.render.filepath = path
+    scene.render.use_file_extension = False
+
+
+def render_linear(scene: bpy.types.Scene) -> np.ndarray:
+    """Render the scene's camera and return the linear float32 RGBA image (H, W, 4), row 0 on top."""
+    with tempfile.TemporaryDirectory(prefix="render_tag_") as tmp:
+        path = os.path.join(tmp, "frame.exr")
+        _linear_output(scene, path)
+        window = getattr(bpy.context, "window", None)
+        previous = window.scene if window is not None else None
+        if window is not None and previous != scene:
+            window.scene = scene
+        try:
+            bpy.ops.render.render(write_still=True, scene=scene.name)
+        finally:
+            if window is not None and previous is not None and window.scene != previous:
+                window.scene = previous
+        if not os.path.exists(path):
+            raise RuntimeError(f"Blender did not write the render of scene {scene.name!r}")
+        image = bpy.data.images.load(path, check_existing=False)
+        try:
+            w, h = image.size
+            pixels = np.empty(w * h * 4, dtype=np.float32)
+            image.pixels.foreach_get(pixels)
+        finally:
+            bpy.data.images.remove(image)
+    return pixels.reshape(h, w, 4)[::-1].copy()

@@ -1,0 +1,405 @@
+"""Scene building: a SceneRecipe becomes Blender objects, materials, lights and a world.
+
+Tags and boards are single quads whose mesh is exactly the rectangle `object_extent_m` gives (the
+occluder the ground truth assumes), textured with the marker or board image at whole pixels per
+module and sampled nearest-neighbour ("Closest": no interpolation, and Cycles never mipmaps), so an
+edge in the texture is an edge on the plane at the exact place the recipe's geometry puts it.
+The texture rows run top (object +y) to bottom; UV (0, 0) is the object's (-w/2, -h/2).
+
+Everything is built into one dedicated scene (`WORK_SCENE`) that render-tag owns, so whatever the
+user has in their own scenes never appears in a render; each build replaces the previous one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+
+import bpy
+import numpy as np
+from mathutils import Matrix, Quaternion, Vector
+
+from render_tag_shared.boards import board_image, board_px_per_bit
+from render_tag_shared.families import get_family, marker_texture
+from render_tag_shared.recipe import (
+    BoardObject,
+    Light,
+    PlaneObject,
+    SceneRecipe,
+    TagObject,
+    World,
+)
+from render_tag_shared.truth import object_extent_m
+
+from . import datablocks
+from .camera import setup_camera
+from .renderer import configure_renderer
+
+WORK_SCENE = "RenderTag"
+"""The scene render-tag builds recipes into (created on first use)."""
+
+CAMERA_NAME = "RT_Camera"
+TAG_MODULE_PX = 8
+"""Texture pixels per marker module: every module edge lands on a texel edge, so any size is exact."""
+
+
+def work_scene(activate: bool = True) -> bpy.types.Scene:
+    """The dedicated render-tag scene; made the window's scene when a window exists (the N-panel)."""
+    scene = bpy.data.scenes.get(WORK_SCENE)
+    if scene is None:
+        scene = bpy.data.scenes.new(WORK_SCENE)
+        datablocks.mark(scene)
+    if activate:
+        window = getattr(bpy.context, "window", None)
+        if window is not None and window.scene != scene:
+            window.scene = scene
+    return scene
+
+
+def clear_scene(scene: bpy.types.Scene) -> None:
+    """Remove every object of the scene, then render-tag's datablocks nothing uses any more."""
+    for obj in list(scene.objects):
+        data = obj.data
+        bpy.data.objects.remove(obj, do_unlink=True)
+        if data is not None and data.users == 0 and datablocks.owned(data):
+            _remove_data(data)
+    for child in list(scene.collection.children):
+        if datablocks.owned(child):
+            bpy.data.collections.remove(child)
+
+
+def _remove_data(data: bpy.types.ID) -> None:
+    if isinstance(data, bpy.types.Mesh):
+        bpy.data.meshes.remove(data)
+    elif isinstance(data, bpy.types.Light):
+        bpy.data.lights.remove(data)
+    elif isinstance(data, bpy.types.Camera):
+        bpy.data.cameras.remove(data)
+
+
+# --------------------------------------------------------------------------- meshes and materials
+
+
+def ensure_nodes(datablock: bpy.types.Material | bpy.types.World) -> None:
+    """Node-based shading: `use_nodes` before 5.0; deprecated from 5.0, where node trees always exist."""
+    if bpy.app.version < (5, 0, 0) or getattr(datablock, "node_tree", None) is None:
+        datablock.use_nodes = True
+
+
+def quad_mesh(
+    name: str, width: float, height: float, uv_rect: tuple[float, float, float, float]
+) -> bpy.types.Mesh:
+    """A single-face rectangle centred on the origin in z = 0, normal +z, with UVs over `uv_rect`."""
+    hw, hh = width / 2.0, height / 2.0
+    mesh = bpy.data.meshes.new(name)
+    datablocks.mark(mesh)
+    verts = [(-hw, -hh, 0.0), (hw, -hh, 0.0), (hw, hh, 0.0), (-hw, hh, 0.0)]
+    mesh.from_pydata(verts, [], [(0, 1, 2, 3)])
+    u0, v0, u1, v1 = uv_rect
+    uv_layer = mesh.uv_layers.new(name="UVMap")
+    for loop, (u, v) in zip(mesh.loops, [(u0, v0), (u1, v0), (u1, v1), (u0, v1)], strict=True):
+        uv_layer.data[loop.index].uv = (u, v)
+    mesh.update()
+    return mesh
+
+
+def textured_material(
+    name: str,
+    image: bpy.types.Image | None,
+    roughness: float,
+    color: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    repeat: float = 1.0,
+    interpolation: str = "Closest",
+) -> bpy.types.Material:
+    """Principled BSDF with an optional image as base colour (Closest, no repeat for markers)."""
+    mat = bpy.data.materials.new(name)
+    datablocks.mark(mat)
+    ensure_nodes(mat)
+    nodes = mat.node_tree.nodes
+    links = mat.node_tree.links
+    bsdf = nodes.get("Principled BSDF")
+    if bsdf is None:
+        bsdf = nodes.new("ShaderNodeBsdfPrincipled")
+        links.new(bsdf.outputs[0], nodes["Material Output"].inputs["Surface"])
+    bsdf.inputs["Roughness"].default_value = roughness
+    bsdf.inputs["Base Color"].default_value = (*color, 1.0)
+    if image is not None:
+        tex = nodes.new("ShaderNodeTexImage")
+        tex.image = image
+        tex.interpolation = interpolation
+        tex.extension = "REPEAT" if repeat != 1.0 else "EXTEND"
+        if repeat != 1.0:
+            coord = nodes.new("ShaderNodeTexCoord")
+            mapping = nodes.new("ShaderNodeMapping")
+            mapping.inputs["Scale"].default_value = (repeat, repeat, 1.0)
+            links.new(coord.outputs["UV"], mapping.inputs["Vector"])
+            links.new(mapping.outputs["Vector"], tex.inputs["Vector"])
+        links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+    return mat
+
+
+def _new_object(scene: bpy.types.Scene, name: str, data: bpy.types.ID | None) -> bpy.types.Object:
+    obj = bpy.data.objects.new(name, data)
+    datablocks.mark(obj)
+    scene.collection.objects.link(obj)
+    return obj
+
+
+def set_pose(obj: bpy.types.Object, position: Any, quaternion: Any) -> None:
+    obj.rotation_mode = "QUATERNION"
+    obj.location = Vector(position)
+    obj.rotation_quaternion = Quaternion(quaternion)
+    obj.scale = (1.0, 1.0, 1.0)
+
+
+# --------------------------------------------------------------------------- tags and boards
+
+
+def tag_image(tag: TagObject) -> bpy.types.Image:
+    """The marker texture with a whole number of quiet-zone modules (reused across recipes)."""
+    margin = math.ceil(tag.margin_modules)
+    name = f"RT_tag_{tag.tag_family}_{tag.tag_id}_b{tag.border_bits}_m{margin}"
+    if (image := bpy.data.images.get(name)) is not None and datablocks.owned(image):
+        return image
+    pixels = marker_texture(tag.tag_family, tag.tag_id, TAG_MODULE_PX, tag.border_bits, margin)
+    return datablocks.image_from_array(name, pixels)
+
+
+def tag_uv_rect(tag: TagObject) -> tuple[float, float, float, float]:
+    """The part of the texture the tag's mesh shows: the quiet zone may be a fraction of a module."""
+    n = get_family(tag.tag_family).marker_bits + 2 * tag.border_bits
+    margin = math.ceil(tag.margin_modules)
+    total = n + 2 * margin
+    inset = (margin - tag.margin_modules) / total
+    return (inset, inset, 1.0 - inset, 1.0 - inset)
+
+
+def tag_mesh(tag: TagObject) -> bpy.types.Mesh:
+    """The tag's quad (border plus quiet zone) with its marker material."""
+    width, height = object_extent_m(tag)
+    mesh = quad_mesh(f"RT_{tag.name}", width, height, tag_uv_rect(tag))
+    mesh.materials.append(textured_material(f"RT_{tag.name}", tag_image(tag), tag.roughness))
+    return mesh
+
+
+def build_tag(scene: bpy.types.Scene, tag: TagObject) -> bpy.types.Object:
+    obj = _new_object(scene, tag.name, tag_mesh(tag))
+    set_pose(obj, tag.pose.position, tag.pose.rotation_quaternion)
+    return obj
+
+
+def board_texture(board: BoardObject) -> tuple[bpy.types.Image, tuple[float, float, float, float]]:
+    """The board image padded with whole white pixels for its margin, and the UV rectangle to show."""
+    defn = board.board
+    px_per_bit = board_px_per_bit(defn)
+    pattern = board_image(defn, px_per_bit)
+    px_per_mm = pattern.shape[1] / defn.width_mm
+    pad = math.ceil(board.margin_mm * px_per_mm - 1e-9)
+    key = defn.model_dump_json(exclude_defaults=False)
+    name = f"RT_board_{hashlib.sha256(key.encode()).hexdigest()[:16]}_p{pad}"
+    image = bpy.data.images.get(name)
+    if image is None or not datablocks.owned(image) or image.get("render_tag_key") != key:
+        padded = np.pad(pattern, pad, constant_values=255) if pad else pattern
+        image = datablocks.image_from_array(name, padded)
+        image["render_tag_key"] = key
+    h, w = pattern.shape
+    du = (pad - board.margin_mm * px_per_mm) / (w + 2 * pad)
+    dv = (pad - board.margin_mm * pattern.shape[0] / defn.height_mm) / (h + 2 * pad)
+    return image, (du, dv, 1.0 - du, 1.0 - dv)
+
+
+def board_mesh(board: BoardObject) -> bpy.types.Mesh:
+    """The board's quad (pattern plus margin) with its board material."""
+    width, height = object_extent_m(board)
+    image, uv = board_texture(board)
+    mesh = quad_mesh(f"RT_{board.name}", width, height, uv)
+    mesh.materials.append(textured_material(f"RT_{board.name}", image, board.roughness))
+    return mesh
+
+
+def build_board(scene: bpy.types.Scene, board: BoardObject) -> bpy.types.Object:
+    obj = _new_object(scene, board.name, board_mesh(board))
+    set_pose(obj, board.pose.position, board.pose.rotation_quaternion)
+    return obj
+
+
+def plane_mesh(plane: PlaneObject) -> bpy.types.Mesh:
+    """A background or distractor quad: flat colour, or an image tiled `texture_repeat` times."""
+    width, height = plane.size_m
+    image = datablocks.image_from_file(plane.texture) if plane.texture else None
+    mesh = quad_mesh(f"RT_{plane.name}", width, height, (0.0, 0.0, 1.0, 1.0))
+    mat = textured_material(
+        f"RT_{plane.name}", image, plane.roughness, plane.color, plane.texture_repeat, interpolation="Linear"
+    )
+    mesh.materials.append(mat)
+    return mesh
+
+
+def build_plane(scene: bpy.types.Scene, plane: PlaneObject) -> bpy.types.Object:
+    obj = _new_object(scene, plane.name, plane_mesh(plane))
+    set_pose(obj, plane.pose.position, plane.pose.rotation_quaternion)
+    return obj
+
+
+def object_mesh(entry: TagObject | BoardObject | PlaneObject) -> bpy.types.Mesh:
+    """The mesh (with material) of any recipe object."""
+    if isinstance(entry, TagObject):
+        return tag_mesh(entry)
+    if isinstance(entry, BoardObject):
+        return board_mesh(entry)
+    return plane_mesh(entry)
+
+
+# --------------------------------------------------------------------------- lights and world
+
+
+def build_light(scene: bpy.types.Scene, light: Light, index: int) -> bpy.types.Object:
+    data = bpy.data.lights.new(f"RT_light{index}", type=light.type)
+    datablocks.mark(data)
+    data.energy = light.energy
+    data.color = light.color
+    if light.type in ("POINT", "SPOT"):
+        data.shadow_soft_size = light.radius_m
+    if light.type == "SPOT":
+        data.spot_size = light.spot_size_rad
+    if light.type == "SUN":
+        data.angle = light.angle_rad
+    if light.type == "AREA":
+        data.shape = "SQUARE"
+        data.size = max(light.radius_m, 1e-4)
+    obj = _new_object(scene, f"RT_light{index}", data)
+    set_pose(obj, light.pose.position, light.pose.rotation_quaternion)
+    return obj
+
+
+def build_world(scene: bpy.types.Scene, world: World) -> bpy.types.World:
+    """Background colour, an HDRI (lights the scene) and/or a background image seen only by camera rays."""
+    name = "RT_world"
+    old = bpy.data.worlds.get(name)
+    if old is not None:
+        old.name = name + ".old"
+    w = bpy.data.worlds.new(name)
+    datablocks.mark(w)
+    ensure_nodes(w)
+    nodes, links = w.node_tree.nodes, w.node_tree.links
+    nodes.clear()
+    out = nodes.new("ShaderNodeOutputWorld")
+    light_bg = nodes.new("ShaderNodeBackground")
+    light_bg.inputs["Color"].default_value = (*world.background_color, 1.0)
+    light_bg.inputs["Strength"].default_value = world.background_strength
+    if world.hdri is not None:
+        env = nodes.new("ShaderNodeTexEnvironment")
+        env.image = datablocks.image_from_file(world.hdri.path)
+        coord = nodes.new("ShaderNodeTexCoord")
+        mapping = nodes.new("ShaderNodeMapping")
+        mapping.inputs["Rotation"].default_value = (0.0, 0.0, world.hdri.rotation_z_rad)
+        links.new(coord.outputs["Generated"], mapping.inputs["Vector"])
+        links.new(mapping.outputs["Vector"], env.inputs["Vector"])
+        links.new(env.outputs["Color"], light_bg.inputs["Color"])
+        light_bg.inputs["Strength"].default_value = world.hdri.strength
+    shader = light_bg.outputs["Background"]
+    if world.background_texture:
+        tex = nodes.new("ShaderNodeTexImage")
+        tex.image = datablocks.image_from_file(world.background_texture)
+        coord = nodes.new("ShaderNodeTexCoord")
+        links.new(coord.outputs["Window"], tex.inputs["Vector"])
+        cam_bg = nodes.new("ShaderNodeBackground")
+        links.new(tex.outputs["Color"], cam_bg.inputs["Color"])
+        path = nodes.new("ShaderNodeLightPath")
+        mix = nodes.new("ShaderNodeMixShader")
+        links.new(path.outputs["Is Camera Ray"], mix.inputs["Fac"])
+        links.new(light_bg.outputs["Background"], mix.inputs[1])
+        links.new(cam_bg.outputs["Background"], mix.inputs[2])
+        shader = mix.outputs["Shader"]
+    links.new(shader, out.inputs["Surface"])
+    scene.world = w
+    if old is not None and old.users == 0 and datablocks.owned(old):
+        bpy.data.worlds.remove(old)
+    return w
+
+
+# --------------------------------------------------------------------------- the whole scene
+
+
+def build_scene(
+    recipe: SceneRecipe, camera_index: int = 0, scene: bpy.types.Scene | None = None
+) -> bpy.types.Scene:
+    """Replace the work scene's content with `recipe`, seen from camera `camera_index`.
+
+    Images are reused by name across builds; render-tag datablocks left without users are removed.
+    Each built object stores the JSON of its recipe entry (`datablocks.STORED`), so exporting the
+    built scene gives back the recipe exactly.
+    """
+    if not 0 <= camera_index < len(recipe.cameras):
+        raise IndexError(f"camera_index {camera_index} is outside the recipe's {len(recipe.cameras)} cameras")
+    scene = scene if scene is not None else work_scene()
+    clear_scene(scene)
+    for index, obj in enumerate(recipe.objects):
+        if isinstance(obj, TagObject):
+            built = build_tag(scene, obj)
+        elif isinstance(obj, BoardObject):
+            built = build_board(scene, obj)
+        else:
+            built = build_plane(scene, obj)
+        _record(built, obj.model_dump(mode="json"), index)
+    for index, light in enumerate(recipe.world.lights):
+        _record(build_light(scene, light, index), light.model_dump(mode="json"), index)
+    build_world(scene, recipe.world)
+    cam_data = bpy.data.cameras.new(CAMERA_NAME)
+    datablocks.mark(cam_data)
+    cam_obj = _new_object(scene, CAMERA_NAME, cam_data)
+    setup_camera(cam_obj, scene, recipe.cameras[camera_index])
+    _record(cam_obj, recipe.cameras[camera_index].model_dump(mode="json"), camera_index)
+    configure_renderer(scene, recipe.renderer)
+    datablocks.store_json(
+        scene,
+        {
+            "scene_id": recipe.scene_id,
+            "random_seed": recipe.random_seed,
+            "world": recipe.world.model_dump(mode="json"),
+            "renderer": recipe.renderer.model_dump(mode="json"),
+            "cameras": [c.model_dump(mode="json") for c in recipe.cameras],
+        },
+    )
+    _sync_properties(scene, recipe, camera_index)
+    datablocks.remove_owned_orphans()
+    scene.view_layers[0].update()
+    return scene
+
+
+def select_camera(scene: bpy.types.Scene, recipe: SceneRecipe, camera_index: int) -> bpy.types.Object:
+    """Point the built scene's camera at another camera of the same recipe (objects stay)."""
+    cam_obj = scene.objects.get(CAMERA_NAME) or next(o for o in scene.objects if o.type == "CAMERA")
+    setup_camera(cam_obj, scene, recipe.cameras[camera_index])
+    _record(cam_obj, recipe.cameras[camera_index].model_dump(mode="json"), camera_index)
+    _sync_properties(scene, recipe, camera_index)
+    scene.view_layers[0].update()
+    return cam_obj
+
+
+def _record(obj: bpy.types.Object, entry: dict[str, Any], index: int) -> None:
+    datablocks.store_json(obj, entry)
+    obj["render_tag_index"] = index
+    if "name" in entry:
+        obj["render_tag_name"] = entry["name"]
+    settings = getattr(obj, "render_tag", None)
+    if settings is None:
+        return
+    from ..properties import write_object_settings
+
+    write_object_settings(obj, entry)
+
+
+def _sync_properties(scene: bpy.types.Scene, recipe: SceneRecipe, camera_index: int) -> None:
+    if getattr(scene, "render_tag", None) is None:
+        return
+    from ..properties import write_scene_settings
+
+    write_scene_settings(scene, recipe, camera_index)
+
+
+def add_matrix(obj: bpy.types.Object, matrix: Matrix) -> None:
+    """Place an object by a 4x4 world matrix, rotation kept as a quaternion (no scale)."""
+    loc, rot, _ = matrix.decompose()
+    set_pose(obj, loc, rot)

@@ -1,0 +1,297 @@
+"""Worker launchers: a Blender binary (`blender -b`) or the `bpy` module (`python -c`).
+
+Both start the same worker (`worker_main.py`, loaded by path) with an argument list, never a shell, and
+hand it its settings as JSON in the environment variable RENDER_TAG_WORKER: a path with quotes, spaces
+or newlines is data there, never code. Each worker gets a process group of its own (a new session), so
+the terminal's Ctrl-C reaches only the host, which stops workers itself, and killing the group takes
+down anything the worker started.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from render_tag_shared.errors import InputError
+
+from . import worker_main
+
+__all__ = [
+    "BlenderBinaryLauncher",
+    "BpyModuleLauncher",
+    "Launcher",
+    "WorkerProcess",
+    "WorkerSettings",
+    "default_addon_dir",
+    "find_blender",
+    "make_launcher",
+]
+
+ADDON_DIR_ENV = "RENDER_TAG_ADDON_DIR"
+EXTENSION_MODULE = "bl_ext.user_default.render_tag"
+
+LAUNCH_EXPRESSION = (
+    "import json, os, importlib.util as u; "
+    f"c = json.loads(os.environ[{worker_main.ENV_VAR!r}]); "
+    "s = u.spec_from_file_location('render_tag_worker_main', c['worker_main']); "
+    "m = u.module_from_spec(s); s.loader.exec_module(m); m.main()"
+)
+"""The same constant expression for both launchers: everything variable travels in the environment."""
+
+
+def default_addon_dir() -> Path:
+    """The add-on package folder: $RENDER_TAG_ADDON_DIR, else `addon/` next to the host package."""
+    override = os.environ.get(ADDON_DIR_ENV)
+    if override:
+        return Path(override).resolve()
+    return Path(__file__).resolve().parents[2] / "addon"
+
+
+def find_blender(explicit: str | None = None) -> str | None:
+    """A Blender binary from `--blender PATH`, $BLENDER or PATH; None when there is none.
+
+    An explicit path that is not an executable is bad input (exit 2), not a silent fallback.
+    """
+    for source, candidate in (("--blender", explicit), ("$BLENDER", os.environ.get("BLENDER"))):
+        if not candidate:
+            continue
+        resolved = shutil.which(candidate) or (candidate if os.access(candidate, os.X_OK) else None)
+        if resolved is None or not os.path.isfile(resolved):
+            raise InputError(source, "", f"{candidate!r} is not an executable Blender binary")
+        return resolved
+    return shutil.which("blender")
+
+
+@dataclass
+class WorkerSettings:
+    """What one worker process is told at start (sent as JSON, see LAUNCH_EXPRESSION)."""
+
+    worker_id: str
+    request_endpoint: str
+    heartbeat_endpoint: str
+    threads: int = 0
+    heartbeat_s: float = 1.0
+    log_path: Path | None = None
+
+    def payload(self, launcher: Launcher) -> dict[str, Any]:
+        return {
+            "worker_id": self.worker_id,
+            "request_endpoint": self.request_endpoint,
+            "heartbeat_endpoint": self.heartbeat_endpoint,
+            "threads": self.threads,
+            "heartbeat_s": self.heartbeat_s,
+            "host_pid": os.getpid(),
+            "worker_main": str(Path(worker_main.__file__).resolve()),
+            "addon_dir": str(launcher.addon_dir) if launcher.addon_dir is not None else None,
+            "addon_module": launcher.addon_module,
+            "addon_version": launcher.addon_version(),
+        }
+
+
+_LIVE: weakref.WeakSet[WorkerProcess] = weakref.WeakSet()
+
+
+@dataclass(eq=False)
+class WorkerProcess:
+    """A running worker: its own process group, killed with its children."""
+
+    popen: subprocess.Popen[bytes]
+    settings: WorkerSettings
+    log: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def poll(self) -> int | None:
+        return self.popen.poll()
+
+    def kill(self) -> None:
+        """SIGKILL to the whole group (Blender may have helpers), then reap the process."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=10)
+        self._close_log()
+
+    def wait(self, timeout: float) -> int | None:
+        """Waits for a clean exit; None when the worker is still running after `timeout` seconds."""
+        try:
+            code = self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        # The worker is gone; anything it left in its group goes too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self._close_log()
+        return code
+
+    def _close_log(self) -> None:
+        if self.log is not None:
+            with contextlib.suppress(OSError):
+                self.log.close()
+            self.log = None
+
+
+def _kill_all_live() -> None:
+    """At host exit no worker is left behind, whatever path the host took out."""
+    for worker in list(_LIVE):
+        if worker.poll() is None:
+            worker.kill()
+
+
+atexit.register(_kill_all_live)
+
+
+class Launcher:
+    """Starts workers; subclasses say which program runs the launch expression."""
+
+    kind = "abstract"
+
+    def __init__(self, addon_dir: Path | None = None, addon_module: str | None = None) -> None:
+        self.addon_dir = addon_dir
+        self.addon_module = addon_module
+        if addon_dir is None and addon_module is None:
+            raise InputError(f"${ADDON_DIR_ENV}", "", "no add-on folder and no installed extension to load")
+        if addon_dir is not None and not (addon_dir / "__init__.py").is_file():
+            raise InputError(str(addon_dir), "__init__.py", f"not an add-on package (set ${ADDON_DIR_ENV})")
+
+    def command(self, settings: WorkerSettings) -> list[str]:
+        raise NotImplementedError
+
+    def blender_version(self) -> str:
+        raise NotImplementedError
+
+    def addon_version(self) -> str:
+        """The add-on's version from blender_manifest.toml (what the plan hash records)."""
+        import tomllib
+
+        candidates = []
+        if self.addon_dir is not None:
+            candidates = [
+                self.addon_dir / "blender_manifest.toml",
+                self.addon_dir.parent / "blender_manifest.toml",
+            ]
+        for path in candidates:
+            if path.is_file():
+                with path.open("rb") as handle:
+                    return str(tomllib.load(handle).get("version", "unknown"))
+        return "unknown"
+
+    def describe(self) -> str:
+        return self.kind
+
+    def start(self, settings: WorkerSettings) -> WorkerProcess:
+        """Starts one worker in a new session, output appended to its log file (or discarded)."""
+        env = dict(os.environ)
+        env[worker_main.ENV_VAR] = json.dumps(settings.payload(self))
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        log: IO[bytes] | None = None
+        if settings.log_path is not None:
+            settings.log_path.parent.mkdir(parents=True, exist_ok=True)
+            log = open(settings.log_path, "ab")  # noqa: SIM115  # owned by the WorkerProcess
+        popen = subprocess.Popen(
+            self.command(settings),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log if log is not None else subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+        worker = WorkerProcess(popen=popen, settings=settings, log=log)
+        _LIVE.add(worker)
+        return worker
+
+
+class BpyModuleLauncher(Launcher):
+    """`python -c EXPR` with the interpreter that has the `bpy` module (this one by default)."""
+
+    kind = "bpy-module"
+
+    def __init__(self, python: str | None = None, addon_dir: Path | None = None) -> None:
+        super().__init__(addon_dir=addon_dir if addon_dir is not None else default_addon_dir())
+        self.python = python or sys.executable
+
+    def command(self, settings: WorkerSettings) -> list[str]:
+        return [self.python, "-c", LAUNCH_EXPRESSION]
+
+    def blender_version(self) -> str:
+        """From the wheel's metadata: importing bpy here would cost a second and 250 MB."""
+        if self.python == sys.executable:
+            try:
+                return "bpy " + importlib.metadata.version("bpy")
+            except importlib.metadata.PackageNotFoundError:
+                pass
+        probe = "import importlib.metadata as m; print(m.version('bpy'))"
+        done = subprocess.run([self.python, "-c", probe], capture_output=True, text=True, timeout=60)
+        return "bpy " + done.stdout.strip() if done.returncode == 0 else "bpy unknown"
+
+    def describe(self) -> str:
+        return f"bpy module ({self.python})"
+
+
+class BlenderBinaryLauncher(Launcher):
+    """`blender -b --factory-startup --python-expr EXPR`: the stock program, no user preferences.
+
+    The add-on comes from its folder when there is one (a development install), else from the
+    installed extension; in both cases it must find pyzmq and pydantic in Blender's Python.
+    """
+
+    kind = "blender"
+
+    def __init__(self, blender: str, addon_dir: Path | None = None, addon_module: str | None = None) -> None:
+        folder = addon_dir if addon_dir is not None else default_addon_dir()
+        has_folder = (folder / "__init__.py").is_file()
+        # The installed extension first (its wheels are where Blender's Python finds them), the folder
+        # as the fallback the worker uses when the extension is not installed.
+        super().__init__(
+            addon_dir=folder if has_folder else None, addon_module=addon_module or EXTENSION_MODULE
+        )
+        self.blender = blender
+        self._version: str | None = None
+
+    def command(self, settings: WorkerSettings) -> list[str]:
+        command = [self.blender, "-b", "--factory-startup", "--python-exit-code", "1"]
+        if settings.threads > 0:
+            command += ["-t", str(settings.threads)]
+        return [*command, "--python-expr", LAUNCH_EXPRESSION]
+
+    def blender_version(self) -> str:
+        if self._version is None:
+            done = subprocess.run(
+                [self.blender, "-b", "--factory-startup", "--version"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            first = done.stdout.strip().splitlines()[0] if done.stdout.strip() else "unknown"
+            self._version = first.removeprefix("Blender ").strip()
+        return "blender " + self._version
+
+    def describe(self) -> str:
+        return f"Blender binary ({self.blender})"
+
+
+def make_launcher(blender: str | None = None) -> Launcher:
+    """A Blender binary when one is given or found, else the `bpy` module of this interpreter."""
+    binary = find_blender(blender)
+    if binary is not None:
+        return BlenderBinaryLauncher(binary)
+    if importlib.util.find_spec("bpy") is None:
+        raise InputError(
+            "--blender", "", "no Blender: pass --blender PATH, set $BLENDER, or install the bpy module"
+        )
+    return BpyModuleLauncher()
