@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from render_tag_shared.boards import library_to_object
+from render_tag_shared.config import read_config_data
 from render_tag_shared.errors import InputError
 from render_tag_shared.geometry import invert_rigid, quat_to_matrix, transform_points
 from render_tag_shared.projection import polygon_area, project_points, visibility
@@ -253,15 +254,8 @@ def load_gates(source: str | Path | dict[str, Any] | None) -> dict[str, Any]:
     elif isinstance(source, dict):
         given = source
     else:
-        import yaml
-
         name = str(source)
-        try:
-            given = yaml.safe_load(Path(source).read_text(encoding="utf-8")) or {}
-        except OSError as exc:
-            raise InputError(name, "", f"cannot read: {exc.strerror}") from exc
-        except yaml.YAMLError as exc:
-            raise InputError(name, "", f"not valid YAML: {exc}") from exc
+        given = read_config_data(source) or {}
     if not isinstance(given, dict):
         raise InputError(name, "", "must be a mapping of gate names to limits")
     for key in ("audit", "gates"):

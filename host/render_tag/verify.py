@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from render_tag_shared.boards import BoardDefinition
+from render_tag_shared.config import read_config_data
 from render_tag_shared.errors import InputError
 from render_tag_shared.families import get_family
 from render_tag_shared.records import DetectionRecord
@@ -399,15 +400,8 @@ def load_thresholds(
     if isinstance(source, dict):
         given = source
     elif source is not None:
-        import yaml
-
         name = str(source)
-        try:
-            given = yaml.safe_load(Path(source).read_text(encoding="utf-8")) or {}
-        except OSError as exc:
-            raise InputError(name, "", f"cannot read: {exc.strerror}") from exc
-        except yaml.YAMLError as exc:
-            raise InputError(name, "", f"not valid YAML: {exc}") from exc
+        given = read_config_data(source) or {}
     if not isinstance(given, dict):
         raise InputError(name, "", "must be a mapping of threshold names to numbers")
     if isinstance(given.get("verify"), dict):
