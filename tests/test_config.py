@@ -76,7 +76,7 @@ def test_legacy_and_new_field_together_is_refused() -> None:
 def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     for key in keys[:-1]:
-        data = data[key]
+        data = data.setdefault(key, {})
     data[keys[-1]] = value
 
 
@@ -108,6 +108,15 @@ BAD_CONFIGS = [
     ("renderer.mode", "luxcore", "renderer.mode", "cycles"),
     ("renderer.samples", 0, "renderer.samples", "greater than or equal to 1"),
     ("camera.focal_length", 35, "camera.focal_length", "Extra inputs are not permitted"),
+    ("dataset.name", "my job/1", "dataset.name", "String should match pattern"),
+    ("dataset.seed", -1, "dataset.seed", "greater than or equal to 0"),
+    ("camera.min_roll", 190, "camera", "min_roll (190.0) must not exceed max_roll"),
+    ("camera.eval_margin_px", -1, "camera.eval_margin_px", "greater than or equal to 0"),
+    ("camera.max_pixel_area", -5, "camera.max_pixel_area", "greater than 0"),
+    ("camera.iso_min", 100, "camera", "give both iso_min and iso_max"),
+    ("camera.samples_per_scene", 0, "camera.samples_per_scene", "greater than or equal to 1"),
+    ("lighting.lights_per_scene", [2, 1], "lighting", "lights_per_scene must be [min, max]"),
+    ("noise.salt_pepper", 2, "noise.salt_pepper", "less than or equal to 1"),
 ]
 
 
@@ -125,6 +134,13 @@ def test_bad_config_names_the_file_and_field(
     assert info.value.field == field
     assert fragment in str(info.value)
     assert str(info.value).startswith(f"{path}: {field}: ")
+
+
+def test_pixels_per_module_range_must_be_ordered() -> None:
+    data = example()
+    data["camera"].update(ppm_min=4.0, ppm_max=2.0)
+    with pytest.raises(InputError, match=r"camera: ppm_min \(4.0\) must not exceed ppm_max \(2.0\)"):
+        parse_config(data, "ppm.yaml")
 
 
 BAD_BOARDS = [
@@ -163,3 +179,11 @@ def test_config_round_trips_through_json() -> None:
     config = load_config(DATA / "design_example.yaml")
     again = GenConfig.model_validate_json(config.model_dump_json())
     assert again == config
+
+
+def test_missing_required_field_is_named() -> None:
+    data = example()
+    del data["dataset"]["num_scenes"]
+    with pytest.raises(InputError) as info:
+        parse_config(data, "job.yaml")
+    assert str(info.value) == "job.yaml: dataset.num_scenes: Field required"

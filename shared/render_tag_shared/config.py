@@ -225,11 +225,19 @@ def migrate_legacy(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _migrated_or_raw(data: Any) -> Any:
+    """The input as the models saw it, to name fields in an error (raw when it cannot be migrated)."""
+    try:
+        return migrate_legacy(data) if isinstance(data, dict) else data
+    except ValueError:
+        return data
+
+
 def parse_config(data: Any, source: str) -> GenConfig:
     try:
         return GenConfig.model_validate(data)
     except ValidationError as exc:
-        raise input_error_from_validation(source, exc) from exc
+        raise input_error_from_validation(source, exc, data=_migrated_or_raw(data)) from exc
     except ValueError as exc:  # raised by the migration step
         raise InputError(source, "scenario.subject", str(exc)) from exc
 

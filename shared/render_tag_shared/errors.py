@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import ValidationError
 
 
@@ -22,29 +24,45 @@ class InputError(ValueError):
         super().__init__(text)
 
 
+_MISSING = object()
 _UNION_TAGS = frozenset({"TAG", "BOARD", "PLANE", "TAGS", "gaussian", "poisson", "salt_pepper"})
 """Discriminator values pydantic puts in an error's location; a user never typed them."""
 
 
-def field_path(loc: tuple[int | str, ...]) -> str:
-    """`("objects", 3, "TAG", "size_mm")` -> `objects[3].size_mm` (drops pydantic's union tags)."""
+def field_path(loc: tuple[int | str, ...], data: Any = _MISSING) -> str:
+    """`("objects", 3, "TAG", "size_mm")` -> `objects[3].size_mm`.
+
+    pydantic puts the tag of a discriminated union (and validator names) into the location; the user
+    never typed them. Walking the input alongside the location tells them apart from real fields (a
+    field may share its name with a tag, as `noise.salt_pepper` does).
+    """
     path = ""
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in _UNION_TAGS or part.startswith(("function-", "tagged-union")):
+            data = data[part] if isinstance(data, list) and -len(data) <= part < len(data) else _MISSING
             continue
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif part in _UNION_TAGS or part.startswith(("function-", "tagged-union")):
+            continue  # not a key of the input: a union's tag or a validator's name
         else:
-            path += f".{part}" if path else part
+            data = _MISSING
+        path += f".{part}" if path else part
     return path
 
 
-def input_error_from_validation(source: str, error: ValidationError, prefix: str = "") -> InputError:
-    """Turns pydantic's report into an InputError that leads with the first field at fault."""
+def input_error_from_validation(
+    source: str, error: ValidationError, prefix: str = "", data: Any = _MISSING
+) -> InputError:
+    """Turns pydantic's report into an InputError that leads with the first field at fault.
+
+    Pass the validated input as `data` so that field names are told apart from union tags.
+    """
     lines = []
     first_field = ""
     for item in error.errors(include_url=False):
-        field = field_path(tuple(item["loc"]))
+        field = field_path(tuple(item["loc"]), data)
         if prefix:
             field = f"{prefix}.{field}" if field else prefix
         message = str(item["msg"]).removeprefix("Value error, ")
