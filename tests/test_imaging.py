@@ -154,7 +154,20 @@ def test_tone_mapping_dynamic_range_and_quantisation() -> None:
     levels = imaging.apply_dynamic_range(np.array([0.0, 1.0]), DynamicRange(black_level=0.1, white_level=0.9))
     assert levels.tolist() == pytest.approx([0.1, 0.9])
     assert imaging.quantize_8bit(np.array([0.0, 0.5, 1.0, 1.5, np.nan])).tolist() == [0, 128, 255, 255, 0]
-    assert imaging.apply_exposure(np.array([0.25]), 2.0).tolist() == [1.0]
+    fixed = ToneMapping(metering="none", exposure_ev=2.0)
+    assert imaging.apply_exposure(np.array([0.25]), fixed).tolist() == [1.0]
+
+
+def test_auto_exposure_meters_the_99th_percentile() -> None:
+    rng = np.random.default_rng(3)
+    overexposed = rng.uniform(0.0, 4.0, size=(60, 80, 3))  # lights far too strong for the scene
+    metered = imaging.apply_exposure(overexposed, ToneMapping())
+    luminance = metered @ np.array([0.2126, 0.7152, 0.0722])
+    assert np.percentile(luminance, 99) == pytest.approx(0.8)
+    np.testing.assert_allclose(metered / overexposed, metered[0, 0, 0] / overexposed[0, 0, 0])  # one gain
+    one_stop_up = imaging.apply_exposure(overexposed, ToneMapping(exposure_ev=1.0))
+    np.testing.assert_allclose(one_stop_up, 2 * metered)
+    assert imaging.apply_exposure(np.zeros((4, 4, 3)), ToneMapping()).max() == 0.0  # black stays black
 
 
 def test_sensor_noise_is_reproducible_and_seeded() -> None:
@@ -182,7 +195,7 @@ def test_postprocess_pipeline_order() -> None:
         {
             "cam_to_world": np.eye(4).tolist(),
             "intrinsics": pinhole(100, 100, 1.5, 0.5, (4, 2)),
-            "tone_mapping": {"curve": "srgb", "exposure_ev": 1.0},
+            "tone_mapping": {"curve": "srgb", "metering": "none", "exposure_ev": 1.0},
         }
     )
     linear = np.full((2, 4, 4), 0.09, dtype=np.float32)

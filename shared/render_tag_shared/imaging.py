@@ -6,7 +6,7 @@ the optics happens here in numpy, in this order, so it is reproducible bit for b
 whichever Blender version or render engine made the pixels:
 
 1. lens warp: resample the overscan render into the distorted target (`warp_to_target`);
-2. exposure: scale by 2 ** exposure_ev (linear light);
+2. exposure: metering (auto exposure to the recipe's target), then 2 ** exposure_ev (linear light);
 3. sensor noise: the recipe's layers in order, seeded (`numpy.random.Generator(PCG64(seed))`);
 4. tone mapping: linear, sRGB OETF or a power-law gamma, clipped to [0, 1];
 5. dynamic range: black + (white - black) * v;
@@ -177,9 +177,27 @@ def warp_to_target(
 # --------------------------------------------------------------------------- radiometry
 
 
-def apply_exposure(linear: npt.ArrayLike, exposure_ev: float) -> FloatArray:
-    """Linear light times 2 ** exposure_ev (a camera's exposure compensation, in stops)."""
-    return np.asarray(linear, dtype=np.float64) * float(2.0**exposure_ev)
+METERING_PERCENTILE = 99.0
+"""Auto exposure meters the luminance below which this percentage of the pixels lies."""
+
+
+def metered_gain(linear: npt.ArrayLike, target: float) -> float:
+    """The gain that puts the image's 99th-percentile luminance (Rec. 709 weights) at `target`.
+
+    A camera's auto exposure: lights given in watts make no image too bright or too dark. A black
+    image keeps gain 1.
+    """
+    img = np.asarray(linear, dtype=np.float64)
+    luminance = img[..., :3] @ np.array([0.2126, 0.7152, 0.0722]) if img.ndim == 3 else img
+    level = float(np.percentile(luminance, METERING_PERCENTILE))
+    return target / level if level > 0 else 1.0
+
+
+def apply_exposure(linear: npt.ArrayLike, tone: ToneMapping) -> FloatArray:
+    """Linear light times the metered gain (when metering is auto) and 2 ** exposure_ev."""
+    img = np.asarray(linear, dtype=np.float64)
+    gain = metered_gain(img, tone.metering_target) if tone.metering == "auto" else 1.0
+    return img * (gain * float(2.0**tone.exposure_ev))
 
 
 def apply_sensor_noise(linear: npt.ArrayLike, noise: SensorNoise | None) -> FloatArray:
@@ -258,7 +276,7 @@ def postprocess(linear_rgb: npt.ArrayLike, camera: CameraRecipe, *, warp: bool =
     elif img.shape[:2] != (intr.height, intr.width):
         size = f"{img.shape[1]}x{img.shape[0]}"
         raise ValueError(f"the render is {size}, the camera {intr.width}x{intr.height}")
-    img = apply_exposure(img, camera.tone_mapping.exposure_ev)
+    img = apply_exposure(img, camera.tone_mapping)
     img = apply_sensor_noise(img, camera.sensor_noise)
     img = apply_tone_mapping(img, camera.tone_mapping)
     img = apply_dynamic_range(img, camera.dynamic_range)

@@ -353,7 +353,14 @@ class ToneMapping(StrictModel):
 
     curve: Literal["linear", "srgb", "gamma"] = "srgb"
     gamma: PositiveFloat = 2.2
-    exposure_ev: FiniteFloat = 0.0
+    metering: Literal["none", "auto"] = Field(
+        "auto",
+        description="auto: scale the linear render so that its 99th-percentile luminance becomes "
+        "`metering_target` (a camera's auto exposure, so light power never blows out the image); "
+        "none: the render's values as Blender computed them",
+    )
+    metering_target: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.8
+    exposure_ev: FiniteFloat = Field(0.0, description="compensation in stops, after metering")
 
 
 class DynamicRange(StrictModel):
