@@ -7,6 +7,8 @@ or relatively (this package): no `sys.path` edits. The package name is whatever 
 """
 
 # No `from __future__ import annotations`: Blender reads the property annotations as objects.
+import atexit
+import importlib.machinery
 import os
 import tempfile
 from pathlib import Path
@@ -69,15 +71,52 @@ def cache_dir() -> Path:
 
 
 _MODULES = (properties, operators, panel, overlay)
+_registered = False
 
 
 def register() -> None:
+    global _registered
+    if _registered:
+        return
     bpy.utils.register_class(RenderTagPreferences)
     for module in _MODULES:
         module.register()
+    _registered = True
+    if _is_bpy_module():
+        atexit.register(_unregister_at_exit)
 
 
 def unregister() -> None:
+    """Removes everything `register` added; a second call does nothing (see `_unregister_at_exit`)."""
+    global _registered
+    if not _registered:
+        return
+    atexit.unregister(_unregister_at_exit)
     for module in reversed(_MODULES):
         module.unregister()
     bpy.utils.unregister_class(RenderTagPreferences)
+    _registered = False
+
+
+def _is_bpy_module() -> bool:
+    """Whether Blender runs as the `bpy` module of a plain Python (not inside a Blender binary)."""
+    return isinstance(getattr(bpy.__spec__, "loader", None), importlib.machinery.ExtensionFileLoader)
+
+
+def _unregister_at_exit() -> None:
+    """Python's `atexit`, `bpy` module only: unregister while Blender is still alive.
+
+    The Blender 4.2 `bpy` module shuts Blender down only when the `bpy` module object is freed at
+    the very end of the interpreter's teardown, and anything Blender still holds at that point
+    (a registered class, a draw or app handler, a timer) keeps `bpy` alive through its module's
+    globals: Blender's exit never runs and the process dies with SIGSEGV (exit 139) in C++
+    destructors. An add-on enabled with `addon_utils` is disabled by Blender's own `atexit` hook;
+    one registered by hand (`import render_tag; render_tag.register()`) is by this one, which runs
+    first (atexit is last in, first out), so `unregister` must tolerate the second call. A Blender
+    binary shuts itself down first and ends Python afterwards (unregistering then would be too late),
+    so nothing is hooked there. Property callbacks need more than this: see callbacks.py.
+    """
+    try:
+        unregister()
+    except Exception as exc:  # exiting anyway: say what failed, never raise from atexit
+        print(f"render_tag: unregister at exit: {exc!r}")

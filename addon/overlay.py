@@ -308,7 +308,9 @@ def disable() -> None:
     if not is_enabled():
         return
     bpy.types.SpaceView3D.draw_handler_remove(_state["handle"], "WINDOW")
-    _state.update(handle=None, truth=None, dirty=True)
+    _state.update(handle=None, truth=None, dirty=True, scheduled=False)
+    if bpy.app.timers.is_registered(_refresh_timer):  # Blender holds nothing of ours once disabled
+        bpy.app.timers.unregister(_refresh_timer)
     for handlers in _handler_lists():
         while mark_dirty in handlers:
             handlers.remove(mark_dirty)

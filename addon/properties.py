@@ -23,6 +23,8 @@ from bpy.props import (
 
 from render_tag_shared.families import FAMILY_NAMES
 
+from .callbacks import refresh_object as _refresh  # globals without `bpy`: see callbacks.py
+
 _FAMILY_ITEMS = [(name, name, f"{name} markers") for name in FAMILY_NAMES]
 _suspended = 0
 
@@ -38,8 +40,11 @@ def suspend_updates() -> Iterator[None]:
         _suspended -= 1
 
 
-def _refresh(self: Any, context: Any) -> None:
-    """Property update: rebuild the object's mesh and texture from its settings (errors reported)."""
+def on_settings_changed(self: Any, context: Any) -> None:
+    """Property update (via `callbacks.refresh_object`): rebuild the object from its settings.
+
+    Errors are reported, not raised.
+    """
     if _suspended:
         return
     obj = self.id_data

@@ -2,8 +2,9 @@
 
 Built with Blender's own builder and checked with its validator, then installed in a subprocess that
 runs `python -I -S` with only `bpy` and `numpy` on `sys.path` (symlinks) and a fresh user profile:
-pydantic and render_tag_shared can come from nowhere but the wheels inside the zip. In the full venv
-such a test would pass even with the bundling broken.
+pydantic, pyzmq (for the host's worker) and render_tag_shared can come from nowhere but the wheels
+inside the zip. In the full venv such a test would pass even with the bundling broken. The
+subprocesses end like any script (no `os._exit`): exit code 0 is part of what they check.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ BUNDLED = sorted(
         "annotated_types",
         "typing_extensions",
         "typing_inspection",
+        "pyzmq",
     ]
 )
+"""The projects whose wheels every platform's zip holds (numpy is Blender's own)."""
 
 
 @pytest.fixture(scope="module")
@@ -64,19 +67,12 @@ def test_zip_holds_the_package_and_its_platform_wheels(zips: dict[str, Path]) ->
         ]
         assert not [n for n in names if n.startswith(("addon/", "shared/", "host/"))]
         wheels = sorted(n.removeprefix("wheels/").split("-")[0] for n in names if n.startswith("wheels/"))
-        assert wheels == sorted(
-            [
-                "annotated_types",
-                "pydantic",
-                "pydantic_core",
-                "render_tag_shared",
-                "typing_extensions",
-                "typing_inspection",
-            ]
-        ), platform
+        assert wheels == BUNDLED, platform
         assert not [n for n in names if n.startswith("wheels/numpy")]  # Blender ships numpy
-        core = next(n for n in names if n.startswith("wheels/pydantic_core"))
-        assert addon_build.WheelName.parse(core).fits(platform), (platform, core)
+        for compiled in ("pydantic_core", "pyzmq"):  # one binary wheel each, for this platform
+            wheel = next(n for n in names if n.startswith(f"wheels/{compiled}-"))
+            assert "-cp311-cp311-" in wheel, (platform, wheel)
+            assert addon_build.WheelName.parse(wheel).fits(platform), (platform, wheel)
         with zipfile.ZipFile(zip_path) as zf:
             manifest = tomllib.loads(zf.read("blender_manifest.toml").decode())
         assert manifest["id"] == "render_tag" and manifest["blender_version_min"] == "4.2.0"
@@ -137,14 +133,19 @@ _INSTALL_AND_RUN = r"""
 import importlib.util, json, os, sys
 site, zip_path, out = sys.argv[1:4]
 sys.path.insert(0, site)
-for name in ("pydantic", "render_tag_shared", "render_tag", "addon"):
+for name in ("pydantic", "zmq", "render_tag_shared", "render_tag", "addon"):
     assert importlib.util.find_spec(name) is None, f"{name} is importable before the install"
 import bpy
 import addon_utils
 install = bpy.ops.extensions.package_install_files
 result = install(repo="user_default", filepath=zip_path, enable_on_install=True)
 loaded, enabled = addon_utils.check("bl_ext.user_default.render_tag")
-import pydantic, render_tag_shared
+import pydantic, render_tag_shared, zmq
+context = zmq.Context()  # libzmq loads and works: a message over an in-process socket pair
+pull, push = context.socket(zmq.PAIR), context.socket(zmq.PAIR)
+pull.bind("inproc://check"); push.connect("inproc://check"); push.send(b"ping")
+assert pull.recv() == b"ping"
+pull.close(); push.close(); context.term()
 bpy.ops.render_tag.add_tag(family="tag36h11", tag_id=7, size_mm=120.0)
 bpy.ops.render_tag.set_camera_intrinsics(fx=600, fy=600, cx=319.5, cy=239.5, width=640, height=480)
 bpy.ops.render_tag.export_recipe(filepath=out)
@@ -153,22 +154,22 @@ report = {
     "enabled": enabled,
     "pydantic": pydantic.__file__,
     "render_tag_shared": render_tag_shared.__file__,
+    "zmq": zmq.__file__,
     "extensions": bpy.utils.user_resource("EXTENSIONS"),
     "cache": str(sys.modules["bl_ext.user_default.render_tag"].cache_dir()),
 }
 print("REPORT " + json.dumps(report), flush=True)
-os._exit(0)  # the bpy module segfaults at exit once update callbacks were registered
 """
 
 _ENABLE_AND_RENDER = r"""
-import json, os, sys
+import json, sys
 sys.path.insert(0, sys.argv[1])
 import bpy
 import addon_utils
 module = addon_utils.enable("bl_ext.user_default.render_tag", default_set=True)
+import zmq  # what the host's worker imports next
 bpy.ops.render_tag.render_recipe(filepath=sys.argv[2], output_dir=sys.argv[3])
-print("REPORT " + json.dumps({"module": module.__name__}), flush=True)
-os._exit(0)
+print("REPORT " + json.dumps({"module": module.__name__, "zmq": zmq.__file__}), flush=True)
 """
 
 
@@ -198,7 +199,7 @@ def test_installs_enables_and_runs_in_a_stock_blender(tmp_path: Path, zips: dict
     assert report["result"] == ["FINISHED"] and report["enabled"]
     extensions = Path(report["extensions"])
     assert extensions.is_relative_to(profile)
-    for module in ("pydantic", "render_tag_shared"):  # from the zip's wheels, nowhere else
+    for module in ("pydantic", "zmq", "render_tag_shared"):  # from the zip's wheels, nowhere else
         assert Path(report[module]).is_relative_to(extensions / ".local"), report[module]
     assert (extensions / "user_default" / "render_tag" / "__init__.py").is_file()
     assert Path(report["cache"]).is_relative_to(extensions / ".user" / "user_default" / "render_tag")
@@ -225,6 +226,7 @@ def test_installs_enables_and_runs_in_a_stock_blender(tmp_path: Path, zips: dict
     rendered = tmp_path / "rendered"
     again = _run_isolated(_ENABLE_AND_RENDER, [str(site), str(small), str(rendered)], profile)
     assert again["module"] == MODULE
+    assert Path(again["zmq"]).is_relative_to(extensions / ".local"), again["zmq"]
     assert [p.name for p in (rendered / "images").iterdir()] == ["scene000000_cam00.png"]
     assert [p.name for p in (rendered / "labels").iterdir()] == ["scene000000_cam00.json"]
 

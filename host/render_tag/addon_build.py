@@ -333,7 +333,6 @@ def build_extension(
 
 
 _INSTALL_WITH_BPY = """
-import os
 import sys
 import bpy
 import addon_utils
@@ -347,8 +346,6 @@ if not enabled:
 bpy.ops.wm.save_userpref()
 print(f"installed and enabled {module}", flush=True)
 print(f"(the bpy module reads no preferences at import: enable it with addon_utils.enable({module!r}))")
-sys.stderr.flush()
-os._exit(0)  # the bpy module (4.2) segfaults at exit once an add-on has registered update callbacks
 """
 
 
