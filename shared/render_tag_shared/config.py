@@ -23,6 +23,7 @@ from .recipe import (
     FiniteFloat,
     NonNegativeFloat,
     PositiveFloat,
+    Resolution,
     StrictModel,
     UnitFloat,
 )
@@ -115,7 +116,7 @@ class IntrinsicsSection(StrictModel):
 
 
 class CameraSection(StrictModel):
-    resolution: tuple[int, int] = (640, 480)
+    resolution: Resolution = (640, 480)
     intrinsics: IntrinsicsSection = IntrinsicsSection(fov=60.0)
     samples_per_scene: int = Field(1, ge=1)
     min_distance: PositiveFloat = 0.5
@@ -131,13 +132,6 @@ class CameraSection(StrictModel):
     ppm_max: PositiveFloat | None = None
     iso_min: PositiveFloat | None = None
     iso_max: PositiveFloat | None = None
-
-    @field_validator("resolution")
-    @classmethod
-    def _resolution(cls, value: tuple[int, int]) -> tuple[int, int]:
-        if value[0] <= 0 or value[1] <= 0:
-            raise ValueError(f"resolution must be positive, got {list(value)}")
-        return value
 
     @model_validator(mode="after")
     def _ranges(self) -> CameraSection:

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .boards import BoardDefinition, keypoints_object_frame
 from .errors import InputError, input_error_from_validation
@@ -34,6 +42,16 @@ Vec3 = tuple[FiniteFloat, FiniteFloat, FiniteFloat]
 Quaternion = tuple[FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat]
 RGB = tuple[UnitFloat, UnitFloat, UnitFloat]
 DistortionModel = Literal["none", "brown_conrady", "kannala_brandt"]
+
+
+def _positive_resolution(value: tuple[int, int]) -> tuple[int, int]:
+    if value[0] <= 0 or value[1] <= 0:
+        raise ValueError(f"resolution must be positive, got {list(value)}")
+    return value
+
+
+Resolution = Annotated[tuple[int, int], AfterValidator(_positive_resolution)]
+"""(width, height) in pixels, both positive."""
 
 
 class StrictModel(BaseModel):
@@ -217,7 +235,7 @@ class CameraIntrinsics(StrictModel):
     """K, resolution and lens distortion, with OpenCV's meaning and OpenCV's pixel-centre convention."""
 
     k_matrix: list[list[FiniteFloat]]
-    resolution: tuple[int, int] = Field(description="(width, height) in pixels")
+    resolution: Resolution = Field(description="(width, height) in pixels")
     distortion_model: DistortionModel = "none"
     distortion_coeffs: list[FiniteFloat] = Field(default_factory=list)
     overscan: OverscanTarget | None = Field(
@@ -229,13 +247,6 @@ class CameraIntrinsics(StrictModel):
     @classmethod
     def _k(cls, value: list[list[float]]) -> list[list[float]]:
         return _validate_k(value)
-
-    @field_validator("resolution")
-    @classmethod
-    def _resolution(cls, value: tuple[int, int]) -> tuple[int, int]:
-        if value[0] <= 0 or value[1] <= 0:
-            raise ValueError(f"resolution must be positive, got {list(value)}")
-        return value
 
     @model_validator(mode="after")
     def _coefficients(self) -> CameraIntrinsics:
