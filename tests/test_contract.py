@@ -183,6 +183,26 @@ def test_impossible_recipe_is_refused_naming_the_field(
     assert fragment in message
 
 
+@pytest.mark.parametrize("mode", ["eevee", "workbench"])
+def test_cycles_only_features_are_refused_for_other_engines(mode: str) -> None:
+    data = valid_recipe()
+    data["renderer"] = {"mode": mode}
+    data["cameras"][0]["intrinsics"].update(distortion_model="kannala_brandt", distortion_coeffs=[0, 0, 0, 0])
+    with pytest.raises(InputError, match="kannala_brandt lens renders through Cycles"):
+        parse_recipe_file(json.dumps(data), "recipes.json")
+    data = valid_recipe()
+    data["renderer"] = {"mode": mode}
+    data["cameras"][0]["dynamics"] = {"rolling_shutter_s": 0.01}
+    with pytest.raises(InputError, match="rolling shutter is Cycles-only"):
+        parse_recipe_file(json.dumps(data), "recipes.json")
+    data["renderer"] = {"mode": "cycles"}
+    parse_recipe_file(json.dumps(data), "recipes.json")
+    data["renderer"] = {"mode": "workbench"}
+    data["cameras"][0]["dynamics"] = {"shutter_s": 0.01}
+    with pytest.raises(InputError, match="Workbench renders no motion blur"):
+        parse_recipe_file(json.dumps(data), "recipes.json")
+
+
 def test_duplicate_marker_ids_are_refused() -> None:
     data = valid_recipe()
     data["objects"].append(

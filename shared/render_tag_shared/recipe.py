@@ -391,6 +391,9 @@ class DynamicRange(StrictModel):
 
 
 class DepthOfField(StrictModel):
+    """Thin-lens depth of field. The blur follows from the f-number, the focus distance and a 36 mm
+    wide sensor (the add-on's camera maps K onto a 36 mm sensor), as in Blender's own camera."""
+
     focus_distance_m: PositiveFloat
     fstop: PositiveFloat
 
@@ -447,6 +450,28 @@ class SceneRecipe(StrictModel):
                         "a detector could not tell them apart"
                     )
                 seen[key] = index
+        return self
+
+    @model_validator(mode="after")
+    def _renderer_can_render_the_cameras(self) -> SceneRecipe:
+        """Features only Cycles renders: anything else would give pixels that disagree with the labels."""
+        mode = self.renderer.mode
+        for index, camera in enumerate(self.cameras):
+            if camera.intrinsics.distortion_model == "kannala_brandt" and mode != "cycles":
+                raise ValueError(
+                    f"cameras[{index}].intrinsics.distortion_model: a kannala_brandt lens renders through "
+                    f"Cycles' panoramic camera; renderer.mode is {mode!r}"
+                )
+            dynamics = camera.dynamics
+            if dynamics is not None and dynamics.rolling_shutter_s > 0 and mode != "cycles":
+                raise ValueError(
+                    f"cameras[{index}].dynamics.rolling_shutter_s: rolling shutter is Cycles-only; "
+                    f"renderer.mode is {mode!r}"
+                )
+            if dynamics is not None and dynamics.shutter_s > 0 and mode == "workbench":
+                raise ValueError(
+                    f"cameras[{index}].dynamics.shutter_s: Workbench renders no motion blur; use cycles or eevee"
+                )
         return self
 
     def image_id(self, camera_index: int) -> str:
