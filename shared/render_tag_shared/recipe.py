@@ -470,7 +470,8 @@ class SceneRecipe(StrictModel):
                 )
             if dynamics is not None and dynamics.shutter_s > 0 and mode == "workbench":
                 raise ValueError(
-                    f"cameras[{index}].dynamics.shutter_s: Workbench renders no motion blur; use cycles or eevee"
+                    f"cameras[{index}].dynamics.shutter_s: Workbench renders no motion blur; "
+                    "use cycles or eevee"
                 )
         return self
 
