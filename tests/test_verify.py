@@ -180,6 +180,7 @@ def test_markers_are_detected_where_the_truth_says(tmp_path: Path) -> None:
         assert err["count"] == 24
         assert abs(err["mean_dx"]) < 0.1 and abs(err["mean_dy"]) < 0.1
         assert err["median"] < 0.3 and err["p95"] < 0.6
+        assert fam["centre_error"]["count"] == 6 and fam["centre_error"]["median"] < 0.1
     doc = json.loads((tmp_path / "verify.json").read_text())
     assert doc["opencv_version"] == cv2.__version__ and doc["passed"]
     assert cv2.imread(str(tmp_path / "verify.png")) is not None
@@ -199,6 +200,22 @@ def test_a_half_pixel_convention_error_is_caught(tmp_path: Path) -> None:
     report = verify_dataset(tmp_path)
     assert any("mean_dx" in f for f in report.failures) and any("mean_dy" in f for f in report.failures)
     assert main_verify(tmp_path) == 1
+
+
+def test_tags_shifted_both_ways_are_caught_by_the_centre_error(tmp_path: Path) -> None:
+    """Tags moved 0.3 px left or right in turn, so that the mean offset is zero: the tag centres
+    still move, so the centre error (not the mean offset) catches it."""
+    make_tag_dataset(tmp_path, ["tag36h11"])
+    for label in (tmp_path / "labels").glob("*.json"):
+        labels = ImageLabels.model_validate_json(label.read_text())
+        moved = []
+        for number, r in enumerate(labels.records):
+            d = 0.3 if number % 2 == 0 else -0.3  # alternating, so the offsets cancel over the dataset
+            moved.append(r.model_copy(update={"corners": [(x + d, y) for x, y in r.corners]}))
+        label.write_text(labels.model_copy(update={"records": moved}).model_dump_json())
+    report = verify_dataset(tmp_path)
+    assert not any("mean_d" in f for f in report.failures), report.failures
+    assert any("median centre error" in f for f in report.failures), report.failures
 
 
 def test_a_missed_threshold_exits_1(tmp_path: Path) -> None:
