@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml shared/pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/render-tag run -o output/demo --resume
+	$(VENV)/bin/render-tag run -o output/demo --force
 
 lint: setup
 	$(VENV)/bin/ruff check addon shared host tests bench
