@@ -129,11 +129,23 @@ def charuco_scene(scene_id: int, n_cameras: int = 10, k: list[list[float]] | Non
     return SceneRecipe(scene_id=scene_id, random_seed=2000 + scene_id, objects=[board], cameras=cams)
 
 
-def build_dataset(out: Path, recipes: list[SceneRecipe], write_recipes: bool = True) -> Path:
-    """A labels-only dataset folder: labels/<image_id>.json (+ recipes.json)."""
+def build_dataset(
+    out: Path, recipes: list[SceneRecipe], write_recipes: bool = True, images: bool = False
+) -> Path:
+    """A labels-only dataset folder: labels/<image_id>.json (+ recipes.json; + plain grey PNGs of each
+    camera's size in images/ with `images`, for the checks that look at the files)."""
     out.mkdir(parents=True, exist_ok=True)
     recipe_file = RecipeFile(job_id="job-test", recipes=recipes)
     write_labels_from_recipes(recipe_file, out)
     if write_recipes:
         (out / "recipes.json").write_text(dump_recipe_file(recipe_file), encoding="utf-8")
+    if images:
+        import cv2
+
+        (out / "images").mkdir(exist_ok=True)
+        for recipe in recipes:
+            for index, cam in enumerate(recipe.cameras):
+                width, height = cam.intrinsics.resolution
+                grey = np.full((height, width), 128, dtype=np.uint8)
+                cv2.imwrite(str(out / "images" / f"{recipe.image_id(index)}.png"), grey)
     return out

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from render_tag.audit import audit_dataset, load_gates, main_audit
@@ -24,13 +25,14 @@ def _edit(label: Path, edit) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def dataset(tmp_path: Path) -> Path:
-    return build_dataset(tmp_path, [tag_scene(0), charuco_scene(1, n_cameras=3)])
+    return build_dataset(tmp_path, [tag_scene(0), charuco_scene(1, n_cameras=3)], images=True)
 
 
 def test_clean_dataset_passes_with_plots(dataset: Path) -> None:
     merge_dataset(dataset)
     report = audit_dataset(dataset)
     assert report.passed and report.score == 100.0
+    assert report.checks["images"] == {"checked": 6, "missing": [], "unreadable": []}
     assert report.checks["chirality"]["checked"] == 12
     assert report.checks["anchor"]["diagnoses"] == {"ok": 12}
     assert report.checks["anchor"]["max_error_px"] < 1e-6
@@ -113,3 +115,44 @@ def test_corrupt_label_lowers_the_score_and_fails_its_gate(dataset: Path) -> Non
     report = audit_dataset(dataset)
     assert report.counts["skipped_labels"] == 1 and report.failed_gates == ["max_skipped_labels"]
     assert 90 < report.score < 100
+
+
+def test_missing_and_unreadable_images_fail_their_gates(dataset: Path) -> None:
+    images = dataset / "images"
+    (images / "scene000000_cam00.png").unlink()
+    truncated = images / "scene000000_cam01.png"
+    truncated.write_bytes(truncated.read_bytes()[:40])
+    cv2.imwrite(str(images / "scene000001_cam00.png"), np.zeros((48, 64), dtype=np.uint8))  # wrong size
+    (images / "scene000001_cam01.png").write_bytes(b"")
+    report = audit_dataset(dataset)
+    assert report.counts["missing_images"] == 1 and report.counts["unreadable_images"] == 3
+    assert set(report.failed_gates) == {"max_missing_images", "max_unreadable_images"}
+    doc = json.loads((dataset / "audit.json").read_text())
+    assert [e["image_id"] for e in doc["checks"]["images"]["missing"]] == ["scene000000_cam00"]
+    unreadable = {e["file"]: e["reason"] for e in doc["checks"]["images"]["unreadable"]}
+    assert set(unreadable) == {
+        "images/scene000000_cam01.png",
+        "images/scene000001_cam00.png",
+        "images/scene000001_cam01.png",
+    }
+    assert "64x48" in unreadable["images/scene000001_cam00.png"]
+    assert main_audit(dataset) == 1
+
+
+def test_a_dataset_without_images_fails(tmp_path: Path) -> None:
+    build_dataset(tmp_path, [tag_scene(0)])  # labels only: no pixels at all
+    report = audit_dataset(tmp_path)
+    assert report.counts["missing_images"] == 3 and not report.passed
+    assert report.failed_gates == ["max_missing_images"]
+    # A labels-only dataset is audited as such by switching the gate off.
+    assert audit_dataset(tmp_path, {"max_missing_images": None}).passed
+
+
+def test_audit_json_says_which_checks_look_at_pixels(dataset: Path) -> None:
+    audit_dataset(dataset, plots=False)
+    doc = json.loads((dataset / "audit.json").read_text())
+    described = doc["check_descriptions"]
+    assert set(described) >= {"images", "chirality", "anchor", "margin", "structure"}
+    for name in ("anchor", "margin"):
+        assert "consistency" in described[name] and "not pixels" in described[name]
+    assert "verify" in described["anchor"]

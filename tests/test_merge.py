@@ -42,10 +42,12 @@ def test_merge_writes_the_dataset_files(tmp_path: Path) -> None:
 
     coco = json.loads((tmp_path / "coco_labels.json").read_text())
     assert COORDINATE_CONVENTION in coco["info"]["coordinate_convention"]
-    assert [im["id"] for im in coco["images"]] == list(range(1, 13))
+    # Ids from what an image is (scene * 1000 + camera + 1), annotations from (image id, record index).
+    assert [im["id"] for im in coco["images"]] == [1000 * s + c + 1 for s in range(4) for c in range(3)]
     assert [im["image_key"] for im in coco["images"]] == sorted(im["image_key"] for im in coco["images"])
     ids = [a["id"] for a in coco["annotations"]]
-    assert ids == list(range(1, len(ids) + 1))
+    per_image = {im["id"]: 3 if im["scene_id"] != 2 else 1 for im in coco["images"]}
+    assert ids == [1000 * image + k + 1 for image, n in per_image.items() for k in range(n)]
     categories = {c["id"]: c for c in coco["categories"]}
     image_ids = {im["id"] for im in coco["images"]}
     for annotation in coco["annotations"]:
@@ -83,11 +85,12 @@ def test_merging_twice_changes_nothing(tmp_path: Path) -> None:
 def test_shards_merge_like_one_folder(tmp_path: Path) -> None:
     recipes = _recipes()
     whole = build_dataset(tmp_path / "whole", recipes)
-    merge_dataset(whole)
     shards = [build_dataset(tmp_path / f"shard{i}", recipes[i::2]) for i in range(2)]
-    # A worker of shard 1 wrote its image too: the merge brings it along.
-    (shards[1] / "images").mkdir()
-    (shards[1] / "images" / "scene000001_cam00.png").write_bytes(b"png bytes")
+    # A worker of shard 1 wrote its image too (as did the one run): the merge brings it along.
+    for folder in (shards[1], whole):
+        (folder / "images").mkdir(exist_ok=True)
+        (folder / "images" / "scene000001_cam00.png").write_bytes(b"png bytes")
+    merge_dataset(whole)
     report = merge_dataset(list(reversed(shards)), tmp_path / "merged")
     assert report.ok
     assert _snapshot(tmp_path / "merged") == _snapshot(whole)
@@ -187,3 +190,98 @@ def test_coco_polygons_follow_the_lens(tmp_path: Path, distortion: tuple[str, li
         corners = [annotation["keypoints"][i : i + 2] for i in range(0, 12, 3)]
         _, straight_area = polygon_bbox_area(corners)
         assert annotation["area"] != pytest.approx(straight_area, rel=1e-4)
+
+
+def test_coco_ids_survive_added_images(tmp_path: Path) -> None:
+    """A resumed render or another shard adds images: every other image and annotation keeps its id."""
+
+    def ids(folder: Path) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+        coco = json.loads((folder / "coco_labels.json").read_text())
+        keys = {im["id"]: im["image_key"] for im in coco["images"]}
+        images = {im["image_key"]: im["id"] for im in coco["images"]}
+        annotations = {
+            (keys[a["image_id"]], a["attributes"]["object_name"]): a["id"] for a in coco["annotations"]
+        }
+        return images, annotations
+
+    build_dataset(tmp_path, [tag_scene(0), tag_scene(3, n_cameras=2)])
+    merge_dataset(tmp_path)
+    images_before, annotations_before = ids(tmp_path)
+    # Scene 1 arrives (it sorts between the others), and scene 3 gains a camera.
+    build_dataset(tmp_path, [tag_scene(1, n_cameras=1), tag_scene(3, n_cameras=3)])
+    merge_dataset(tmp_path)
+    images_after, annotations_after = ids(tmp_path)
+    assert len(images_after) == len(images_before) + 2
+    assert {k: images_after[k] for k in images_before} == images_before
+    assert {k: annotations_after[k] for k in annotations_before} == annotations_before
+    assert images_after["scene000001_cam00"] == 1001 and images_after["scene000003_cam02"] == 3003
+    coco = json.loads((tmp_path / "coco_labels.json").read_text())
+    assert len({a["id"] for a in coco["annotations"]}) == len(coco["annotations"])
+
+
+def test_a_camera_index_beyond_the_id_range_is_refused(tmp_path: Path) -> None:
+    from render_tag_shared.truth import image_labels
+
+    build_dataset(tmp_path, [tag_scene(0, n_cameras=1)])
+    labels = image_labels(tag_scene(0, n_cameras=1), 0)
+    big = "scene000000_cam1000"
+    records = [r.model_copy(update={"image_id": big}) for r in labels.records]
+    labels = labels.model_copy(update={"image_id": big, "file_name": f"images/{big}.png", "records": records})
+    (tmp_path / "labels" / f"{big}.json").write_text(labels.model_dump_json())
+    with pytest.raises(InputError, match="camera index 1000") as info:
+        merge_dataset(tmp_path)
+    assert f"labels/{big}.json" in str(info.value)
+    assert not (tmp_path / "coco_labels.json").exists()
+
+
+def test_board_polygons_are_clipped_to_the_image(tmp_path: Path) -> None:
+    """A board that runs off the image: its COCO polygon, bbox and area cover only the part inside."""
+    import numpy as np
+
+    from render_tag_shared.records import ImageLabels
+
+    from .dataset_builders import camera, orbit
+
+    target = np.array([0.16, 0.0, 0.0])
+    scene = charuco_scene(0, n_cameras=1)
+    scene = scene.model_copy(update={"cameras": [camera("cam0", orbit(0.45, 0.0, 85.0, target), target)]})
+    build_dataset(tmp_path, [scene])
+    labels = ImageLabels.model_validate_json((tmp_path / "labels" / "scene000000_cam00.json").read_text())
+    (board,) = labels.records
+    outline = np.asarray(board.outline or board.corners)
+    assert outline[:, 0].min() < -0.5 or outline[:, 0].max() > 639.5  # the board does run off the image
+    merge_dataset(tmp_path)
+    coco = json.loads((tmp_path / "coco_labels.json").read_text())
+    (annotation,) = coco["annotations"]
+    polygon = annotation["segmentation"][0]
+    xs, ys = polygon[0::2], polygon[1::2]
+    assert min(xs) >= -0.5 and max(xs) <= 639.5 and min(ys) >= -0.5 and max(ys) <= 479.5
+    x, y, w, h = annotation["bbox"]
+    assert x >= -0.5 and y >= -0.5 and x + w <= 639.5 + 1e-9 and y + h <= 479.5 + 1e-9
+    assert 0 < annotation["area"] <= 640 * 480
+
+
+def test_provenance_records_the_render_environment_and_image_hashes(tmp_path: Path) -> None:
+    import hashlib
+
+    build_dataset(tmp_path, [tag_scene(0)])
+    environment = {
+        "blender_version": "4.2.23 LTS",
+        "blender_build": "abc123",
+        "cpu": "x86_64 Xeon",
+        "oidn": "2.2",
+    }
+    label = tmp_path / "labels" / "scene000000_cam01.json"
+    doc = json.loads(label.read_text())
+    doc["render_environment"] = environment
+    label.write_text(json.dumps(doc))
+    (tmp_path / "images").mkdir()
+    png = b"\x89PNG\r\n\x1a\n not really a png"
+    (tmp_path / "images" / "scene000000_cam01.png").write_bytes(png)
+    merge_dataset(tmp_path)
+    provenance = json.loads((tmp_path / "provenance.json").read_text())
+    entry = provenance["images"]["scene000000_cam01"]
+    assert entry["render_environment"] == environment
+    assert entry["image_sha256"] == hashlib.sha256(png).hexdigest()
+    missing = provenance["images"]["scene000000_cam00"]
+    assert missing["image_sha256"] is None and missing["render_environment"] == {}

@@ -151,10 +151,14 @@ def test_messages_round_trip_as_json() -> None:
 
 
 def test_shards_partition_the_job_deterministically() -> None:
+    from render_tag.compiler import shard_range
+
     recipes = [tiny_recipe(i) for i in range(7)]
     slices = [shard_slice(recipes, (i, 3)) for i in range(3)]
-    assert sorted(r.scene_id for s in slices for r in s) == list(range(7))
-    assert [r.scene_id for r in slices[1]] == [1, 4]
+    # Contiguous blocks, as `compile --shard` cuts them: the shards in order are the whole job.
+    assert [r.scene_id for s in slices for r in s] == list(range(7))
+    assert [[r.scene_id for r in s] for s in slices] == [[0, 1], [2, 3], [4, 5, 6]]
+    assert all([r.scene_id for r in slices[i]] == list(shard_range(7, (i, 3))) for i in range(3))
     assert resolve_shard("2/4", {}) == (2, 4)
     assert resolve_shard(None, {}) == (0, 1)
     assert resolve_shard(None, {"CLOUD_RUN_TASK_INDEX": "1", "CLOUD_RUN_TASK_COUNT": "3"}) == (1, 3)
@@ -162,7 +166,8 @@ def test_shards_partition_the_job_deterministically() -> None:
     assert resolve_shard(None, {"AWS_BATCH_JOB_ARRAY_INDEX": "2", "RENDER_TAG_SHARD_COUNT": "3"}) == (2, 3)
     from render_tag_shared.errors import InputError
 
-    for bad, env in (("3/3", {}), ("x", {}), ("*/2", {}), (None, {"AWS_BATCH_JOB_ARRAY_INDEX": "0"})):
+    bad_inputs = (("3/3", {}), ("x", {}), ("*/2", {}), ("*/x", {"JOB_COMPLETION_INDEX": "0"}), ("-1/2", {}))
+    for bad, env in (*bad_inputs, (None, {"AWS_BATCH_JOB_ARRAY_INDEX": "0"})):
         with pytest.raises(InputError):
             resolve_shard(bad, env)
 
@@ -197,7 +202,11 @@ def test_two_workers_render_every_scene_and_a_second_plan_is_refused(tmp_path: P
     assert len(ready) == 2 and all(e["threads"] >= 1 for e in ready)
     assert {j["worker"] for j in doc["jobs"]} <= {e["worker"] for e in ready}
     assert not [e for e in events if e["event"] == "worker_restart"]
+    # The workers end through the interpreter's normal teardown (no os._exit) and exit 0: the add-on
+    # unregisters at exit, so the bpy module shuts Blender down without a crash.
+    assert [e["exit_code"] for e in events if e["event"] == "worker_stopped"] == [0, 0]
     assert wait_gone(worker_pids(out)) == []
+    assert json.loads((out / "coco_labels.json").read_text())["images"], "the render merges at its end"
     summary = capsys.readouterr().out
     assert "4 done, 0 skipped, 0 failed" in summary and "img/s" in summary
 
@@ -400,7 +409,8 @@ def test_merging_the_shards_gives_the_dataset_of_one_run(tmp_path: Path) -> None
     shards = [tmp_path / f"shard{i}" for i in range(2)]
     for index, folder in enumerate(shards):
         assert main_render(path, folder, workers=1, shard=f"{index}/2", progress=False) == 0
-    assert [len(manifest(f)["jobs"]) for f in shards] == [3, 2]
+    assert [len(manifest(f)["jobs"]) for f in shards] == [2, 3]
+    assert [j["scene_id"] for f in shards for j in manifest(f)["jobs"]] == list(range(5))
     merge_dataset(whole)
     merge_dataset(shards, merged)
     for name in ("coco_labels.json", "rich_truth.json", "ground_truth.csv", "recipes.json"):

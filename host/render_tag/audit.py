@@ -1,12 +1,21 @@
 """`render-tag audit OUT`: integrity checks, distributions, a score, quality gates and plots.
 
-Ground truth that is wrong in a systematic way (mirrored corner order, a texture turned by 180 degrees,
-visibility flags that ignore the eval margin) trains detectors that are wrong in the same way, and
-nobody notices by reading JSON. The audit recomputes what it can from each record itself: the corner
-order must run clockwise, the stored pose must project the object's corner 0 onto `corners[0]` (and
-when corner 2 lands there instead, the texture is turned by 180 degrees), and each visibility flag
-must agree with its coordinates and the camera's eval margin. Plots are PNG drawn with cv2, because
-people would rather look than read.
+Ground truth that is wrong in a systematic way (mirrored corner order, visibility flags that ignore the
+eval margin, a label that disagrees with its own pose) trains detectors that are wrong in the same way,
+and nobody notices by reading JSON. What the audit checks, and what it does not:
+
+- Images: every image a label file names exists and decodes as a PNG of the labels' width x height.
+- Chirality: the four corners of a fully visible object run clockwise (TL, TR, BR, BL) in the image.
+- Anchor (and the 180-degree texture-flip diagnosis) and margin: these are consistency checks of the
+  records, not of the pixels. The stored pose and the corners come from the same recipe, so the anchor
+  check (the pose projects the object's corner 0 onto `corners[0]`; corner 2 landing there instead is
+  reported as `texture_flip_180`) catches a label writer whose pose, corner order or lens projection
+  disagree with each other, and the margin check catches visibility flags that disagree with their
+  coordinates and the camera's eval margin. A texture that is really drawn turned in the image, with
+  labels and pose that agree, passes both: only `render-tag verify` (OpenCV's detectors on the
+  pixels) sees that.
+
+Plots are PNG drawn with cv2, because people would rather look than read.
 """
 
 from __future__ import annotations
@@ -34,20 +43,24 @@ from .dataset import RenderTagDataset
 from .io import write_json_atomic, write_png_atomic
 
 __all__ = [
+    "CHECKS",
     "DEFAULT_GATES",
     "AuditReport",
     "anchor_check",
     "audit_dataset",
     "draw_heatmap",
     "draw_histogram",
+    "image_problem",
     "load_gates",
     "main_audit",
 ]
 
-AUDIT_VERSION = 1
+AUDIT_VERSION = 2
 DEFAULT_GATES: dict[str, float | int | None] = {
     "min_score": 90.0,
     "min_images": 1,
+    "max_missing_images": 0,
+    "max_unreadable_images": 0,
     "max_skipped_labels": 0,
     "max_structure_errors": 0,
     "max_chirality_failures": 0,
@@ -64,6 +77,21 @@ None switches a range gate off."""
 
 _EXAMPLES = 20
 _HIST_BINS = 20
+
+CHECKS = {
+    "images": "pixels on disk: each image a label names exists (missing) and decodes as a PNG of the "
+    "labels' width x height (unreadable)",
+    "structure": "record shape: 4 corners and visibilities, board keypoints as the board defines, a tag id, "
+    "no tag id twice in an image",
+    "chirality": "record geometry: the corners of a fully visible object run clockwise (TL, TR, BR, BL)",
+    "anchor": "record consistency, not pixels: the stored pose projects the object's corner 0 onto "
+    "corners[0] (corner 2 there instead: texture_flip_180). Pose and corners come from the same recipe, so "
+    "this finds labels that disagree with themselves; whether the pixels show the marker that way is for "
+    "`render-tag verify`",
+    "margin": "record consistency, not pixels: each visibility flag agrees with its coordinates and the "
+    "camera's eval margin",
+}
+"""What each check of audit.json looks at (written into audit.json as `check_descriptions`)."""
 
 
 # -- checks ----------------------------------------------------------------------------------------
@@ -87,6 +115,8 @@ def _project_pose(record: DetectionRecord, points: npt.NDArray[np.float64]) -> n
 
 def anchor_check(record: DetectionRecord, tolerance_px: float) -> tuple[float, str]:
     """(error of corner 0 in px, diagnosis): the stored pose projects the object's corner 0 onto corners[0].
+
+    A consistency check of the record (pose and corners both come from the recipe), not of the pixels.
 
     Diagnoses: "ok"; "texture_flip_180" when corner 2 lands on corners[0] (the marker is drawn turned by
     half a turn against its labels); "rotated_90" for corner 1 or 3; "pose_mismatch" otherwise.
@@ -173,6 +203,30 @@ def _eval_margins(root: Path) -> dict[str, float]:
     return margins
 
 
+def image_problem(path: Path, width: int, height: int) -> tuple[str, str] | None:
+    """("missing" | "unreadable", why) when the image is not a PNG of width x height on disk, else None.
+
+    The whole file is decoded, so a truncated PNG (a worker killed while writing without the atomic
+    rename, a disk that filled up) is found, not only a missing one.
+    """
+    import cv2
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return "missing", "no such file"
+    except OSError as exc:
+        return "unreadable", f"cannot be read: {exc.strerror or exc}"
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "unreadable", "not a PNG file" if data else "empty file"
+    pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        return "unreadable", "cannot be decoded (truncated or corrupt PNG)"
+    if pixels.shape[:2] != (height, width):
+        return "unreadable", f"is {pixels.shape[1]}x{pixels.shape[0]}, the labels say {width}x{height}"
+    return None
+
+
 def _stats(values: list[float]) -> dict[str, Any]:
     if not values:
         return {"count": 0}
@@ -224,6 +278,7 @@ class AuditReport:
             "gates": self.gates,
             "counts": self.counts,
             "checks": self.checks,
+            "check_descriptions": dict(CHECKS),
             "distributions": self.distributions,
             "skipped_labels": [{"file": n, "reason": r} for n, r in self.skipped_labels],
             "plots": self.plots,
@@ -233,12 +288,14 @@ class AuditReport:
         c = self.checks
         lines = [
             f"audit of {self.root}: score {self.score:.1f}/100, {'PASSED' if self.passed else 'FAILED'}",
-            f"  images {self.counts['images']}, records {self.counts['records']}, "
+            f"  images {self.counts['images']} ({self.counts['missing_images']} missing, "
+            f"{self.counts['unreadable_images']} unreadable), records {self.counts['records']}, "
             f"skipped label files {self.counts['skipped_labels']}",
             f"  chirality failures {c['chirality']['failures']}/{c['chirality']['checked']}, "
             f"anchor failures {c['anchor']['failures']}/{c['anchor']['checked']} "
             f"{dict(c['anchor']['diagnoses'])}, margin inconsistencies "
             f"{c['margin']['inconsistent']}/{c['margin']['checked']}",
+            "  (anchor and margin check that the records agree with themselves; verify checks the pixels)",
         ]
         for name in self.failed_gates:
             gate = self.gates[name]
@@ -300,12 +357,16 @@ def audit_dataset(
     structure: dict[str, Any] = {"errors": 0, "examples": []}
     values: dict[str, list[float]] = {"distance_m": [], "angle_of_incidence_deg": [], "ppm": []}
     range_violations = Counter[str]()
-    missing_images = 0
+    pictures: dict[str, Any] = {"checked": 0, "missing": [], "unreadable": []}
     corner_positions: list[tuple[float, float, int, int]] = []
 
     for image in dataset.images:
-        if not image.path.is_file():
-            missing_images += 1
+        pictures["checked"] += 1
+        problem = image_problem(image.path, image.width, image.height)
+        if problem is not None:
+            kind, reason = problem
+            name = str(image.path.relative_to(root)) if image.path.is_relative_to(root) else str(image.path)
+            pictures[kind].append({"image_id": image.image_id, "file": name, "reason": reason})
         image_margin = margins.get(image.image_id)
         margin["margin_known_for_images"] += image_margin is not None
         seen: Counter[tuple[str, int | None]] = Counter()
@@ -371,12 +432,17 @@ def audit_dataset(
         "tags": len(dataset.tags()),
         "boards": len(dataset.boards()),
         "skipped_labels": len(dataset.skipped),
-        "missing_images": missing_images,
+        "missing_images": len(pictures["missing"]),
+        "unreadable_images": len(pictures["unreadable"]),
     }
     score = _score(chirality, anchor, margin, structure, num_images, len(dataset.skipped), num_records)
     gate_results = {
         "min_score": _gate(score, limits["min_score"], upper=False),
         "min_images": _gate(num_images, limits["min_images"], upper=False),
+        "max_missing_images": _gate(len(pictures["missing"]), limits["max_missing_images"], upper=True),
+        "max_unreadable_images": _gate(
+            len(pictures["unreadable"]), limits["max_unreadable_images"], upper=True
+        ),
         "max_skipped_labels": _gate(len(dataset.skipped), limits["max_skipped_labels"], upper=True),
         "max_structure_errors": _gate(structure["errors"], limits["max_structure_errors"], upper=True),
         "max_chirality_failures": _gate(chirality["failures"], limits["max_chirality_failures"], upper=True),
@@ -397,7 +463,13 @@ def audit_dataset(
         root=root,
         score=score,
         gates=gate_results,
-        checks={"chirality": chirality, "anchor": anchor, "margin": margin, "structure": structure},
+        checks={
+            "images": pictures,
+            "chirality": chirality,
+            "anchor": anchor,
+            "margin": margin,
+            "structure": structure,
+        },
         distributions={name: _stats(v) for name, v in values.items()},
         counts=counts,
         skipped_labels=list(dataset.skipped),

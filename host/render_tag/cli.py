@@ -15,6 +15,48 @@ from render_tag_shared.errors import InputError
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
+def positive_int(text: str) -> int:
+    """argparse type of a count that must be at least 1 (argparse names the option and exits 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A threshold in pixels: above zero (a limit of 0 px can never be met by a real detector)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
 def _cmd_compile(args: argparse.Namespace) -> int:
     from .compiler import main_compile
 
@@ -112,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def render_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
-            "--workers", type=int, default=None, help="Blender workers (default: from the cores)"
+            "--workers", type=positive_int, default=None, help="Blender workers (default: from the cores)"
         )
         sub.add_argument("--resume", action="store_true", help="skip what is complete, redo what is not")
         sub.add_argument("--force", action="store_true", help="redo everything")
@@ -124,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--preset", action="append", default=[], help="a named preset or a preset file")
     sub.add_argument("--shard", default=None, help="I/N: compile one deterministic slice")
 
-    sub = command("render", _cmd_render, "render recipes on a pool of Blender workers")
+    sub = command("render", _cmd_render, "render recipes on a pool of Blender workers, then merge OUT")
     sub.add_argument("recipes")
     sub.add_argument("-o", "--output", required=True)
     render_options(sub)
@@ -147,13 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("verify", _cmd_verify, "OpenCV's detectors against the ground truth")
     sub.add_argument("folder")
-    sub.add_argument("--min-detection-rate", type=float, default=None)
-    sub.add_argument("--max-mean-offset-px", type=float, default=None)
-    sub.add_argument("--max-median-error-px", type=float, default=None)
+    sub.add_argument("--min-detection-rate", type=fraction, default=None)
+    sub.add_argument("--max-mean-offset-px", type=positive_float, default=None)
+    sub.add_argument("--max-median-error-px", type=positive_float, default=None)
 
     sub = command("preview", _cmd_preview, "contact sheet PNG with the ground truth drawn on")
     sub.add_argument("folder")
-    sub.add_argument("--scene", type=int, default=None)
+    sub.add_argument("--scene", type=non_negative_int, default=None, help="a scene id (0, 1, ...)")
     sub.add_argument("-o", "--output", default=None)
 
     sub = command("export", _cmd_export, "Kalibr target.yaml, OpenCV board parameters, camera_info YAML")

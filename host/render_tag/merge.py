@@ -3,15 +3,22 @@
 Workers write one label file per image, so a crash loses at most one image and shards never contend
 for a file. The merge reads them all and writes `rich_truth.json`, `coco_labels.json`,
 `ground_truth.csv` and `provenance.json`, each atomically. It is a pure function of the label files
-(and `recipes.json` for seeds and eval margins): images are sorted by image id, COCO ids are taken from
-that order, nothing depends on time, paths or the order of shards, so merging twice gives the same bytes
-and merging shard folders gives the same files as one folder holding all of them.
+(and `recipes.json` for seeds and eval margins, and the PNGs for their hashes): images are sorted by image
+id, nothing depends on time, paths or the order of shards, so merging twice gives the same bytes and
+merging shard folders gives the same files as one folder holding all of them.
+
+COCO ids are derived from what an image is, never from its position in the list: image id
+`scene_id * 1000 + camera_index + 1`, annotation id `image id * 1000 + record index + 1` (records in
+`record_sort_key` order). Adding or removing images (a resumed render, another shard) leaves every
+other image's and annotation's id as it was.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -25,6 +32,7 @@ from render_tag_shared.records import (
     RICH_TRUTH_VERSION,
     DetectionRecord,
     ImageLabels,
+    clip_polygon,
     coco_annotation,
     coco_categories,
     csv_text,
@@ -35,7 +43,16 @@ from render_tag_shared.records import (
 from .io import write_bytes_atomic, write_json_atomic, write_text_atomic
 from .labels import read_labels_folder
 
-__all__ = ["MergeReport", "dataset_versions", "main_merge", "merge_dataset", "record_sort_key"]
+__all__ = [
+    "MergeReport",
+    "coco_annotation_id",
+    "coco_image_id",
+    "dataset_versions",
+    "file_sha256",
+    "main_merge",
+    "merge_dataset",
+    "record_sort_key",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +60,13 @@ RICH_TRUTH = "rich_truth.json"
 COCO = "coco_labels.json"
 CSV = "ground_truth.csv"
 PROVENANCE = "provenance.json"
-PROVENANCE_VERSION = 1
+PROVENANCE_VERSION = 2
 BOARD_CATEGORY_BASE = 1001
 """Board categories come after the fixed family categories (ids 1..21), far enough to never meet them."""
+ID_STRIDE = 1000
+"""COCO ids: image id = scene_id * ID_STRIDE + camera_index + 1; annotation id = image id * ID_STRIDE +
+record index + 1. A camera index or a record count of ID_STRIDE or more is refused."""
+_IMAGE_ID = re.compile(r"scene(\d+)_cam(\d+)")
 
 CORNER_ORDER = "TL, TR, BR, BL: clockwise in the image; index 0 is the marker's own top-left"
 VISIBILITY = "2 visible; 1 labelled but outside the image or inside the eval margin; 0 not labelled"
@@ -166,7 +187,7 @@ def _board_annotation(
     vis = record.keypoints_visibility or []
     for (x, y), v in zip(points, vis, strict=True):
         keypoints.extend([float(x), float(y), int(v)] if v else [0.0, 0.0, 0])
-    outline = record.outline or record.corners
+    outline = clip_polygon(record.outline or record.corners, record.resolution)
     bbox, area = polygon_bbox_area(outline)
     board = record.board_definition
     return {
@@ -187,12 +208,51 @@ def _board_annotation(
     }
 
 
+def coco_image_id(labels: ImageLabels) -> int:
+    """The COCO id of an image: `scene_id * 1000 + camera_index + 1`, the same in every merge.
+
+    InputError (naming the label file) when the image id is not `scene<N>_cam<M>` of its scene, or when
+    the camera index does not fit below ID_STRIDE.
+    """
+    where = f"labels/{labels.image_id}.json"
+    match = _IMAGE_ID.fullmatch(labels.image_id)
+    if match is None or int(match.group(1)) != labels.scene_id:
+        raise InputError(
+            where,
+            "image_id",
+            f"{labels.image_id!r} is not scene<scene_id>_cam<index> of scene {labels.scene_id}: "
+            "COCO ids are derived from the scene and the camera index",
+        )
+    camera_index = int(match.group(2))
+    if camera_index >= ID_STRIDE:
+        raise InputError(
+            where,
+            "image_id",
+            f"camera index {camera_index} is {ID_STRIDE} or more: COCO image ids "
+            f"(scene_id * {ID_STRIDE} + camera index + 1) hold at most {ID_STRIDE} cameras a scene",
+        )
+    return labels.scene_id * ID_STRIDE + camera_index + 1
+
+
+def coco_annotation_id(image_number: int, record_index: int, image_key: str = "") -> int:
+    """The COCO id of the `record_index`-th record (record_sort_key order) of an image."""
+    if record_index >= ID_STRIDE:
+        raise InputError(
+            f"labels/{image_key}.json" if image_key else "labels",
+            "records",
+            f"more than {ID_STRIDE} records in one image: COCO annotation ids "
+            f"(image id * {ID_STRIDE} + record index + 1) hold at most {ID_STRIDE}",
+        )
+    return image_number * ID_STRIDE + record_index + 1
+
+
 def _coco_document(images: list[ImageLabels], job_id: str | None) -> dict[str, Any]:
     all_records = [r for labels in images for r in labels.records]
     boards = _board_categories(all_records)
     coco_images = []
     annotations: list[dict[str, Any]] = []
-    for number, labels in enumerate(images, start=1):
+    for labels in images:
+        number = coco_image_id(labels)
         coco_images.append(
             {
                 "id": number,
@@ -204,8 +264,8 @@ def _coco_document(images: list[ImageLabels], job_id: str | None) -> dict[str, A
                 "camera_name": labels.camera_name,
             }
         )
-        for record in labels.records:
-            annotation_id = len(annotations) + 1
+        for index, record in enumerate(labels.records):
+            annotation_id = coco_annotation_id(number, index, labels.image_id)
             if record.record_type == "TAG":
                 annotations.append(coco_annotation(record, annotation_id, number))
             elif record.board_definition is not None:
@@ -220,6 +280,8 @@ def _coco_document(images: list[ImageLabels], job_id: str | None) -> dict[str, A
             "keypoint_order": list(COCO_KEYPOINT_NAMES),
             "note": "keypoints and polygons use OpenCV pixel coordinates (top-left pixel centre at 0, 0), "
             "not COCO's pixel-corner convention; unlabelled keypoints are (0, 0, v=0)",
+            "ids": f"image id = scene_id * {ID_STRIDE} + camera index + 1; annotation id = image id * "
+            f"{ID_STRIDE} + record index + 1: stable when images are added or removed",
         },
         "licenses": [],
         "images": coco_images,
@@ -237,9 +299,23 @@ def _camera_of(recipe: SceneRecipe | None, labels: ImageLabels) -> Any:
     return None
 
 
+def file_sha256(path: Path) -> str | None:
+    """SHA-256 of a file in hex, None when there is no such file."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+    return digest.hexdigest()
+
+
 def _provenance(
-    images: list[ImageLabels], recipes: dict[int, SceneRecipe], job_id: str | None
+    images: list[ImageLabels], recipes: dict[int, SceneRecipe], job_id: str | None, root: Path
 ) -> tuple[dict[str, Any], list[float | None]]:
+    """image_id -> recipe, seeds, eval margin, and what bit identity depends on: the PNG's SHA-256 beside
+    the render environment (Blender version and build, CPU, OIDN) the worker recorded in its labels."""
     entries: dict[str, Any] = {}
     margins: list[float | None] = []
     digests = {scene_id: recipe_hash(recipe) for scene_id, recipe in recipes.items()}
@@ -258,10 +334,14 @@ def _provenance(
             "renderer_seed": recipe.renderer.seed if matches and recipe is not None else None,
             "noise_seed": camera.sensor_noise.seed if camera is not None and camera.sensor_noise else None,
             "eval_margin_px": margin,
+            "image_sha256": file_sha256(root / labels.file_name),
+            "render_environment": dict(sorted(labels.render_environment.items())),
         }
     document = {
         "version": PROVENANCE_VERSION,
         "job_id": job_id,
+        "bit_identity": "an image_sha256 is reproducible only under the same render_environment "
+        "(Blender version and build, CPU family, OIDN build)",
         "versions": dataset_versions(),
         "images": entries,
     }
@@ -337,7 +417,7 @@ def merge_dataset(
         report.written.append(write_text_atomic(target / "recipes.json", dump_recipe_file(merged)))
 
     job_id = next(iter(job_ids)) if len(job_ids) == 1 else None
-    provenance, margins = _provenance(images, recipes, job_id)
+    provenance, margins = _provenance(images, recipes, job_id, target)
     known = {m for m in margins if m is not None}
     records = [r for labels in images for r in labels.records]
     context = {

@@ -1,9 +1,10 @@
 """`render-tag render` and `render-tag run`: recipes to a dataset folder on a pool of Blender workers.
 
 `main_render` renders a recipe file (or this shard of it) into OUT with resume, progress, a manifest and
-telemetry; `main_run` compiles a config (or the built-in default job) first, then renders, merges, audits
-and draws the contact sheet. Both return the CLI's exit code: 0 all done, 1 some scenes failed (named in
-manifest.json), 2 bad input (nothing written), 130 interrupted (the folder resumes with --resume).
+telemetry, then merges OUT's labels into the dataset files; `main_run` compiles a config (or the built-in
+default job) first, then renders and merges the same way, audits and draws the contact sheet. Both return
+the CLI's exit code: 0 all done, 1 some scenes failed (named in manifest.json), 2 bad input (nothing
+written), 130 interrupted (the folder resumes with --resume).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import contextlib
 import json
 import math
 import os
-import re
+import shutil
 import signal
 import sys
 import time
@@ -25,6 +26,7 @@ from typing import IO, Any
 from render_tag_shared.errors import InputError
 from render_tag_shared.recipe import RecipeFile, SceneRecipe, dump_recipe_file, load_recipe_file, recipe_hash
 
+from .compiler import parse_shard, shard_range
 from .io import write_text_atomic
 from .launcher import Launcher, make_launcher
 from .manifest import (
@@ -73,18 +75,18 @@ def resolve_shard(shard: str | None, environ: dict[str, str] | None = None) -> t
     env = dict(os.environ) if environ is None else environ
     index_var = next((name for name in SHARD_INDEX_VARS if env.get(name, "").strip()), None)
     if shard is not None:
-        match = re.fullmatch(r"\s*(\d+|\*)\s*/\s*(\d+)\s*", shard)
-        if match is None:
+        index_text, slash, count_text = shard.partition("/")
+        if index_text.strip() != "*":
+            parsed = parse_shard(shard)  # the one parser of `I/N`, shared with `compile --shard`
+            assert parsed is not None
+            return parsed
+        if not slash or not count_text.strip().isdigit():
             raise InputError("--shard", "", f"expected I/N with 0 <= I < N (or '*/N'), got {shard!r}")
-        count = int(match.group(2))
-        if match.group(1) != "*":
-            index = int(match.group(1))
-        elif index_var is None:
+        if index_var is None:
             raise InputError(
                 "--shard", "", f"'*' takes the index from one of {', '.join(SHARD_INDEX_VARS)}: none is set"
             )
-        else:
-            index = _env_int(env, index_var)
+        index, count = _env_int(env, index_var), int(count_text)
         if count < 1 or not 0 <= index < count:
             raise InputError("--shard", "", f"expected I/N with 0 <= I < N, got {index}/{count}")
         return index, count
@@ -113,10 +115,10 @@ def _env_int(env: dict[str, str], name: str) -> int:
 
 
 def shard_slice(recipes: Sequence[SceneRecipe], shard: tuple[int, int]) -> list[SceneRecipe]:
-    """Recipe number i (in file order) goes to shard i % N: deterministic, and balanced even when the
-    scenes of a job grow harder towards its end."""
-    index, count = shard
-    return [recipe for i, recipe in enumerate(recipes) if i % count == index]
+    """Shard I of N renders the I-th of N contiguous blocks of the recipes (in file order): the rule of
+    `compile --shard` (`compiler.shard_range`), so `--shard I/N` names the same scenes in both commands
+    and the shards in order concatenate to the whole job."""
+    return [recipes[i] for i in shard_range(len(recipes), shard)]
 
 
 # -- sizing -----------------------------------------------------------------------------------------
@@ -278,6 +280,7 @@ class RenderOptions:
     memory_limit_mb: float | None = 4096.0
     retries: int = 2
     progress: bool = True
+    merge: bool = True
     launcher: Launcher | None = None
     extra_pool: dict[str, Any] = field(default_factory=dict)
 
@@ -332,18 +335,94 @@ def _prepare_folder(
     check_plan(manifest, plan, plan_hash, out)
 
 
+MERGED_OUTPUTS = (
+    "rich_truth.json",
+    "coco_labels.json",
+    "ground_truth.csv",
+    "provenance.json",
+    "audit.json",
+    "verify.json",
+    "preview.png",
+)
+"""What merge, audit, verify and preview write into OUT: stale once the render is redone."""
+MERGED_FOLDERS = ("audit",)
+
+
 def _clear_outputs(out: Path) -> None:
-    """--force: the images and labels of an earlier render go, so no old image joins the new dataset."""
+    """--force: the images and labels of an earlier render go, so no old image joins the new dataset, and so
+    do the files built from them (merge, audit, verify, preview), so none describes the old render."""
     for folder, pattern in (("images", "*.png"), ("labels", "*.json")):
         for path in (out / folder).glob(pattern):
             path.unlink(missing_ok=True)
+    for name in MERGED_OUTPUTS:
+        (out / name).unlink(missing_ok=True)
+    for name in MERGED_FOLDERS:
+        built = out / name
+        if built.is_symlink():
+            built.unlink()
+        elif built.is_dir():
+            shutil.rmtree(built)
 
 
 def render_recipes(
     recipe_file: RecipeFile, out: str | Path, options: RenderOptions, source: str = "recipes"
 ) -> int:
-    """Renders recipes into OUT (this shard's slice of them); returns the exit code (InputError raises)."""
+    """Renders recipes into OUT (this shard's slice of them) and, when at least one scene is done, merges
+    OUT's labels into the dataset files (unless `options.merge` is off); returns the exit code (InputError
+    raises)."""
+    return _render_and_merge(recipe_file, out, options, source)[0]
+
+
+def _merge_rendered(out_dir: Path) -> bool:
+    """The merge at the end of a render; False (said why on stderr) when nothing could be merged."""
+    from .merge import merge_dataset
+
+    try:
+        report = merge_dataset(out_dir)
+    except InputError as exc:
+        print(f"render-tag: merge: {exc}", file=sys.stderr)
+        return False
+    print(report.summary())
+    return True
+
+
+def _render_and_merge(
+    recipe_file: RecipeFile, out: str | Path, options: RenderOptions, source: str
+) -> tuple[int, bool]:
+    """(exit code, whether OUT was merged): render, then merge once when a scene is done and the render
+    was not interrupted. A merge that fails turns an exit code of 0 into 1."""
+    _check_options(options)
     out_dir = Path(out)
+    code, manifest = _render(recipe_file, out_dir, options, source)
+    if not options.merge or code == EXIT_INTERRUPTED or not any(j.status == "done" for j in manifest.jobs):
+        return code, False
+    merged = _merge_rendered(out_dir)
+    return (code if merged else max(code, 1)), merged
+
+
+def _check_options(options: RenderOptions) -> None:
+    """Numbers that make no sense at zero or below are bad input (exit 2, nothing written), named as the
+    user gave them (`--workers` on the command line, the keyword argument otherwise)."""
+    counts = {"--workers": options.workers, "max_renders_per_worker": options.max_renders_per_worker}
+    for name, count in counts.items():
+        if count is not None and count < 1:
+            raise InputError(name, "", f"must be at least 1, got {count}")
+    limits = {
+        "timeout_s": options.timeout_s,
+        "startup_timeout_s": options.startup_timeout_s,
+        "memory_limit_mb": options.memory_limit_mb,
+    }
+    for name, value in limits.items():
+        if value is not None and not value > 0:
+            raise InputError(name, "", f"must be above 0, got {value}")
+    if options.retries < 0:
+        raise InputError("retries", "", f"must be 0 or more, got {options.retries}")
+
+
+def _render(
+    recipe_file: RecipeFile, out_dir: Path, options: RenderOptions, source: str
+) -> tuple[int, Manifest]:
+    """The render itself: (exit code, the manifest as last written)."""
     shard = resolve_shard(options.shard)
     selected = shard_slice(recipe_file.recipes, shard)
     launcher = options.launcher if options.launcher is not None else make_launcher(options.blender)
@@ -354,7 +433,9 @@ def render_recipes(
         blender_version=launcher.blender_version(),
         shard=shard,
     )
-    previous = load_manifest(out_dir) if (out_dir / MANIFEST).exists() else None
+    # --force redoes everything: the old manifest is not needed, and a corrupt one must not stop it.
+    has_manifest = (out_dir / MANIFEST).exists()
+    previous = load_manifest(out_dir) if has_manifest and not options.force else None
     _prepare_folder(out_dir, previous, options, plan, plan_hash)
 
     # From here on the folder is ours: nothing above wrote a byte.
@@ -444,6 +525,9 @@ def render_recipes(
             if progress is not None:
                 progress.update(images=images)
         else:
+            # A scene is all or nothing: cameras it rendered before failing go, so the merged dataset
+            # never holds part of a failed scene (the manifest keeps the failure and its error).
+            remove_job_outputs(out_dir, outcome.job.recipe)
             record.status, record.error_type, record.error_message = (
                 "failed",
                 outcome.error_type,
@@ -518,8 +602,8 @@ def render_recipes(
     print(summary.line())
     if summary.interrupted:
         print(f"render-tag: interrupted; finish with --resume ({out_dir})", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return 0 if manifest.status == "complete" else 1
+        return EXIT_INTERRUPTED, manifest
+    return (0 if manifest.status == "complete" else 1), manifest
 
 
 def main_render(
@@ -535,10 +619,12 @@ def main_render(
     memory_limit_mb: float | None = 4096.0,
     retries: int = 2,
     progress: bool = True,
+    merge: bool = True,
 ) -> int:
     """`render-tag render RECIPES -o OUT [--workers N] [--resume | --force] [--shard I/N] [--blender PATH]`.
 
-    Returns the exit code: 0 all done, 1 some scenes failed, 2 bad input (nothing written), 130 interrupted.
+    Renders, then merges OUT (`render-tag merge OUT`) when at least one scene is done. Returns the exit
+    code: 0 all done, 1 some scenes failed, 2 bad input (nothing written), 130 interrupted.
     """
     options = RenderOptions(
         workers=workers,
@@ -551,6 +637,7 @@ def main_render(
         memory_limit_mb=memory_limit_mb,
         retries=retries,
         progress=progress,
+        merge=merge,
     )
     try:
         if resume and force:
@@ -605,8 +692,8 @@ def main_run(
     progress: bool = True,
     presets: Sequence[str] | None = None,
 ) -> int:
-    """`render-tag run [CONFIG] -o OUT`: compile (no CONFIG: the built-in default job), render, merge, audit,
-    contact sheet. Exit code as for render; a failed audit also gives 1."""
+    """`render-tag run [CONFIG] -o OUT`: compile (no CONFIG: the built-in default job), render and merge (the
+    render's own merge, once), audit, contact sheet. Exit code as for render; a failed audit also gives 1."""
     out_dir = Path(out)
     options = RenderOptions(
         workers=workers,
@@ -631,25 +718,16 @@ def main_run(
             config = load_job_config(str(config_path), list(presets or ()))
             recipe_file = compile_config(config, source=str(config_path), base_dir=Path(config_path).parent)
             source = str(config_path)
-        code = render_recipes(recipe_file, out_dir, options, source=source)
+        code, merged = _render_and_merge(recipe_file, out_dir, options, source)
     except InputError as exc:
         print(f"render-tag: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("render-tag: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if code == EXIT_INTERRUPTED or not (out_dir / "labels").is_dir():
+    if not merged:  # interrupted, nothing done, or nothing to merge: no dataset to audit
         return code
 
-    from .merge import merge_dataset
-
-    try:
-        report = merge_dataset(out_dir)
-        summary = getattr(report, "summary", None)
-        print(summary() if callable(summary) else f"merged {out_dir}")
-    except InputError as exc:
-        print(f"render-tag: merge: {exc}", file=sys.stderr)
-        return 1
     from .audit import main_audit
     from .preview import main_preview
 

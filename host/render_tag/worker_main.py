@@ -68,27 +68,47 @@ def _set_parent_death_signal() -> None:
         pass
 
 
-def _enable_extension(module_name: str) -> bool:
-    """Enables an installed extension (which also puts its bundled wheels on sys.path)."""
+def _enable_extension(module_name: str) -> BaseException | None:
+    """Enables an installed extension (which also puts its bundled wheels on sys.path).
+
+    Returns None when the extension is enabled, else the exception that stopped it: `addon_utils` only
+    prints its errors, so they are collected here and go into the error the host shows.
+    """
+    errors: list[BaseException] = []
     try:
         import addon_utils  # Blender's own module
 
-        addon_utils.enable(module_name, default_set=False, persistent=False)
-    except Exception:
-        return False
-    return module_name in sys.modules
+        addon_utils.enable(module_name, default_set=False, persistent=False, handle_error=errors.append)
+    except Exception as exc:
+        errors.append(exc)
+    if errors:
+        return errors[0]
+    if module_name not in sys.modules:
+        return ImportError(f"addon_utils.enable({module_name!r}) reported no error but did not import it")
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def load_addon(config: dict[str, Any]) -> ModuleType:
     """The add-on package: the installed extension by module name, else the add-on folder by path."""
     module_name = config.get("addon_module")
     if module_name:
-        _enable_extension(module_name)
-        try:
+        enable_error = _enable_extension(module_name)
+        if enable_error is None:
             return importlib.import_module(module_name)
-        except ImportError:
-            if not config.get("addon_dir"):
-                raise
+        if not config.get("addon_dir"):
+            raise ImportError(
+                f"cannot enable the extension {module_name}: {_describe(enable_error)}"
+            ) from enable_error
+        # The folder is the fallback (a development checkout): say why the extension was not used.
+        print(
+            f"render_tag worker: extension {module_name} not enabled ({_describe(enable_error)}); "
+            f"loading the add-on from {config['addon_dir']}",
+            file=sys.stderr,
+        )
     if ADDON_PACKAGE in sys.modules:
         return sys.modules[ADDON_PACKAGE]
     folder = Path(config["addon_dir"])
@@ -118,10 +138,16 @@ def import_zmq(config: dict[str, Any]) -> ModuleType:
     """pyzmq: from this Python, or (stock Blender) from the extension's bundled wheels once enabled."""
     try:
         import zmq
-    except ImportError:
+    except ImportError as exc:
         module_name = config.get("addon_module")
-        if not module_name or not _enable_extension(module_name):
+        if not module_name:
             raise
+        enable_error = _enable_extension(module_name)
+        if enable_error is not None:
+            raise ImportError(
+                f"pyzmq is not importable ({exc}) and enabling {module_name}, which bundles it, failed: "
+                f"{_describe(enable_error)}"
+            ) from enable_error
         import zmq
     return zmq
 
@@ -197,14 +223,15 @@ def _cpu_seconds() -> float:
     return times.user + times.system
 
 
-def install_thread_budget(threads: int) -> None:
+def install_thread_budget(threads: int) -> Any:
     """Cycles' thread count for every render of this worker (0 keeps Blender's automatic count).
 
     A render_pre handler applies it to whatever scene the add-on renders, including a scene it creates
-    after the worker started: the `bpy` module has no `-t` option.
+    after the worker started: the `bpy` module has no `-t` option. Returns the handler (None when there
+    is none), which `serve` removes before the worker exits: Blender should hold nothing of ours then.
     """
     if threads <= 0:
-        return
+        return None
     import bpy
 
     def _apply(scene: Any, *_args: Any) -> None:
@@ -214,6 +241,7 @@ def install_thread_budget(threads: int) -> None:
     bpy.app.handlers.render_pre.append(_apply)
     for scene in bpy.data.scenes:
         _apply(scene)
+    return _apply
 
 
 def purge_orphans() -> None:
@@ -279,7 +307,7 @@ def serve(config: dict[str, Any]) -> int:
         addon = load_addon(config)
         api = importlib.import_module(addon.__name__ + ".api")
         render_recipe = api.render_recipe
-        install_thread_budget(int(config.get("threads", 0)))
+        thread_budget = install_thread_budget(int(config.get("threads", 0)))
     except BaseException as exc:  # report why, then exit: the pool counts failed start-ups
         error = WorkerError(
             worker_id=worker_id,
@@ -351,6 +379,8 @@ def serve(config: dict[str, Any]) -> int:
             socket.send(encode(reply))
     finally:
         telemetry.set("stopping")
+        if thread_budget is not None and thread_budget in bpy.app.handlers.render_pre:
+            bpy.app.handlers.render_pre.remove(thread_budget)
         stop.set()
         beats.join(timeout=2.0)
         socket.close(1000)
@@ -359,13 +389,16 @@ def serve(config: dict[str, Any]) -> int:
 
 
 def main() -> None:
-    """Entry point of the launch expression: the config comes from RENDER_TAG_WORKER."""
+    """Entry point of the launch expression: the config comes from RENDER_TAG_WORKER.
+
+    The worker ends like any Python program: a normal return (exit code 0) or `sys.exit(code)`, so the
+    interpreter's teardown runs (the add-on unregisters itself at exit, see addon/__init__.py) and
+    the exit code is the worker's own.
+    """
     config = json.loads(os.environ[ENV_VAR])
     code = serve(config)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Skip interpreter teardown: Blender's own atexit work is slow and nothing is left to save.
-    os._exit(code)
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":
