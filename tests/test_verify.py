@@ -315,3 +315,17 @@ def test_aprilgrid_tag_corners(tmp_path: Path) -> None:
     assert fam["expected"] == 20 and fam["detection_rate"] == 1.0 and fam["border_bits"] == 2
     assert fam["corner_error"]["count"] == 80 and fam["corner_error"]["median"] < 0.15
     assert report.passed, report.summary()
+
+
+def test_the_command_line_passes_every_threshold(tmp_path: Path) -> None:
+    from render_tag.cli import main
+
+    make_tag_dataset(tmp_path, ["tag36h11"], images=2)
+    assert main(["verify", str(tmp_path)]) == 0
+    assert main(["verify", str(tmp_path), "--max-median-centre-error-px", "1e-6"]) == 1
+    assert main(["verify", str(tmp_path), "--max-p95-error-px", "1e-6"]) == 1
+    config = tmp_path / "thresholds.yaml"
+    config.write_text("verify:\n  max_mean_offset_px: 1.0e-9\n")
+    assert main(["verify", str(tmp_path), "--config", str(config)]) == 1
+    failures = json.loads((tmp_path / "verify.json").read_text())["failures"]
+    assert any("mean_dx" in f or "mean_dy" in f for f in failures), failures

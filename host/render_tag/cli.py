@@ -109,9 +109,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
     return main_verify(
         args.folder,
+        config_path=args.config,
         min_detection_rate=args.min_detection_rate,
         max_mean_offset_px=args.max_mean_offset_px,
+        max_median_centre_error_px=args.max_median_centre_error_px,
         max_median_error_px=args.max_median_error_px,
+        max_p95_error_px=args.max_p95_error_px,
+        max_focal_error_rel=args.max_focal_error_rel,
+        max_principal_point_error_px=args.max_principal_point_error_px,
     )
 
 
@@ -189,9 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("verify", _cmd_verify, "OpenCV's detectors against the ground truth")
     sub.add_argument("folder")
+    sub.add_argument("--config", default=None, help="a YAML or JSON file of thresholds (under `verify:`)")
     sub.add_argument("--min-detection-rate", type=fraction, default=None)
     sub.add_argument("--max-mean-offset-px", type=positive_float, default=None)
+    sub.add_argument("--max-median-centre-error-px", type=positive_float, default=None)
     sub.add_argument("--max-median-error-px", type=positive_float, default=None)
+    sub.add_argument("--max-p95-error-px", type=positive_float, default=None)
+    sub.add_argument("--max-focal-error-rel", type=positive_float, default=None)
+    sub.add_argument("--max-principal-point-error-px", type=positive_float, default=None)
 
     sub = command("preview", _cmd_preview, "contact sheet PNG with the ground truth drawn on")
     sub.add_argument("folder")
