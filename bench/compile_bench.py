@@ -51,9 +51,9 @@ def _pin_to_one_core() -> None:
 
 
 def _truth_share(config: GenConfig) -> float:
-    """Fraction of compile time spent in `observe_camera` (the shared pose judge)."""
+    """Fraction of compile time spent in `observe_prepared` (observe_camera, the shared pose judge)."""
     spent = [0.0]
-    original = compiler.observe_camera
+    original = compiler.observe_prepared
 
     def timed(*args: Any, **kwargs: Any) -> Any:
         start = time.process_time()
@@ -62,13 +62,13 @@ def _truth_share(config: GenConfig) -> float:
         finally:
             spent[0] += time.process_time() - start
 
-    compiler.observe_camera = timed
+    compiler.observe_prepared = timed
     try:
         start = time.process_time()
         compiler.compile_config(config)
         total = time.process_time() - start
     finally:
-        compiler.observe_camera = original
+        compiler.observe_prepared = original
     return spent[0] / total
 
 
@@ -95,7 +95,7 @@ def main() -> None:
         f"{args.scenes / (compiled - start):.0f} scenes/s; with the JSON dump "
         f"({len(text) / 1e6:.1f} MB): {args.scenes / (dumped - start):.0f} scenes/s"
     )
-    print(f"share of observe_camera (the pose judge, render_tag_shared.truth): {_truth_share(config):.0%}")
+    print(f"share of the pose judge (observe_camera, as observe_prepared): {_truth_share(config):.0%}")
     if args.profile:
         profiler = cProfile.Profile()
         profiler.runcall(compiler.compile_config, config)

@@ -17,6 +17,13 @@ import numpy as np
 
 from render_tag_shared.recipe import RendererSettings
 
+LIGHT_TREE_MIN_LIGHTS = 8
+"""Cycles' light tree only pays off with many lights; below this many, lights are sampled without it.
+
+Measured on the default job's scenes (1-2 lights and the world, 640x480, 16 samples, one thread): the
+tree cost 10-15 % of the render time, and the per-pixel noise between two seeds was 5 % lower with it
+on one scene and 22 % higher on another. The expected image is the same either way."""
+
 EEVEE_IDS = ("BLENDER_EEVEE_NEXT", "BLENDER_EEVEE")
 """EEVEE's engine id: BLENDER_EEVEE_NEXT in 4.2 to 4.4, BLENDER_EEVEE again from 5.0."""
 
@@ -111,6 +118,9 @@ def configure_renderer(scene: bpy.types.Scene, settings: RendererSettings) -> st
         cycles.filter_width = settings.filter_width_px
         cycles.pixel_filter_type = "BLACKMAN_HARRIS"
         cycles.use_auto_tile = False
+        if hasattr(cycles, "use_light_tree"):  # 3.5 and later
+            lights = sum(1 for obj in scene.objects if obj.type == "LIGHT")
+            cycles.use_light_tree = lights >= LIGHT_TREE_MIN_LIGHTS
     elif engine == "BLENDER_WORKBENCH":
         shading = scene.display.shading
         shading.light = "FLAT"

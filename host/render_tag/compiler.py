@@ -33,7 +33,9 @@ Q with Q d = +z (R0 = R Q^T), and read the roll of R0.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import hashlib
 import importlib.metadata
 import math
@@ -41,7 +43,7 @@ import sys
 import time
 import tomllib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -76,9 +78,17 @@ from render_tag_shared.recipe import (
     ToneMapping,
     World,
     dump_recipe_file,
+    require_unique_scene_ids,
 )
 from render_tag_shared.seeds import derive_seed, job_id, spec_hash
-from render_tag_shared.truth import board_module_m, object_extent_m, observe_camera, tag_module_m
+from render_tag_shared.truth import (
+    Lens,
+    PreparedScene,
+    board_module_m,
+    object_extent_m,
+    observe_prepared,
+    tag_module_m,
+)
 
 from .io import write_text_atomic
 from .presets import compose_config
@@ -245,7 +255,11 @@ def camera_pose(
             (one * kx * ky, cos_t + one * ky * ky, -sin_t * kx),
             (-sin_t * ky, sin_t * kx, cos_t),
         )
-    rotation = [[sum(looking[r][i] * q[i][col] for i in range(3)) for col in range(3)] for r in range(3)]
+    # R = R0 Q, each sum in the order sum() takes (it starts from 0, hence the 0.0: the sign of a zero)
+    rotation = [
+        [0.0 + row[0] * q[0][col] + row[1] * q[1][col] + row[2] * q[2][col] for col in range(3)]
+        for row in looking
+    ]
     px, py, pz = (float(centre[i]) + distance * direction[i] for i in range(3))
     return np.array(
         [
@@ -298,6 +312,7 @@ class _Compiler:
             ) from exc
         except ValueError as exc:  # the overscan derivation refuses a folding lens
             raise InputError(source, "camera.intrinsics.distortion_coeffs", str(exc)) from exc
+        self.lens = Lens(self.intrinsics)  # checked once for every pose the sampler judges
         k = self.intrinsics.k
         self.focal = math.sqrt(k[0, 0] * k[1, 1])
         self.view_x_rad, self.view_y_rad = self._field_of_view()
@@ -310,6 +325,11 @@ class _Compiler:
         self.dynamic_range = DynamicRange()
         self.origin = Pose()
         self._board_cache: _Subject | None = None
+        subject = config.scenario.subject
+        names = subject.tag_families if isinstance(subject, TagsSubject) else []
+        self._families = [
+            (name, get_family(name).num_ids) for name in dict.fromkeys(get_family(n).name for n in names)
+        ]
         self._check_subject()
 
     def _field_of_view(self) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -414,15 +434,7 @@ class _Compiler:
             seed=derive_seed(seed, "renderer") % _CYCLES_SEED_LIMIT,
         )
         # The pose check sees the subject only: the background lies below it and can never hide it.
-        probe_objects: list[TagObject | BoardObject | PlaneObject] = list(subject.objects)
-        probe = SceneRecipe.model_construct(
-            scene_id=scene_index,
-            random_seed=seed,
-            world=world,
-            renderer=renderer,
-            objects=probe_objects,
-            cameras=[],
-        )
+        probe = PreparedScene(subject.objects, self.intrinsics.distortion_model)
         cameras = []
         for j in range(self.config.camera.samples_per_scene):
             camera_rng = _rng(seed, "camera", j)  # the pose, then the sensor noise
@@ -475,12 +487,12 @@ class _Compiler:
     def _tags(self, subject: TagsSubject, rng: np.random.Generator) -> _Subject:
         low, high = subject.tags_per_scene
         count = int(rng.integers(low, high + 1))
-        families = list(dict.fromkeys(get_family(name).name for name in subject.tag_families))
+        families = self._families
         used: set[tuple[int, bytes]] = set()
         chosen: list[tuple[str, int]] = []
         while len(chosen) < count:
-            family = families[int(rng.integers(len(families)))]
-            tag_id = int(rng.integers(get_family(family).num_ids))
+            family, num_ids = families[int(rng.integers(len(families)))]
+            tag_id = int(rng.integers(num_ids))
             key = _marker_key(family, tag_id)
             if key not in used:
                 used.add(key)
@@ -500,19 +512,19 @@ class _Compiler:
         # keep the squares apart whatever their in-plane rotation.
         radii = [0.5 * math.sqrt(2.0) * object_extent_m(tag)[0] for tag in tags]
         centres = _disc_layout(radii, rng)
-        mean = centres.mean(axis=0)
+        offsets = (centres - centres.mean(axis=0)).tolist()
         placed = []
-        for tag, (x, y) in zip(tags, centres - mean, strict=True):
-            yaw = float(rng.uniform(0.0, 2.0 * math.pi))
-            pose = Pose(position=(float(x), float(y), SUBJECT_LIFT_M), rotation_quaternion=_quat_z(yaw))
+        for tag, (x, y) in zip(tags, offsets, strict=True):
+            yaw = _uniform(rng, 0.0, 2.0 * math.pi)
+            pose = Pose(position=(x, y, SUBJECT_LIFT_M), rotation_quaternion=_quat_z(yaw))
             placed.append(tag.model_copy(update={"pose": pose}))
-        radius = max(math.hypot(x, y) + r for (x, y), r in zip(centres - mean, radii, strict=True))
+        radius = max(math.hypot(x, y) + r for (x, y), r in zip(offsets, radii, strict=True))
         return _Subject(
             objects=list(placed),
             centre=(0.0, 0.0, SUBJECT_LIFT_M),
             radius_m=radius,
             corner_radius_m=max(
-                math.hypot(x, y) + subject.size_mm / 2000.0 * math.sqrt(2.0) for x, y in centres - mean
+                math.hypot(x, y) + subject.size_mm / 2000.0 * math.sqrt(2.0) for x, y in offsets
             ),
             side_m=subject.size_mm / 1000.0,
             module_m=min(tag_module_m(tag) for tag in tags),
@@ -527,10 +539,10 @@ class _Compiler:
         lights = []
         for _ in range(int(rng.integers(low, high + 1))):
             kind = LIGHT_TYPES[int(rng.integers(len(LIGHT_TYPES)))]
-            energy = float(rng.uniform(lighting.intensity_min, lighting.intensity_max))
-            distance = float(rng.uniform(1.5, 3.0))
-            elevation = math.radians(float(rng.uniform(30.0, 85.0)))
-            azimuth = float(rng.uniform(0.0, 2.0 * math.pi))
+            energy = _uniform(rng, lighting.intensity_min, lighting.intensity_max)
+            distance = _uniform(rng, 1.5, 3.0)
+            elevation = math.radians(_uniform(rng, 30.0, 85.0))
+            azimuth = _uniform(rng, 0.0, 2.0 * math.pi)
             # Blender lights shine along their local -z: local +z points from the subject to the light.
             z_axis: Vec = (
                 math.cos(elevation) * math.cos(azimuth),
@@ -551,18 +563,18 @@ class _Compiler:
                         rotation_quaternion=_quat_from_matrix(frame),
                     ),
                     energy=energy,
-                    radius_m=float(rng.uniform(0.05, 0.5)),
+                    radius_m=_uniform(rng, 0.05, 0.5),
                 )
             )
         hdri = None
         if self.hdris:
             hdri = Hdri(
                 path=self.hdris[int(rng.integers(len(self.hdris)))],
-                strength=float(rng.uniform(0.5, 1.5)),
-                rotation_z_rad=float(rng.uniform(0.0, 2.0 * math.pi)),
+                strength=_uniform(rng, 0.5, 1.5),
+                rotation_z_rad=_uniform(rng, 0.0, 2.0 * math.pi),
             )
         texture = self.backgrounds[int(rng.integers(len(self.backgrounds)))] if self.backgrounds else None
-        grey = float(rng.uniform(0.2, 0.8))
+        grey = _uniform(rng, 0.2, 0.8)
         side = 8.0 * self.config.camera.max_distance + 4.0 * subject.radius_m
         background = PlaneObject(
             name="background",
@@ -619,7 +631,7 @@ class _Compiler:
         camera_index: int,
         rng: np.random.Generator,
         subject: _Subject,
-        probe: SceneRecipe,
+        probe: PreparedScene,
     ) -> np.ndarray:
         cam = self.config.camera
         mode = self.config.scenario.sampling_mode
@@ -638,14 +650,14 @@ class _Compiler:
         failures: Counter[str] = Counter()
         for _ in range(ATTEMPTS_PER_CAMERA):
             # a swept value is fixed; the draw is made anyway so every pose uses the same stream layout
-            elevation = float(rng.uniform(cam.min_elevation, cam.max_elevation))
-            distance = float(rng.uniform(*window))
+            elevation = _uniform(rng, cam.min_elevation, cam.max_elevation)
+            distance = _uniform(rng, *window)
+            azimuth = _uniform(rng, 0.0, 360.0)
+            roll = _uniform(rng, cam.min_roll, cam.max_roll)
             if fixed_elevation is not None:
                 elevation = fixed_elevation
             if fixed_distance is not None:
                 distance = fixed_distance
-            azimuth = float(rng.uniform(0.0, 360.0))
-            roll = float(rng.uniform(cam.min_roll, cam.max_roll))
             # Aim so the subject centre lands anywhere it may still fit, so corners cover the whole
             # image: angles uniform in the field of view less 3/4 of the subject's radius (a turned
             # square is narrower than its circle; the few that stick out are rejected).
@@ -659,14 +671,13 @@ class _Compiler:
             failures[failure] += 1
         raise self._pose_error(scene_index, camera_index, failures, fixed_distance, fixed_elevation)
 
-    def _judge(self, probe: SceneRecipe, matrix: np.ndarray, subject: _Subject) -> str | None:
-        """None when the pose meets every image-space constraint, else the key of the first broken one."""
+    def _judge(self, probe: PreparedScene, matrix: np.ndarray, subject: _Subject) -> str | None:
+        """None when the pose meets every image-space constraint, else the key of the first broken one.
+
+        `observe_prepared` is `observe_camera` with the subject's points prepared once per scene."""
         cam = self.config.camera
-        camera = CameraRecipe.model_construct(
-            name="probe", cam_to_world=matrix.tolist(), intrinsics=self.intrinsics
-        )
-        probe = SceneRecipe.model_construct(**{**probe.__dict__, "cameras": [camera]})
-        seen = {o.obj.name: o for o in observe_camera(probe, 0, occlusion=not subject.coplanar)}
+        observed = observe_prepared(probe, matrix, self.lens, occlusion=not subject.coplanar)
+        seen = {o.obj.name: o for o in observed}
         for obj in subject.objects:
             record = seen.get(obj.name)
             if record is None:  # nothing labelled, or entirely outside the image
@@ -745,12 +756,18 @@ class _Compiler:
         return SensorNoise(seed=int(rng.integers(0, 2**63 - 1)), iso=iso, layers=list(layers))
 
 
+def _uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    """`rng.uniform(low, high)` for one number: numpy computes low + (high - low) * next_double, which is
+    this, to the bit and from the same stream, without numpy's per-call overhead (a hot path)."""
+    return low + (high - low) * rng.random()
+
+
 def _uniform_inside(rng: np.random.Generator, bounds: tuple[float, float], inset: float) -> float:
     """Uniform in [low + inset, high - inset], or the middle when the inset leaves nothing."""
     low, high = bounds[0] + inset, bounds[1] - inset
     if low >= high:
         return 0.5 * (bounds[0] + bounds[1])
-    return float(rng.uniform(low, high))
+    return _uniform(rng, low, high)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -777,12 +794,18 @@ def _disc_layout(radii: list[float], rng: np.random.Generator) -> np.ndarray:
     gap = 0.1 * max(radii)
     half = 1.3 * max(radii) * math.sqrt(n)
     centres: list[np.ndarray] = []
+    placed: list[tuple[float, float]] = []  # the same centres as Python floats
     while len(centres) < n:
         for _ in range(100):
-            candidate = rng.uniform(-half, half, size=2)
+            x, y = _uniform(rng, -half, half), _uniform(rng, -half, half)
+            candidate = np.array([x, y])
             r = radii[len(centres)]
-            if all(float(np.hypot(*(candidate - c))) >= r + radii[i] + gap for i, c in enumerate(centres)):
+            # np.hypot of the difference, as on the arrays, without an array per pair
+            if all(
+                float(np.hypot(x - px, y - py)) >= r + radii[i] + gap for i, (px, py) in enumerate(placed)
+            ):
                 centres.append(candidate)
+                placed.append((x, y))
                 break
         else:
             half *= 1.25
@@ -790,6 +813,19 @@ def _disc_layout(radii: list[float], rng: np.random.Generator) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- public API
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while scenes are compiled: a scene allocates thousands of small
+    objects and no reference cycles, so the collector's passes only cost time (5-10 %)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def compile_scene(config: GenConfig, scene_index: int, *, validate: bool = True) -> SceneRecipe:
@@ -829,14 +865,20 @@ def compile_config(
     """
     compiler = _Compiler(config, source, base_dir)
     recipes = []
-    for i in shard_range(config.dataset.num_scenes, shard):
-        recipes.append(compiler.scene(i, validate=validate))
-        if progress is not None:
-            progress(len(recipes))
+    with _gc_paused():
+        for i in shard_range(config.dataset.num_scenes, shard):
+            recipes.append(compiler.scene(i, validate=validate))
+            if progress is not None:
+                progress(len(recipes))
     spec = job_spec(config, config.presets, compiler.asset_files)
+    recipe_file = RecipeFile.model_construct(
+        schema_version=SCHEMA_VERSION, job_id=job_id(spec), recipes=recipes
+    )
     if validate:
-        return RecipeFile(job_id=job_id(spec), recipes=recipes)
-    return RecipeFile.model_construct(schema_version=SCHEMA_VERSION, job_id=job_id(spec), recipes=recipes)
+        # Every recipe was validated as it was built (validating the file would run the nested model
+        # validators of every recipe again): the file's own rule is what is left.
+        require_unique_scene_ids(recipes)
+    return recipe_file
 
 
 # --------------------------------------------------------------------------- the job spec

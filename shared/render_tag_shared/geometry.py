@@ -8,6 +8,7 @@ Blender's looks down -z with +y up. :data:`BLENDER_TO_OPENCV_CAMERA` converts be
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -79,7 +80,8 @@ def quat_to_matrix(wxyz: ArrayLike) -> FloatArray:
     n = float(np.linalg.norm(q))
     if not np.isfinite(n) or n == 0.0:
         raise ValueError("quaternion has zero or non-finite norm")
-    w, x, y, z = q / n
+    # Python floats: the same IEEE operations as on numpy scalars, without their per-operation cost.
+    w, x, y, z = (q / n).tolist()
     return np.array(
         [
             [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
@@ -100,6 +102,9 @@ def matrix_to_quat(rotation: ArrayLike) -> FloatArray:
         r = r[:3, :3]
     if r.shape != (3, 3):
         raise ValueError(f"expected a 3x3 rotation matrix, got shape {r.shape}")
+    rows = r.tolist()
+    if all(math.isfinite(v) for row in rows for v in row):
+        return _matrix_to_quat_floats(rows)
     trace = r[0, 0] + r[1, 1] + r[2, 2]
     cands = np.array([trace, r[0, 0], r[1, 1], r[2, 2]])
     i = int(np.argmax(cands))
@@ -115,6 +120,31 @@ def matrix_to_quat(rotation: ArrayLike) -> FloatArray:
     else:
         s = 2.0 * np.sqrt(max(1.0 - r[0, 0] - r[1, 1] + r[2, 2], 0.0))
         q = np.array([(r[1, 0] - r[0, 1]) / s, (r[0, 2] + r[2, 0]) / s, (r[1, 2] + r[2, 1]) / s, 0.25 * s])
+    q /= np.linalg.norm(q)
+    if q[0] < 0.0:
+        q = -q
+    return q
+
+
+def _matrix_to_quat_floats(rows: list[list[float]]) -> FloatArray:
+    """matrix_to_quat of a finite 3x3 matrix on Python floats: the same IEEE operations, in the same
+    order, as the numpy-scalar code (numpy's argmax and Python's max both pick the first largest)."""
+    (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = rows
+    trace = r00 + r11 + r22
+    cands = (trace, r00, r11, r22)
+    i = max(range(4), key=cands.__getitem__)
+    if i == 0:
+        s = 2.0 * math.sqrt(max(1.0 + trace, 0.0))
+        q = np.array([0.25 * s, (r21 - r12) / s, (r02 - r20) / s, (r10 - r01) / s])
+    elif i == 1:
+        s = 2.0 * math.sqrt(max(1.0 + r00 - r11 - r22, 0.0))
+        q = np.array([(r21 - r12) / s, 0.25 * s, (r01 + r10) / s, (r02 + r20) / s])
+    elif i == 2:
+        s = 2.0 * math.sqrt(max(1.0 - r00 + r11 - r22, 0.0))
+        q = np.array([(r02 - r20) / s, (r01 + r10) / s, 0.25 * s, (r12 + r21) / s])
+    else:
+        s = 2.0 * math.sqrt(max(1.0 - r00 - r11 + r22, 0.0))
+        q = np.array([(r10 - r01) / s, (r02 + r20) / s, (r12 + r21) / s, 0.25 * s])
     q /= np.linalg.norm(q)
     if q[0] < 0.0:
         q = -q

@@ -44,15 +44,18 @@ __all__ = [
     "equidistant_overscan",
     "expected_coeff_count",
     "in_lens_domain",
+    "in_lens_domain_checked",
     "is_clockwise_in_image",
     "linear_overscan",
     "max_valid_angle",
     "polygon_area",
+    "project_checked",
     "project_equidistant",
     "project_points",
     "resample_map",
     "unproject_pixels",
     "visibility",
+    "visibility_checked",
 ]
 
 ArrayLike = npt.ArrayLike
@@ -327,7 +330,20 @@ def project_points(
     c = _coeffs(distortion_model, coeffs)
     fx, fy, cx, cy = _intrinsics(k_matrix)
     p, lead = _flat(points_cam, 3, "points_cam")
+    return project_checked(p, fx, fy, cx, cy, distortion_model, c).reshape(*lead, 2)
+
+
+def project_checked(
+    p: FloatArray, fx: float, fy: float, cx: float, cy: float, distortion_model: str, c: FloatArray
+) -> FloatArray:
+    """project_points on inputs that are already checked: (N, 3) float64 points, K's four numbers, and
+    the model's coefficient array. For hot loops that project many point sets through one camera."""
     x, y, z = p[:, 0], p[:, 1], p[:, 2]
+    if distortion_model == "none" and bool((z > 0.0).all()):
+        # every point in front: no division by zero, and the same arithmetic as below
+        uv = np.stack([fx * (x / z) + cx, fy * (y / z) + cy], axis=-1)
+        uv[~np.all(np.isfinite(uv), axis=-1)] = np.nan
+        return uv
     with np.errstate(divide="ignore", invalid="ignore"):
         if distortion_model == "kannala_brandt":
             rho = np.hypot(x, y)
@@ -343,7 +359,7 @@ def project_points(
             xd, yd = _bc_distort(xn, yn, c) if distortion_model == "brown_conrady" else (xn, yn)
     uv = np.stack([fx * xd + cx, fy * yd + cy], axis=-1)
     uv[bad | ~np.all(np.isfinite(uv), axis=-1)] = np.nan
-    return uv.reshape(*lead, 2)
+    return uv
 
 
 def unproject_pixels(
@@ -389,12 +405,18 @@ def in_lens_domain(
     cv2's formula puts them inside the image, because the rendered image cannot show them there.
     """
     p, lead = _flat(points_cam, 3, "points_cam")
-    theta_max = max_valid_angle(distortion_model, coeffs)
+    return in_lens_domain_checked(p, distortion_model, max_valid_angle(distortion_model, coeffs)).reshape(
+        lead
+    )
+
+
+def in_lens_domain_checked(p: FloatArray, distortion_model: str, theta_max: float) -> np.ndarray:
+    """in_lens_domain on (N, 3) float64 points, with the model's max_valid_angle already computed."""
     theta = np.arctan2(np.hypot(p[:, 0], p[:, 1]), p[:, 2])
     ok = np.all(np.isfinite(p), axis=-1) & (theta < theta_max) & np.any(p != 0.0, axis=-1)
     if distortion_model != "kannala_brandt":
         ok &= p[:, 2] > 0.0
-    return ok.reshape(lead)
+    return ok
 
 
 # --------------------------------------------------------------------------- overscan
@@ -546,14 +568,15 @@ def visibility(
     """
     w, h = _resolution(resolution)
     q, lead = _flat(uv, 2, "uv")
-    m = float(eval_margin_px)
+    return visibility_checked(q, w, h, float(eval_margin_px)).reshape(lead)
+
+
+def visibility_checked(q: FloatArray, w: int, h: int, m: float) -> npt.NDArray[np.int8]:
+    """visibility of (N, 2) float64 pixels in a checked w x h image with margin m (floats and ints)."""
     finite = np.all(np.isfinite(q), axis=-1)
-    with np.errstate(invalid="ignore"):
-        inside = (
-            (q[:, 0] >= m - 0.5) & (q[:, 0] <= w - 0.5 - m) & (q[:, 1] >= m - 0.5) & (q[:, 1] <= h - 0.5 - m)
-        )
-    vis = np.where(finite, np.where(inside, 2, 1), 0).astype(np.int8)
-    return vis.reshape(lead)
+    # comparisons with NaN are False and raise no floating-point error (no errstate needed)
+    inside = (q[:, 0] >= m - 0.5) & (q[:, 0] <= w - 0.5 - m) & (q[:, 1] >= m - 0.5) & (q[:, 1] <= h - 0.5 - m)
+    return np.where(finite, np.where(inside, 2, 1), 0).astype(np.int8)
 
 
 def apply_sentinel(uv: ArrayLike, vis: ArrayLike) -> FloatArray:

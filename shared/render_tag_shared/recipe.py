@@ -169,6 +169,8 @@ def _check_or_fill_keypoints(obj: TagObject | BoardObject, derived: list[tuple[f
         object.__setattr__(obj, "keypoints_3d", derived)
         return
     given = obj.keypoints_3d
+    if given == derived:  # exactly the derived points (pydantic re-runs this on every parent validation)
+        return
     if len(given) != len(derived) or any(
         abs(a - b) > 1e-9 for p, q in zip(given, derived, strict=True) for a, b in zip(p, q, strict=True)
     ):
@@ -413,6 +415,8 @@ class CameraRecipe(StrictModel):
     @field_validator("cam_to_world")
     @classmethod
     def _rigid(cls, value: list[list[float]]) -> list[list[float]]:
+        if _clearly_rigid(value):  # the compiler validates thousands a second: skip numpy when obvious
+            return value
         m = np.asarray(value, dtype=float)
         if m.shape != (4, 4):
             raise ValueError(f"must be a 4x4 matrix, got shape {list(m.shape)}")
@@ -426,6 +430,29 @@ class CameraRecipe(StrictModel):
     @property
     def matrix(self) -> np.ndarray:
         return np.asarray(self.cam_to_world, dtype=float)
+
+
+def _clearly_rigid(value: list[list[float]]) -> bool:
+    """True only when CameraRecipe's rigid-matrix rule certainly holds, in plain Python.
+
+    The last row is checked exactly as the rule does; orthonormality to 1e-7 (the rule allows 1e-6,
+    so rounding differences from numpy's products cannot matter) and a determinant near +1. Anything
+    else (other shapes, near misses) goes to the rule itself, which also words the error.
+    """
+    if len(value) != 4 or any(len(row) != 4 for row in value):
+        return False
+    last = value[3]
+    if max(abs(last[0]), abs(last[1]), abs(last[2]), abs(last[3] - 1.0)) > 1e-9:
+        return False
+    (a, b, c, _), (d, e, f, _), (g, h, i, _) = value[0], value[1], value[2]
+    rows = ((a, b, c), (d, e, f), (g, h, i))
+    for r in range(3):
+        for k in range(3):
+            dot = rows[r][0] * rows[k][0] + rows[r][1] * rows[k][1] + rows[r][2] * rows[k][2]
+            if not abs(dot - (1.0 if r == k else 0.0)) <= 1e-7:
+                return False
+    det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+    return det > 0.5
 
 
 class SceneRecipe(StrictModel):
@@ -521,8 +548,13 @@ class RecipeFile(StrictModel):
 
     @model_validator(mode="after")
     def _unique_scenes(self) -> RecipeFile:
-        _require_unique([str(r.scene_id) for r in self.recipes], "recipes", "scene_id")
+        require_unique_scene_ids(self.recipes)
         return self
+
+
+def require_unique_scene_ids(recipes: list[SceneRecipe]) -> None:
+    """RecipeFile's own rule: no scene id twice (ValueError naming the second use)."""
+    _require_unique([str(r.scene_id) for r in recipes], "recipes", "scene_id")
 
 
 def parse_recipe_file(text: str, source: str) -> RecipeFile:

@@ -16,7 +16,9 @@ reaches into the image.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, cast
 
@@ -25,8 +27,24 @@ import numpy as np
 from .boards import BoardDefinition, library_to_object
 from .families import get_family
 from .geometry import invert_rigid, matrix_to_quat
-from .projection import apply_sentinel, in_lens_domain, project_points, visibility
-from .recipe import BoardObject, PlaneObject, SceneRecipe, TagObject, recipe_hash, tag_corners_object_frame
+from .projection import (
+    _coeffs,
+    _intrinsics,
+    _resolution,
+    in_lens_domain_checked,
+    max_valid_angle,
+    project_checked,
+    visibility_checked,
+)
+from .recipe import (
+    BoardObject,
+    CameraIntrinsics,
+    PlaneObject,
+    SceneRecipe,
+    TagObject,
+    recipe_hash,
+    tag_corners_object_frame,
+)
 from .records import DetectionRecord, ImageLabels
 
 OUTLINE_SAMPLES_PER_EDGE = 16
@@ -69,9 +87,9 @@ class _Occluder:
     half_height: float
 
 
-def _occluders(recipe: SceneRecipe) -> list[_Occluder]:
+def _occluders(objects: Sequence[TagObject | BoardObject | PlaneObject]) -> list[_Occluder]:
     out = []
-    for index, obj in enumerate(recipe.objects):
+    for index, obj in enumerate(objects):
         width, height = object_extent_m(obj)
         out.append(_Occluder(index, invert_rigid(obj.pose.matrix()), width / 2.0, height / 2.0))
     return out
@@ -102,24 +120,13 @@ def _outline_object_frame(corners: np.ndarray, samples: int) -> np.ndarray:
     return np.concatenate(edges)
 
 
-def _outline_reaches_image(outline: np.ndarray, resolution: tuple[int, int]) -> bool:
-    if len(outline) == 0:
+def _rows_reach_image(rows: list[list[float]], width: int, height: int) -> bool:
+    """Whether the bounding box of finite outline points [x, y] overlaps the image area."""
+    if not rows:
         return False
-    (x0, y0), (x1, y1) = outline.min(axis=0), outline.max(axis=0)
-    return bool(x1 >= -0.5 and y1 >= -0.5 and x0 <= resolution[0] - 0.5 and y0 <= resolution[1] - 0.5)
-
-
-@dataclass
-class _Subject:
-    """One tag or board and where its points sit in the camera's one batch of points."""
-
-    index: int
-    obj: TagObject | BoardObject
-    obj_to_cam: np.ndarray
-    corners: slice
-    keypoints: slice
-    outline: slice
-    probe: slice
+    xs = [row[0] for row in rows]
+    ys = [row[1] for row in rows]
+    return max(xs) >= -0.5 and max(ys) >= -0.5 and min(xs) <= width - 0.5 and min(ys) <= height - 0.5
 
 
 def _subject_points(obj: TagObject | BoardObject, outline_samples: int) -> list[np.ndarray]:
@@ -132,9 +139,28 @@ def _subject_points(obj: TagObject | BoardObject, outline_samples: int) -> list[
         corners = board_outline_object_frame(obj.board)
         keypoints = np.asarray(obj.keypoints_3d, dtype=float)
         module = board_module_m(obj.board)
+    return _points_of(corners, keypoints, module, outline_samples)
+
+
+def _points_of(
+    corners: np.ndarray, keypoints: np.ndarray, module: float, outline_samples: int
+) -> list[np.ndarray]:
     outline = _outline_object_frame(corners, outline_samples) if outline_samples > 1 else np.empty((0, 3))
     probe = np.array([[0.0, 0.0, 0.0], [module, 0.0, 0.0], [0.0, module, 0.0]])
     return [corners, keypoints, outline, probe]
+
+
+@functools.lru_cache(maxsize=256)
+def _tag_points(
+    size_mm: float, family: str, border_bits: int, outline_samples: int
+) -> tuple[np.ndarray, tuple[int, ...]]:
+    """`_subject_points` of a tag, concatenated (read-only), with the length of each part."""
+    corners = tag_corners_object_frame(size_mm)
+    module = size_mm / 1000.0 / (get_family(family).marker_bits + 2 * border_bits)  # tag_module_m
+    parts = _points_of(corners, np.empty((0, 3)), module, outline_samples)
+    points = np.concatenate(parts)
+    points.setflags(write=False)
+    return points, tuple(len(part) for part in parts)
 
 
 def _ternary(vis: np.ndarray) -> list[Literal[0, 1, 2]]:
@@ -146,12 +172,14 @@ def _quaternion(pose: np.ndarray) -> tuple[float, float, float, float]:
     return (w, x, y, z)
 
 
-def _pixels_per_module(probe: np.ndarray) -> float:
-    """sqrt of the projected area of one module at the object's centre: the detector's resolution."""
-    if not np.isfinite(probe).all():
+def _pixels_per_module_rows(probe: list[list[float]]) -> float:
+    """sqrt of the projected area of one module at the object's centre: the detector's resolution.
+    `probe` holds the pixels [x, y] of the centre and of one module along x and along y."""
+    (x0, y0), (x1, y1), (x2, y2) = probe
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1, x2, y2)):
         return 0.0
-    a, b = probe[1] - probe[0], probe[2] - probe[0]
-    return math.sqrt(abs(a[0] * b[1] - a[1] * b[0]))
+    ax, ay, bx, by = x1 - x0, y1 - y0, x2 - x0, y2 - y0
+    return math.sqrt(abs(ax * by - ay * bx))
 
 
 @dataclass
@@ -170,84 +198,164 @@ class Observation:
     ppm: float
 
 
+class Lens:
+    """A camera's intrinsics, checked and unpacked once for many projections through them."""
+
+    def __init__(self, intrinsics: CameraIntrinsics):
+        self.intrinsics = intrinsics
+        self.model = intrinsics.distortion_model
+        self.coeffs = _coeffs(self.model, list(intrinsics.distortion_coeffs))
+        self.fx, self.fy, self.cx, self.cy = _intrinsics(intrinsics.k)
+        self.width, self.height = _resolution(intrinsics.resolution)
+        self.margin = float(intrinsics.eval_margin_px)
+        self.theta_max = max_valid_angle(self.model, self.coeffs)
+
+
+@dataclass
+class _Static:
+    """What a subject contributes to every camera: its object-frame pose and its slices of the batch."""
+
+    index: int
+    obj: TagObject | BoardObject
+    obj_to_world: np.ndarray
+    corners: slice
+    keypoints: slice
+    outline: slice
+    probe: slice
+    library: np.ndarray | None  # boards: library frame to object frame
+
+
+class PreparedScene:
+    """The camera-independent half of `observe_camera` for one list of recipe objects: every subject's
+    points in the world, once. `observe_prepared` then judges any number of camera poses against it
+    (the compiler's pose sampler tries many poses of one scene). The objects must not change after."""
+
+    def __init__(self, objects: Sequence[TagObject | BoardObject | PlaneObject], distortion_model: str):
+        self.objects = list(objects)
+        self.distortion_model = distortion_model
+        self.outline_samples = OUTLINE_SAMPLES_PER_EDGE if distortion_model != "none" else 1
+        self.statics: list[_Static] = []
+        blocks_world: list[np.ndarray] = []
+        owners: list[tuple[int, int]] = []  # (object index, number of points), for occlusion
+        cursor = 0
+        for index, obj in enumerate(self.objects):
+            if isinstance(obj, PlaneObject):
+                continue
+            obj_to_world = obj.pose.matrix()
+            if isinstance(obj, TagObject):  # tags of a job share a few shapes
+                points, lengths = _tag_points(
+                    obj.size_mm, obj.tag_family, obj.border_bits, self.outline_samples
+                )
+            else:
+                parts = _subject_points(obj, self.outline_samples)
+                points, lengths = np.concatenate(parts), tuple(len(part) for part in parts)
+            bounds = []
+            for length in lengths:
+                bounds.append(slice(cursor, cursor + length))
+                cursor += length
+            blocks_world.append(points @ obj_to_world[:3, :3].T + obj_to_world[:3, 3])
+            owners.append((index, len(points)))
+            library = library_to_object(obj.board) if isinstance(obj, BoardObject) else None
+            corners, keypoints, outline, probe = bounds
+            self.statics.append(
+                _Static(index, obj, obj_to_world, corners, keypoints, outline, probe, library)
+            )
+        self.points_world = np.concatenate(blocks_world) if blocks_world else np.empty((0, 3))
+        self._owner_runs = owners
+        self._owners: np.ndarray | None = None
+        self._occluders: list[_Occluder] | None = None
+
+    def owners(self) -> np.ndarray:
+        """The index (in the object list) of the object each point belongs to."""
+        if self._owners is None:
+            runs = [np.full(count, index) for index, count in self._owner_runs]
+            self._owners = np.concatenate(runs) if runs else np.empty(0, dtype=int)
+        return self._owners
+
+    def occluders(self) -> list[_Occluder]:
+        if self._occluders is None:
+            self._occluders = _occluders(self.objects)
+        return self._occluders
+
+
 def observe_camera(recipe: SceneRecipe, camera_index: int, *, occlusion: bool = True) -> list[Observation]:
     """Every tag and board that camera `camera_index` of `recipe` labels, with its projected points.
 
-    All points of all objects go through the lens in one batch: the compiler calls this for every
-    pose it tries, so it is a hot path.
+    All points of all objects go through the lens in one batch. The compiler judges every pose it
+    tries with the same computation split in two (`PreparedScene` once per scene, then
+    `observe_prepared` per pose), so it is a hot path.
     """
     camera = recipe.cameras[camera_index]
-    intr = camera.intrinsics
-    model, coeffs = intr.distortion_model, list(intr.distortion_coeffs)
-    cam_to_world = camera.matrix
-    world_to_cam = invert_rigid(cam_to_world)
-    outline_samples = OUTLINE_SAMPLES_PER_EDGE if model != "none" else 1
+    prepared = PreparedScene(recipe.objects, camera.intrinsics.distortion_model)
+    return observe_prepared(prepared, camera.matrix, Lens(camera.intrinsics), occlusion=occlusion)
 
-    subjects: list[_Subject] = []
-    blocks_world: list[np.ndarray] = []
-    owners: list[np.ndarray] = []
-    cursor = 0
-    for index, obj in enumerate(recipe.objects):
-        if isinstance(obj, PlaneObject):
-            continue
-        obj_to_world = obj.pose.matrix()
-        parts = _subject_points(obj, outline_samples)
-        bounds = []
-        for part in parts:
-            bounds.append(slice(cursor, cursor + len(part)))
-            cursor += len(part)
-        points = np.concatenate(parts)
-        blocks_world.append(points @ obj_to_world[:3, :3].T + obj_to_world[:3, 3])
-        owners.append(np.full(len(points), index))
-        subjects.append(_Subject(index, obj, world_to_cam @ obj_to_world, *bounds))
-    if not subjects:
+
+def observe_prepared(
+    prepared: PreparedScene, cam_to_world: np.ndarray, lens: Lens, *, occlusion: bool = True
+) -> list[Observation]:
+    """`observe_camera` for a camera at `cam_to_world` (4x4 float64, OpenCV axes) with the intrinsics
+    of `lens`, over a scene prepared for the same distortion model."""
+    if not prepared.statics:
         return []
-
-    points_world = np.concatenate(blocks_world)
+    if lens.model != prepared.distortion_model:
+        raise ValueError(f"the scene was prepared for a {prepared.distortion_model} lens, not {lens.model}")
+    world_to_cam = invert_rigid(cam_to_world)
+    points_world = prepared.points_world
     points_cam = points_world @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
-    uv = project_points(points_cam, intr.k, model, coeffs)
-    vis = visibility(uv, intr.resolution, intr.eval_margin_px)
+    uv = project_checked(points_cam, lens.fx, lens.fy, lens.cx, lens.cy, lens.model, lens.coeffs)
+    finite = np.isfinite(uv).all(axis=1)
     # Past the lens polynomial's fold a point projects somewhere, but no real lens images it there.
     unlabelled = (
-        ~np.isfinite(uv).all(axis=1) | (points_cam[:, 2] <= 0) | ~in_lens_domain(points_cam, model, coeffs)
+        ~finite | (points_cam[:, 2] <= 0) | ~in_lens_domain_checked(points_cam, lens.model, lens.theta_max)
     )
     if occlusion:
-        unlabelled |= _hidden(points_world, np.concatenate(owners), cam_to_world[:3, 3], _occluders(recipe))
-    vis = np.where(unlabelled, 0, vis).astype(np.int8)
-    labelled_uv = apply_sentinel(uv, vis)
+        unlabelled |= _hidden(points_world, prepared.owners(), cam_to_world[:3, 3], prepared.occluders())
+    # visibility() less the points that are not labelled (they include every non-finite one)
+    vis = visibility_checked(uv, lens.width, lens.height, lens.margin)
+    vis[unlabelled] = 0
+    labelled_uv = uv.copy()
+    labelled_uv[unlabelled] = -1.0  # the COCO sentinel, as apply_sentinel puts it
+    # Small per-object sums and bounds in Python floats: the same IEEE operations as on numpy scalars.
+    uv_rows = uv.tolist()
+    vis_rows = vis.tolist()
+    distorted = prepared.outline_samples > 1
+    width, height = lens.width, lens.height
 
     observations = []
-    for sub in subjects:
+    for sub in prepared.statics:
         obj = sub.obj
-        centre = sub.obj_to_cam[:3, 3]
-        distance = float(np.linalg.norm(centre))
-        cos_incidence = float(-sub.obj_to_cam[:3, 2] @ centre / distance) if distance > 0 else -1.0
+        obj_to_cam = world_to_cam @ sub.obj_to_world
+        centre = obj_to_cam[:3, 3]
+        flat = centre.ravel(order="K")
+        distance = math.sqrt(flat.dot(flat))  # np.linalg.norm(centre), step by step
+        cos_incidence = float(-obj_to_cam[:3, 2] @ centre / distance) if distance > 0 else -1.0
         facing = cos_incidence > 0  # seen from behind, nothing of it is labelled
-        corners_vis = vis[sub.corners] if facing else np.zeros(4, dtype=np.int8)
-        corners = labelled_uv[sub.corners] if facing else np.full((4, 2), -1.0)
-        outline = uv[sub.outline] if outline_samples > 1 else uv[sub.corners]
-        outline = outline[np.isfinite(outline).all(axis=1)]
-        keypoints = keypoints_vis = None
-        if isinstance(obj, BoardObject):
-            count = sub.keypoints.stop - sub.keypoints.start
-            keypoints_vis = vis[sub.keypoints] if facing else np.zeros(count, dtype=np.int8)
-            keypoints = labelled_uv[sub.keypoints] if facing else np.full((count, 2), -1.0)
-        labelled = bool(corners_vis.any()) or (keypoints_vis is not None and bool(keypoints_vis.any()))
-        if not labelled or not _outline_reaches_image(outline, intr.resolution):
+        keypoint_rows = vis_rows[sub.keypoints] if sub.library is not None else []
+        if not facing or not (any(vis_rows[sub.corners]) or any(keypoint_rows)):
+            continue  # nothing labelled
+        span = sub.outline if distorted else sub.corners
+        outline_finite = finite[span]
+        outline = uv[span][outline_finite]
+        rows = [row for row, ok in zip(uv_rows[span], outline_finite.tolist(), strict=True) if ok]
+        if not _rows_reach_image(rows, width, height):
             continue
-        pose = sub.obj_to_cam if isinstance(obj, TagObject) else sub.obj_to_cam @ library_to_object(obj.board)
+        keypoints = keypoints_vis = None
+        if sub.library is not None:
+            keypoints_vis = vis[sub.keypoints]
+            keypoints = labelled_uv[sub.keypoints]
+        pose = obj_to_cam if sub.library is None else obj_to_cam @ sub.library
         observations.append(
             Observation(
                 obj=obj,
-                corners=corners,
-                corners_visibility=corners_vis,
+                corners=labelled_uv[sub.corners],
+                corners_visibility=vis[sub.corners],
                 outline=outline,
                 keypoints=keypoints,
                 keypoints_visibility=keypoints_vis,
                 pose=pose,
                 distance=distance,
                 angle_of_incidence_deg=math.degrees(math.acos(max(-1.0, min(1.0, cos_incidence)))),
-                ppm=_pixels_per_module(uv[sub.probe]),
+                ppm=_pixels_per_module_rows(uv_rows[sub.probe]),
             )
         )
     return observations
