@@ -107,7 +107,7 @@ def render_recipe(
         t4 = time.perf_counter()
         image_id = recipe.image_id(index)
         image_path = imaging.write_png_atomic(out / "images" / f"{image_id}.png", pixels)
-        labels = image_labels(recipe, index, render_environment=adapter.render_environment())
+        labels = image_labels(recipe, index, render_environment=adapter.render_environment(scene))
         labels_path = write_json_atomic(
             out / "labels" / f"{image_id}.json", labels.model_dump(mode="json"), indent=None
         )

@@ -171,6 +171,8 @@ def test_same_recipe_same_png_bytes(rendered: dict[str, Any], addon_session: Any
     written = Path(second.labels_path).read_bytes()
     environment = json.loads(written)["render_environment"]
     assert environment["blender"] == bpy.app.version_string
+    assert environment["engine"] == "CYCLES" and environment["device"] == "CPU"
+    assert environment["denoiser"] == ("OPENIMAGEDENOISE" if recipe.renderer.denoise else "none")
     expected = image_labels(recipe, 0, render_environment=environment)
     assert written == dumps_json(expected.model_dump(mode="json"), indent=None).encode()
 

@@ -28,8 +28,9 @@ EEVEE_IDS = ("BLENDER_EEVEE_NEXT", "BLENDER_EEVEE")
 """EEVEE's engine id: BLENDER_EEVEE_NEXT in 4.2 to 4.4, BLENDER_EEVEE again from 5.0."""
 
 
-def render_environment() -> dict[str, str]:
-    """What bit-identical pixels depend on (DESIGN.md): the Blender build and the CPU model.
+def render_environment(scene: bpy.types.Scene) -> dict[str, str]:
+    """What bit-identical pixels depend on (DESIGN.md): the Blender build, the engine and device that
+    rendered `scene`, the denoiser, and the CPU model.
 
     Blender's Python API does not report the OIDN build; it ships with the Blender build, whose hash
     stands for it here.
@@ -44,11 +45,16 @@ def render_environment() -> dict[str, str]:
     except OSError:
         pass
     build = bpy.app.build_hash
-    return {
+    environment = {
         "blender": bpy.app.version_string,
         "blender_build": build.decode() if isinstance(build, bytes) else str(build),
+        "engine": scene.render.engine,
         "cpu": cpu,
     }
+    if scene.render.engine == "CYCLES":
+        environment["device"] = scene.cycles.device
+        environment["denoiser"] = scene.cycles.denoiser if scene.cycles.use_denoising else "none"
+    return environment
 
 
 def _set_engine(scene: bpy.types.Scene, mode: str) -> str:
