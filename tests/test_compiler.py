@@ -18,9 +18,11 @@ import numpy as np
 import pytest
 import yaml
 
+from render_tag import compiler as compiler_module
 from render_tag.compiler import (
     ATTEMPTS_PER_CAMERA,
     CompileError,
+    addon_version,
     camera_pose,
     compile_config,
     compile_scene,
@@ -33,6 +35,7 @@ from render_tag_shared.config import GenConfig, parse_config
 from render_tag_shared.errors import InputError
 from render_tag_shared.families import get_family
 from render_tag_shared.recipe import (
+    ADDON_VERSION,
     BoardObject,
     PlaneObject,
     RecipeFile,
@@ -40,8 +43,10 @@ from render_tag_shared.recipe import (
     TagObject,
     dump_recipe_file,
     load_recipe_file,
+    parse_recipe_file,
+    resolve_asset_paths,
 )
-from render_tag_shared.seeds import derive_seed
+from render_tag_shared.seeds import derive_seed, job_id
 
 EXAMPLE_YAML = """\
 dataset: {name: demo, num_scenes: 8, seed: 42}
@@ -281,7 +286,10 @@ def test_three_shards_concatenate_to_the_whole_job(tmp_path: Path) -> None:
         main_compile(str(config_path), str(part), [], f"{i}/3")
         parts.append(load_recipe_file(part))
     assert {p.job_id for p in parts} == {load_recipe_file(whole).job_id}
-    joined = RecipeFile(job_id=parts[0].job_id, recipes=[r for p in parts for r in p.recipes])
+    assert all(p.job_spec == load_recipe_file(whole).job_spec for p in parts)  # the full job's spec
+    joined = RecipeFile(
+        job_id=parts[0].job_id, job_spec=parts[0].job_spec, recipes=[r for p in parts for r in p.recipes]
+    )
     assert dump_recipe_file(joined) == whole.read_text()
     assert [len(p.recipes) for p in parts] == [2, 3, 3]
 
@@ -679,6 +687,33 @@ def test_job_spec_records_what_makes_a_dataset_reproducible() -> None:
     json.dumps(spec)  # JSON-able
 
 
+def test_recipe_file_records_its_job_spec(tmp_path: Path) -> None:
+    config_path = tmp_path / "demo.yaml"
+    config_path.write_text(EXAMPLE_YAML)
+    out = tmp_path / "recipes.json"
+    main_compile(str(config_path), str(out), ["hd-camera"], None)
+    recipes = load_recipe_file(out)
+    spec = recipes.job_spec
+    assert spec is not None and recipes.job_id == job_id(spec)
+    assert spec["presets"] == ["hd-camera"] and spec["seeds"]["job"] == 42 and spec["num_scenes"] == 8
+    assert spec["versions"]["addon"] == ADDON_VERSION and spec["versions"]["render_tag"]
+    assert len(spec["config_sha256"]) == 64 and len(spec["assets_sha256"]) == 64
+    # the in-memory file says the same as the one on disk
+    config = compiler_module.load_job_config(str(config_path), ["hd-camera"])
+    assert compile_config(config).job_spec == spec
+
+
+def test_addon_version_without_a_checkout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A non-editable install has no blender_manifest.toml beside the package: the contract's version."""
+    assert addon_version() == ADDON_VERSION  # from the checkout's manifest
+    fake = tmp_path / "site-packages" / "render_tag" / "compiler.py"
+    monkeypatch.setattr(compiler_module, "__file__", str(fake))
+    assert addon_version() == ADDON_VERSION
+    manifest = tmp_path / "blender_manifest.toml"
+    manifest.write_text('version = "9.8.7"\n')
+    assert addon_version() == "9.8.7"  # a checkout's manifest wins
+
+
 # --------------------------------------------------------------------------- asset folders
 
 
@@ -720,8 +755,36 @@ def test_relative_asset_folders_resolve_against_the_config(tmp_path: Path) -> No
     config_path.write_text(json.dumps(data))
     out = tmp_path / "out" / "recipes.json"
     main_compile(str(config_path), str(out), [], None)
-    paths = {r.world.hdri.path for r in load_recipe_file(out).recipes if r.world.hdri}
-    assert all(Path(p).parent == tmp_path / "hdri" for p in paths)
+    recipes = parse_recipe_file(out.read_text(), str(out)).recipes  # as written, not resolved
+    paths = {r.world.hdri.path for r in recipes if r.world.hdri}
+    textures = {o.texture for r in recipes for o in r.objects if isinstance(o, PlaneObject) and o.texture}
+    # written relative to the recipe file's folder (recipe.ASSET_PATHS), with / separators
+    assert paths and all(p.startswith("../hdri/") for p in paths)
+    assert textures and all(t.startswith("../textures/") for t in textures)
+    # what a worker opens: the paths resolved against the recipe file's folder, as loading the file does
+    assert load_recipe_file(out).recipes == [resolve_asset_paths(r, out.parent) for r in recipes]
+    for recipe in recipes:
+        resolved = resolve_asset_paths(recipe, out.parent)
+        assert resolved.world.hdri is not None and Path(resolved.world.hdri.path).is_file()
+        (plane,) = [o for o in resolved.objects if isinstance(o, PlaneObject)]
+        assert plane.texture is not None and Path(plane.texture).parent == tmp_path / "textures"
+        assert resolved.cameras == recipe.cameras and resolved.objects[1:] == recipe.objects[1:]
+
+
+def test_recipes_with_assets_do_not_depend_on_where_the_job_lives(tmp_path: Path) -> None:
+    """The same job in two folders (two machines) compiles to the same bytes: no absolute paths."""
+    outputs = []
+    for place in ("here", "there/deeper"):
+        root = tmp_path / place
+        root.mkdir(parents=True)
+        data = _asset_config(root)
+        data["lighting"]["hdri_folder"] = "hdri"
+        data["lighting"]["background_folder"] = "textures"
+        (root / "job.json").write_text(json.dumps(data))
+        main_compile(str(root / "job.json"), str(root / "recipes.json"), [], None)
+        outputs.append((root / "recipes.json").read_text())
+    assert outputs[0] == outputs[1]
+    assert str(tmp_path) not in outputs[0]
 
 
 def test_missing_hdri_folder_names_the_field(tmp_path: Path) -> None:
@@ -729,3 +792,120 @@ def test_missing_hdri_folder_names_the_field(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         compile_config(parse_config(data, "test"), source="job.yaml")
     assert info.value.field == "lighting.hdri_folder" and info.value.source == "job.yaml"
+
+
+# --------------------------------------------------------------------------- per-camera imaging knobs
+
+KNOBS: dict[str, Any] = {
+    "noise": {"photons_at_white": [2000, 8000], "gaussian_sigma": [0.001, 0.002]},
+    "tone_mapping": {"curves": ["srgb", "gamma"], "gamma": [1.8, 2.4], "exposure_ev": [-1.0, 0.5]},
+    "dynamic_range": {"black_level": [0.0, 0.05], "white_level": [0.9, 1.0]},
+    "dynamics": {
+        "speed_mps": [0.1, 0.5],
+        "angular_speed_dps": [1.0, 10.0],
+        "shutter_s": [0.001, 0.01],
+        "rolling_shutter_s": [0.005, 0.02],
+    },
+    "depth_of_field": {"fstop": [2.0, 8.0], "focus_jitter_m": 0.05},
+}
+
+
+def knob_config(**changes: Any) -> GenConfig:
+    data = example_data(dataset={"num_scenes": 10})
+    data.update(copy.deepcopy(KNOBS))
+    data["camera"] = {**data["camera"], "iso_min": 100, "iso_max": 800}
+    data.update(changes)
+    return parse_config(data, "test")
+
+
+def test_every_imaging_knob_appears_within_its_range() -> None:
+    recipes = compile_config(knob_config())
+    curves, gammas, evs, speeds = set(), [], [], []
+    for recipe, j in all_cameras(recipes):
+        camera = recipe.cameras[j]
+        noise = camera.sensor_noise
+        assert noise is not None and noise.iso is not None and 100 <= noise.iso <= 800
+        shot, read = noise.layers  # shot noise first, then read noise, as light meets the sensor
+        assert shot.type == "poisson" and read.type == "gaussian"
+        # ISO-coupled: fewer photons at white with more gain
+        photons_at_iso_100 = shot.photons_at_white * noise.iso / 100.0
+        assert 2000 - 1e-6 <= photons_at_iso_100 <= 8000 + 1e-6
+        tone = camera.tone_mapping
+        curves.add(tone.curve)
+        gammas.append(tone.gamma)
+        evs.append(tone.exposure_ev)
+        assert tone.metering == "auto" and 1.8 <= tone.gamma <= 2.4 and -1.0 <= tone.exposure_ev <= 0.5
+        levels = camera.dynamic_range
+        assert 0.0 <= levels.black_level <= 0.05 and 0.9 <= levels.white_level <= 1.0
+        dyn = camera.dynamics
+        assert dyn is not None
+        speeds.append(float(np.linalg.norm(dyn.velocity_mps)))
+        assert 0.1 - 1e-9 <= speeds[-1] <= 0.5 + 1e-9
+        omega_dps = math.degrees(float(np.linalg.norm(dyn.angular_velocity_radps)))
+        assert 1.0 - 1e-9 <= omega_dps <= 10.0 + 1e-9
+        assert 0.001 <= dyn.shutter_s <= 0.01 and 0.005 <= dyn.rolling_shutter_s <= 0.02
+        dof = camera.depth_of_field
+        assert dof is not None and 2.0 <= dof.fstop <= 8.0
+        centre, _ = subject_centre_and_normal(recipe)
+        depth = float((np.linalg.inv(camera.matrix) @ np.append(centre, 1.0))[2])
+        assert abs(dof.focus_distance_m - depth) <= 0.05 + 1e-9  # focused on the subject, jittered
+    assert curves == {"srgb", "gamma"}  # every curve offered is chosen
+    assert len(set(gammas)) > 1 and len(set(evs)) > 1 and len(set(speeds)) > 1  # drawn, not fixed
+
+
+def test_imaging_knobs_are_deterministic_and_shard_safe(tmp_path: Path) -> None:
+    config = knob_config()
+    whole = compile_config(config)
+    assert dump_recipe_file(whole) == dump_recipe_file(compile_config(knob_config()))
+    parts = [compile_config(config, shard=(i, 3)) for i in range(3)]
+    joined = RecipeFile(
+        job_id=whole.job_id, job_spec=whole.job_spec, recipes=[r for p in parts for r in p.recipes]
+    )
+    assert dump_recipe_file(joined) == dump_recipe_file(whole)
+    assert compile_scene(config, 7) == whole.recipes[7]
+
+
+def test_imaging_knobs_leave_the_pose_and_read_noise_streams_alone() -> None:
+    """The knobs draw from a stream of their own: poses, subjects and read noise stay as they were."""
+    plain = compile_config(
+        knob_config(
+            **{k: {} for k in ("tone_mapping", "dynamic_range", "dynamics")},
+            noise={"gaussian_sigma": [0.001, 0.002]},
+            depth_of_field=None,
+        )
+    )
+    varied = compile_config(knob_config())
+    for a, b in zip(plain.recipes, varied.recipes, strict=True):
+        assert a.objects == b.objects and a.world == b.world
+        for ca, cb in zip(a.cameras, b.cameras, strict=True):
+            assert ca.cam_to_world == cb.cam_to_world
+            assert ca.sensor_noise is not None and cb.sensor_noise is not None
+            assert ca.sensor_noise.iso == cb.sensor_noise.iso
+            assert ca.sensor_noise.layers == cb.sensor_noise.layers[1:]  # the same read noise
+            assert ca.dynamics is None and ca.depth_of_field is None
+
+
+def test_default_imaging_sections_compile_as_before(tmp_path: Path) -> None:
+    """Spelling out the defaults changes nothing; the DESIGN example keeps fixed tone and levels."""
+    data = yaml.safe_load(EXAMPLE_YAML)
+    explicit = copy.deepcopy(data)
+    explicit.update(
+        tone_mapping={"curves": ["srgb"], "gamma": [2.2, 2.2], "exposure_ev": [0, 0], "metering": "auto"},
+        dynamic_range={"black_level": [0, 0], "white_level": [1, 1]},
+        dynamics={"speed_mps": [0, 0], "shutter_s": [0, 0]},
+    )
+    a, b = compile_config(parse_config(data, "a")), compile_config(parse_config(explicit, "b"))
+    assert dump_recipe_file(a) == dump_recipe_file(b)
+    for recipe, j in all_cameras(a):
+        camera = recipe.cameras[j]
+        assert camera.dynamics is None and camera.depth_of_field is None and camera.sensor_noise is None
+        assert camera.tone_mapping.exposure_ev == 0.0 and camera.dynamic_range.white_level == 1.0
+
+
+def test_eevee_jobs_get_shutter_motion_without_rolling_shutter() -> None:
+    knobs = copy.deepcopy(KNOBS["dynamics"])
+    knobs["rolling_shutter_s"] = [0.0, 0.0]
+    recipes = compile_config(knob_config(dynamics=knobs, renderer={"mode": "eevee", "samples": 4}))
+    for recipe, j in all_cameras(recipes):
+        dyn = recipe.cameras[j].dynamics
+        assert dyn is not None and dyn.shutter_s > 0 and dyn.rolling_shutter_s == 0.0

@@ -187,3 +187,71 @@ def test_missing_required_field_is_named() -> None:
     with pytest.raises(InputError) as info:
         parse_config(data, "job.yaml")
     assert str(info.value) == "job.yaml: dataset.num_scenes: Field required"
+
+
+# --------------------------------------------------------------------------- per-camera imaging knobs
+
+
+def test_imaging_sections_default_to_fixed_values() -> None:
+    config = load_config(DATA / "design_example.yaml")
+    assert config.noise.photons_at_white is None
+    assert config.tone_mapping.curves == ["srgb"] and config.tone_mapping.exposure_ev == (0.0, 0.0)
+    assert config.tone_mapping.metering == "auto"
+    assert config.dynamic_range.black_level == (0.0, 0.0) and config.dynamic_range.white_level == (1.0, 1.0)
+    assert not config.dynamics.enabled and config.depth_of_field is None
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "field", "words"),
+    [
+        ("noise", {"photons_at_white": [2000, 1000]}, "noise.photons_at_white", "min <= max"),
+        ("noise", {"photons_at_white": [0, 1000]}, "noise.photons_at_white", "greater than 0"),
+        ("tone_mapping", {"exposure_ev": [1, -1]}, "tone_mapping.exposure_ev", "min <= max"),
+        ("tone_mapping", {"gamma": [2.4, 1.8]}, "tone_mapping.gamma", "min <= max"),
+        ("tone_mapping", {"gamma": [0, 2]}, "tone_mapping.gamma", "greater than 0"),
+        ("tone_mapping", {"curves": ["filmic"]}, "tone_mapping.curves", "srgb"),
+        ("tone_mapping", {"curves": []}, "tone_mapping.curves", "at least 1"),
+        ("dynamic_range", {"black_level": [0.1, 0.0]}, "dynamic_range.black_level", "min <= max"),
+        ("dynamic_range", {"white_level": [0.9, 1.2]}, "dynamic_range.white_level", "less than or equal"),
+        ("dynamic_range", {"black_level": [0, 0.5], "white_level": [0.4, 1]}, "dynamic_range", "white_level"),
+        ("dynamics", {"speed_mps": [1, 0.5]}, "dynamics.speed_mps", "min <= max"),
+        ("dynamics", {"angular_speed_dps": [-1, 5]}, "dynamics.angular_speed_dps", "greater than or equal"),
+        ("dynamics", {"shutter_s": [0.02, 0.01]}, "dynamics.shutter_s", "min <= max"),
+        ("dynamics", {"rolling_shutter_s": [0.03, 0.01]}, "dynamics.rolling_shutter_s", "min <= max"),
+        ("depth_of_field", {"fstop": [8, 2]}, "depth_of_field.fstop", "min <= max"),
+        ("depth_of_field", {"fstop": [0, 2]}, "depth_of_field.fstop", "greater than 0"),
+        ("depth_of_field", {"fstop": [2, 4], "focus_jitter_m": -0.1}, "depth_of_field.focus_jitter_m", ""),
+        ("depth_of_field", {"focus_jitter_m": 0.1}, "depth_of_field.fstop", "required"),
+    ],
+)
+def test_bad_imaging_knob_names_its_field(
+    section: str, value: dict[str, Any], field: str, words: str
+) -> None:
+    data = example()
+    data[section] = value
+    with pytest.raises(InputError) as info:
+        parse_config(data, "job.yaml")
+    assert info.value.field.startswith(field), info.value.field
+    assert words in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("mode", "dynamics", "field"),
+    [
+        ("eevee", {"rolling_shutter_s": [0.0, 0.01]}, "dynamics.rolling_shutter_s"),
+        ("workbench", {"rolling_shutter_s": [0.0, 0.01]}, "dynamics.rolling_shutter_s"),
+        ("workbench", {"shutter_s": [0.0, 0.01]}, "dynamics.shutter_s"),
+    ],
+)
+def test_motion_the_renderer_cannot_show_is_refused(mode: str, dynamics: dict[str, Any], field: str) -> None:
+    data = example()
+    data["renderer"] = {**data["renderer"], "mode": mode}
+    data["dynamics"] = dynamics
+    with pytest.raises(InputError) as info:
+        parse_config(data, "job.yaml")
+    assert info.value.field == field and mode in str(info.value).lower()
+    data["renderer"]["mode"] = "cycles"  # Cycles renders both
+    assert parse_config(data, "job.yaml").dynamics.enabled
+    if "rolling_shutter_s" not in dynamics:
+        data["renderer"]["mode"] = "eevee"  # EEVEE renders shutter motion blur
+        assert parse_config(data, "job.yaml").dynamics.enabled

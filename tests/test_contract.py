@@ -8,6 +8,8 @@ import json
 import math
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,12 +17,16 @@ import pytest
 
 from render_tag_shared.errors import InputError
 from render_tag_shared.recipe import (
+    ADDON_VERSION,
     SCHEMA_VERSION,
     CameraIntrinsics,
     RecipeFile,
     SceneRecipe,
     dump_recipe_file,
+    load_recipe_file,
     parse_recipe_file,
+    rebase_asset_paths,
+    resolve_asset_paths,
 )
 from render_tag_shared.schema import committed_schema, generate_schemas
 from render_tag_shared.seeds import derive_seed, job_id
@@ -259,6 +265,55 @@ def test_recipe_file_round_trips_byte_for_byte() -> None:
     assert dump_recipe_file(again) == text
 
 
+def test_recipe_file_carries_its_job_spec() -> None:
+    spec = {
+        "config_sha256": "0" * 64,
+        "presets": ["hd-camera"],
+        "versions": {"addon": "0.1.0", "blender": None},
+    }
+    recipes = RecipeFile(
+        job_id=job_id(spec), job_spec=spec, recipes=[SceneRecipe.model_validate(valid_recipe())]
+    )
+    text = dump_recipe_file(recipes)
+    again = parse_recipe_file(text, "r.json")
+    assert again.job_spec == spec and dump_recipe_file(again) == text
+    assert parse_recipe_file(json.dumps({"recipes": [valid_recipe()]}), "r.json").job_spec is None  # optional
+
+
+def test_addon_version_constant_matches_the_manifest() -> None:
+    """The host records ADDON_VERSION when it runs without a checkout: it must be the manifest's."""
+    manifest = Path(__file__).resolve().parents[1] / "blender_manifest.toml"
+    with manifest.open("rb") as handle:
+        assert tomllib.load(handle)["version"] == ADDON_VERSION
+
+
+def test_relative_asset_paths_resolve_against_the_recipe_folder(tmp_path: Path) -> None:
+    data = valid_recipe()
+    data["world"] = {"hdri": {"path": "../assets/sky.hdr"}, "background_texture": "/abs/wall.png"}
+    data["objects"].append({"type": "PLANE", "name": "wall", "size_m": [2, 2], "texture": "wall.jpg"})
+    recipe = SceneRecipe.model_validate(data)
+    folder = tmp_path / "job"
+    resolved = resolve_asset_paths(recipe, folder)
+    assert resolved.world.hdri is not None
+    assert resolved.world.hdri.path == str(tmp_path / "assets" / "sky.hdr")
+    assert resolved.world.background_texture == "/abs/wall.png"  # absolute: as it is
+    assert resolved.objects[-1].texture == str(folder / "wall.jpg")  # type: ignore[union-attr]
+    assert resolved.cameras == recipe.cameras and recipe.world.hdri.path == "../assets/sky.hdr"  # type: ignore[union-attr]
+
+
+def test_asset_paths_rebase_to_another_recipe_folder(tmp_path: Path) -> None:
+    data = valid_recipe()
+    data["world"] = {"hdri": {"path": "../assets/sky.hdr"}, "background_texture": "/abs/wall.png"}
+    recipe = SceneRecipe.model_validate(data)
+    moved = rebase_asset_paths(recipe, tmp_path / "job", tmp_path / "out" / "shard0")
+    assert moved.world.hdri is not None and moved.world.hdri.path == "../../assets/sky.hdr"
+    assert moved.world.background_texture == "/abs/wall.png"
+    # either way, the same files
+    assert resolve_asset_paths(moved, tmp_path / "out" / "shard0") == resolve_asset_paths(
+        recipe, tmp_path / "job"
+    )
+
+
 def test_committed_schema_matches_the_models() -> None:
     for name, text in generate_schemas().items():
         assert committed_schema(name) == text, f"{name} drifted: run `python tools/generate_schema.py`"
@@ -290,3 +345,23 @@ def test_importing_the_shared_package_loads_no_blender_opencv_or_zmq() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_loaded_recipe_files_resolve_relative_asset_paths_against_their_folder(tmp_path: Path) -> None:
+    data = valid_recipe()
+    data["world"]["hdri"] = {"path": "assets/sky.exr"}
+    data["objects"][2]["texture"] = "../shared/floor.png"
+    folder = tmp_path / "job"
+    folder.mkdir()
+    (folder / "recipes.json").write_text(json.dumps({"recipes": [data]}))
+    (recipe,) = load_recipe_file(folder / "recipes.json").recipes
+    assert recipe.world.hdri is not None and recipe.world.hdri.path == str(folder / "assets" / "sky.exr")
+    assert recipe.objects[2].texture == str(tmp_path / "shared" / "floor.png")
+    # Absolute paths stay as they are; a text parsed without a file keeps its relative paths.
+    data["world"]["hdri"] = {"path": "/srv/hdri/sky.exr"}
+    (folder / "recipes.json").write_text(json.dumps({"recipes": [data]}))
+    assert load_recipe_file(folder / "recipes.json").recipes[0].world.hdri.path == "/srv/hdri/sky.exr"
+    assert (
+        parse_recipe_file(json.dumps({"recipes": [data]}), "r").recipes[0].objects[2].texture
+        == "../shared/floor.png"
+    )

@@ -8,7 +8,15 @@ Geometry of a scene: the subject (loose tags or one board) lies flat, faces +z, 
 z axis, and floats 1 mm above a background PLANE in z = 0 (textured from `lighting.background_folder`
 when given; an HDRI from `lighting.hdri_folder` lights the world). Loose tags are scattered with random
 in-plane turns so that their printed squares, quiet zone included, never touch, and no marker appears
-twice (nested OpenCV dictionaries and family aliases count as the same marker).
+twice (nested OpenCV dictionaries and family aliases count as the same marker). Asset paths in the
+recipes follow `recipe.ASSET_PATHS` (relative to the recipes.json's folder when the compiler writes one).
+
+Per camera, besides the pose: read noise and ISO from the camera's stream (after the pose), and from
+`derive_seed(scene_seed, "optics", j)`, a stream that exists only when the config varies them, shot
+noise (`noise.photons_at_white`, divided by ISO / 100), tone mapping (`tone_mapping`: curve, gamma,
+exposure in EV), output levels (`dynamic_range`), motion (`dynamics`) and depth of field
+(`depth_of_field`, focused on the subject centre's depth). A config without them compiles the bytes it
+always did.
 
 Camera poses are drawn by rejection sampling: distance, elevation and roll hold by construction;
 whether every subject corner lies inside the image (at least `eval_margin_px` from the edge), each
@@ -39,6 +47,7 @@ import gc
 import hashlib
 import importlib.metadata
 import math
+import os
 import sys
 import time
 import tomllib
@@ -58,11 +67,14 @@ from render_tag_shared.families import get_family, marker_bits
 from render_tag_shared.geometry import matrix_to_quat
 from render_tag_shared.projection import polygon_area, unproject_pixels
 from render_tag_shared.recipe import (
+    ADDON_VERSION,
     SCHEMA_VERSION,
     BoardObject,
     CameraIntrinsics,
     CameraRecipe,
+    DepthOfField,
     DynamicRange,
+    Dynamics,
     GaussianNoise,
     Hdri,
     Light,
@@ -291,10 +303,18 @@ class _Subject:
 class _Compiler:
     """Per-config state shared by every scene: validated intrinsics, asset listings, seeds."""
 
-    def __init__(self, config: GenConfig, source: str = "config", base_dir: str | Path | None = None):
+    def __init__(
+        self,
+        config: GenConfig,
+        source: str = "config",
+        base_dir: str | Path | None = None,
+        recipe_dir: str | Path | None = None,
+    ):
         self.config = config
         self.source = source
         self.base_dir = Path(base_dir) if base_dir is not None else None
+        # normalised, symlinks kept: a linked asset store stays where the user's folders say it is
+        self.recipe_dir = Path(os.path.abspath(recipe_dir)) if recipe_dir is not None else None
         self.job_seed = config.dataset.seed
         cam = config.camera
         try:
@@ -323,6 +343,7 @@ class _Compiler:
         )
         self.tone_mapping = ToneMapping(curve="srgb")
         self.dynamic_range = DynamicRange()
+        self._varies_optics = _varies_optics(config)
         self.origin = Pose()
         self._board_cache: _Subject | None = None
         subject = config.scenario.subject
@@ -356,7 +377,9 @@ class _Compiler:
     # -- config-level checks ---------------------------------------------------------------
 
     def _assets(self, field: str, folder: str | None, suffixes: tuple[str, ...]) -> list[str]:
-        """Sorted files of an asset folder, as paths a worker can open; InputError when unusable."""
+        """Sorted files of an asset folder as absolute, normalised paths; InputError when unusable.
+
+        A relative folder is relative to the config file's folder (`base_dir`), else to the cwd."""
         if folder is None:
             return []
         path = Path(folder)
@@ -364,10 +387,22 @@ class _Compiler:
             path = self.base_dir / path
         if not path.is_dir():
             raise InputError(self.source, field, f"folder {str(path)!r} does not exist")
+        path = Path(os.path.abspath(path))
         files = sorted(str(p) for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
         if not files:
             raise InputError(self.source, field, f"folder {str(path)!r} holds no {'/'.join(suffixes)} file")
         return files
+
+    def _asset_path(self, path: str) -> str:
+        """How a recipe names an asset (recipe.ASSET_PATHS): relative to the recipe file's folder (with
+        `/` separators, so recipes and their assets move together between machines) when the compiler
+        knows where the recipes go, else absolute."""
+        if self.recipe_dir is None:
+            return path
+        try:
+            return Path(os.path.relpath(path, self.recipe_dir)).as_posix()
+        except ValueError:  # another drive (Windows): no relative path exists
+            return path
 
     def _check_subject(self) -> None:
         subject = self.config.scenario.subject
@@ -439,7 +474,8 @@ class _Compiler:
         for j in range(self.config.camera.samples_per_scene):
             camera_rng = _rng(seed, "camera", j)  # the pose, then the sensor noise
             matrix = self._pose(scene_index, j, camera_rng, subject, probe)
-            cameras.append(self._camera(j, matrix, camera_rng, validate=validate))
+            optics = _rng(seed, "optics", j) if self._varies_optics else None
+            cameras.append(self._camera(j, matrix, camera_rng, optics, subject, validate=validate))
         fields: dict[str, Any] = {
             "scene_id": scene_index,
             "random_seed": seed,
@@ -569,11 +605,15 @@ class _Compiler:
         hdri = None
         if self.hdris:
             hdri = Hdri(
-                path=self.hdris[int(rng.integers(len(self.hdris)))],
+                path=self._asset_path(self.hdris[int(rng.integers(len(self.hdris)))]),
                 strength=_uniform(rng, 0.5, 1.5),
                 rotation_z_rad=_uniform(rng, 0.0, 2.0 * math.pi),
             )
-        texture = self.backgrounds[int(rng.integers(len(self.backgrounds)))] if self.backgrounds else None
+        texture = (
+            self._asset_path(self.backgrounds[int(rng.integers(len(self.backgrounds)))])
+            if self.backgrounds
+            else None
+        )
         grey = _uniform(rng, 0.2, 0.8)
         side = 8.0 * self.config.camera.max_distance + 4.0 * subject.radius_m
         background = PlaneObject(
@@ -725,20 +765,81 @@ class _Compiler:
         )
 
     def _camera(
-        self, index: int, matrix: np.ndarray, rng: np.random.Generator, *, validate: bool
+        self,
+        index: int,
+        matrix: np.ndarray,
+        rng: np.random.Generator,
+        optics: np.random.Generator | None,
+        subject: _Subject,
+        *,
+        validate: bool,
     ) -> CameraRecipe:
+        """One camera. `rng` (after the pose) draws the read noise and ISO; `optics`, a stream of its own
+        that exists only when the config varies them, draws shot noise, tone mapping, dynamic range,
+        motion and depth of field, in that order (so a config without them compiles as it always did)."""
+        photons = None
+        tone_mapping, dynamic_range = self.tone_mapping, self.dynamic_range
+        dynamics = depth_of_field = None
+        if optics is not None:
+            config = self.config
+            if config.noise.photons_at_white is not None:
+                photons = _uniform(optics, *config.noise.photons_at_white)
+            tone, levels = config.tone_mapping, config.dynamic_range
+            tone_mapping = ToneMapping(
+                curve=tone.curves[int(optics.integers(len(tone.curves)))],
+                gamma=_uniform(optics, *tone.gamma),
+                metering=tone.metering,
+                exposure_ev=_uniform(optics, *tone.exposure_ev),
+            )
+            dynamic_range = DynamicRange(
+                black_level=_uniform(optics, *levels.black_level),
+                white_level=_uniform(optics, *levels.white_level),
+            )
+            if config.dynamics.enabled:
+                dynamics = self._dynamics(optics)
+            if config.depth_of_field is not None:
+                depth_of_field = self._depth_of_field(optics, matrix, subject)
         fields: dict[str, Any] = {
             "name": f"cam{index}",
             "cam_to_world": matrix.tolist(),
             "intrinsics": self.intrinsics,
-            "sensor_noise": self._noise(rng),
-            "dynamics": None,
-            "tone_mapping": self.tone_mapping,
-            "dynamic_range": self.dynamic_range,
+            "sensor_noise": self._noise(rng, photons),
+            "dynamics": dynamics,
+            "tone_mapping": tone_mapping,
+            "dynamic_range": dynamic_range,
+            "depth_of_field": depth_of_field,
         }
         return CameraRecipe.model_validate(fields) if validate else CameraRecipe.model_construct(**fields)
 
-    def _noise(self, rng: np.random.Generator) -> SensorNoise | None:
+    def _dynamics(self, rng: np.random.Generator) -> Dynamics:
+        """Speeds from their ranges, directions uniform on the sphere (velocity in the world frame, the
+        rotation axis in the camera frame, as `Dynamics` defines them)."""
+        dyn = self.config.dynamics
+        speed = _uniform(rng, *dyn.speed_mps)
+        velocity = _random_direction(rng)
+        angular = math.radians(_uniform(rng, *dyn.angular_speed_dps))
+        axis = _random_direction(rng)
+        return Dynamics(
+            velocity_mps=(speed * velocity[0], speed * velocity[1], speed * velocity[2]),
+            angular_velocity_radps=(angular * axis[0], angular * axis[1], angular * axis[2]),
+            shutter_s=_uniform(rng, *dyn.shutter_s),
+            rolling_shutter_s=_uniform(rng, *dyn.rolling_shutter_s),
+        )
+
+    def _depth_of_field(
+        self, rng: np.random.Generator, matrix: np.ndarray, subject: _Subject
+    ) -> DepthOfField:
+        """Focused on the subject centre's depth (its distance along the optical axis, as Blender's focus
+        distance is measured), moved by up to `focus_jitter_m` either way; never nearer than 1 cm."""
+        dof = self.config.depth_of_field
+        assert dof is not None
+        fstop = _uniform(rng, *dof.fstop)
+        depth = sum(float(matrix[i, 2]) * (subject.centre[i] - float(matrix[i, 3])) for i in range(3))
+        jitter = _uniform(rng, -dof.focus_jitter_m, dof.focus_jitter_m)
+        return DepthOfField(focus_distance_m=max(0.01, depth + jitter), fstop=fstop)
+
+    def _noise(self, rng: np.random.Generator, photons_at_white: float | None = None) -> SensorNoise | None:
+        """Shot noise (when configured), read noise, dead pixels: in the order light meets a sensor."""
         noise = self.config.noise
         cam = self.config.camera
         iso = None
@@ -746,7 +847,11 @@ class _Compiler:
         if cam.iso_min is not None and cam.iso_max is not None:
             iso = float(rng.uniform(cam.iso_min, cam.iso_max))
             sigma *= iso / 100.0  # read noise grows with gain; ISO 100 is the reference
+            if photons_at_white is not None:  # more gain: white is reached with fewer photons
+                photons_at_white /= iso / 100.0
         layers: list[GaussianNoise | PoissonNoise | SaltPepperNoise] = []
+        if photons_at_white is not None:
+            layers.append(PoissonNoise(photons_at_white=photons_at_white))
         if sigma > 0:
             layers.append(GaussianNoise(sigma=sigma))
         if noise.salt_pepper > 0:
@@ -754,6 +859,26 @@ class _Compiler:
         if not layers and iso is None:
             return None
         return SensorNoise(seed=int(rng.integers(0, 2**63 - 1)), iso=iso, layers=list(layers))
+
+
+def _varies_optics(config: GenConfig) -> bool:
+    """Whether any per-camera knob beyond pose and read noise differs from the fixed defaults."""
+    defaults = GenConfig.model_fields
+    return (
+        config.noise.photons_at_white is not None
+        or config.tone_mapping != defaults["tone_mapping"].default
+        or config.dynamic_range != defaults["dynamic_range"].default
+        or config.dynamics.enabled
+        or config.depth_of_field is not None
+    )
+
+
+def _random_direction(rng: np.random.Generator) -> Vec:
+    """A unit vector uniform on the sphere (z uniform in [-1, 1], azimuth uniform)."""
+    z = _uniform(rng, -1.0, 1.0)
+    phi = _uniform(rng, 0.0, 2.0 * math.pi)
+    r = math.sqrt(max(0.0, 1.0 - z * z))
+    return (r * math.cos(phi), r * math.sin(phi), z)
 
 
 def _uniform(rng: np.random.Generator, low: float, high: float) -> float:
@@ -850,6 +975,7 @@ def compile_config(
     validate: bool = True,
     source: str = "config",
     base_dir: str | Path | None = None,
+    recipe_dir: str | Path | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> RecipeFile:
     """The recipes of a job (or of one shard of it), with the job id of the full job's spec.
@@ -859,11 +985,14 @@ def compile_config(
     as it is built, then the scene's own rules run; a scene that breaks one is re-drawn from
     `derive_seed(scene_seed, "retry", attempt)` up to VALIDATION_ATTEMPTS times. Without it the
     camera matrices and scene-level rules go unchecked (the recipes are the same when nothing fails).
-    `source` names the config in error messages; relative asset folders resolve against `base_dir`;
+    `source` names the config in error messages; relative asset folders resolve against `base_dir` (the
+    config file's folder). Asset paths in the recipes follow `recipe.ASSET_PATHS`: relative to
+    `recipe_dir`, the folder the recipes will be written to, when it is given, else absolute.
     `progress` is called with the number of scenes done after each scene.
+    The file carries the full job's spec (`job_spec`), so every shard carries the same one.
     Raises InputError (CompileError when a scene cannot be satisfied).
     """
-    compiler = _Compiler(config, source, base_dir)
+    compiler = _Compiler(config, source, base_dir, recipe_dir)
     recipes = []
     with _gc_paused():
         for i in shard_range(config.dataset.num_scenes, shard):
@@ -872,7 +1001,7 @@ def compile_config(
                 progress(len(recipes))
     spec = job_spec(config, config.presets, compiler.asset_files)
     recipe_file = RecipeFile.model_construct(
-        schema_version=SCHEMA_VERSION, job_id=job_id(spec), recipes=recipes
+        schema_version=SCHEMA_VERSION, job_id=job_id(spec), job_spec=spec, recipes=recipes
     )
     if validate:
         # Every recipe was validated as it was built (validating the file would run the nested model
@@ -891,15 +1020,18 @@ def _distribution_version(name: str) -> str | None:
         return None
 
 
-def addon_version() -> str | None:
-    """The add-on's version from blender_manifest.toml (repository root or addon/), if it exists."""
+def addon_version() -> str:
+    """The add-on's version: blender_manifest.toml's in a checkout (repository root or addon/), else
+    `render_tag_shared.recipe.ADDON_VERSION`, the release the installed contract belongs to (a test
+    keeps the two equal), so a non-editable install records it too."""
     root = Path(__file__).resolve().parents[2]
     for path in (root / "blender_manifest.toml", root / "addon" / "blender_manifest.toml"):
         if path.is_file():
             with path.open("rb") as handle:
                 version = tomllib.load(handle).get("version")
-            return str(version) if version is not None else None
-    return None
+            if version is not None:
+                return str(version)
+    return ADDON_VERSION
 
 
 def assets_sha256(files: Sequence[str]) -> str:
@@ -916,7 +1048,9 @@ def assets_sha256(files: Sequence[str]) -> str:
 
 
 def job_spec(config: GenConfig, presets: Sequence[str], asset_files: Sequence[str]) -> dict[str, Any]:
-    """What makes a dataset reproducible; `seeds.job_id` of it is the job id."""
+    """What makes a dataset reproducible; `seeds.job_id` of it is the job id, and compiled recipe files
+    carry it as `job_spec`. `versions.blender` is the `bpy` module's version on the compiling host (None
+    without one); the Blender that rendered is recorded by the render in manifest.json and provenance.json."""
     return {
         "config_sha256": spec_hash(config.model_dump(mode="json")),
         "presets": list(presets),
@@ -994,7 +1128,12 @@ def main_compile(config_path: str, output: str, presets: list[str], shard: str |
     count = len(shard_range(config.dataset.num_scenes, shard_pair))
     progress = _CompileProgress(count) if count >= PROGRESS_MIN_SCENES else None
     recipes = compile_config(
-        config, shard=shard_pair, source=config_path, base_dir=Path(config_path).parent, progress=progress
+        config,
+        shard=shard_pair,
+        source=config_path,
+        base_dir=Path(config_path).parent,
+        recipe_dir=Path(output).parent,
+        progress=progress,
     )
     write_text_atomic(output, dump_recipe_file(recipes))
     return 0

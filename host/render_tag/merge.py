@@ -371,6 +371,7 @@ def merge_dataset(
     origin: dict[str, tuple[Path, Path]] = {}
     recipes: dict[int, SceneRecipe] = {}
     job_ids: set[str | None] = set()
+    job_specs: dict[str | None, dict[str, Any] | None] = {}
     found_any = False
     for folder in sources:
         loaded, skipped = read_labels_folder(folder)
@@ -379,6 +380,7 @@ def merge_dataset(
         recipe_file = _load_recipes(folder, report)
         if recipe_file is not None:
             job_ids.add(recipe_file.job_id)
+            job_specs.setdefault(recipe_file.job_id, recipe_file.job_spec)
             for recipe in recipe_file.recipes:
                 recipes.setdefault(recipe.scene_id, recipe)
         for path, labels in loaded:
@@ -413,7 +415,9 @@ def merge_dataset(
         from render_tag_shared.recipe import dump_recipe_file
 
         job = next(iter(job_ids)) if len(job_ids) == 1 else None
-        merged = RecipeFile(job_id=job, recipes=[recipes[k] for k in sorted(recipes)])
+        merged = RecipeFile(
+            job_id=job, job_spec=job_specs.get(job), recipes=[recipes[k] for k in sorted(recipes)]
+        )
         report.written.append(write_text_atomic(target / "recipes.json", dump_recipe_file(merged)))
 
     job_id = next(iter(job_ids)) if len(job_ids) == 1 else None

@@ -443,7 +443,10 @@ def _render(
     if options.force:
         _clear_outputs(out_dir)
     sliced = RecipeFile(
-        schema_version=recipe_file.schema_version, job_id=recipe_file.job_id, recipes=selected
+        schema_version=recipe_file.schema_version,
+        job_id=recipe_file.job_id,
+        job_spec=recipe_file.job_spec,
+        recipes=selected,
     )
     write_text_atomic(out_dir / "recipes.json", dump_recipe_file(sliced))
     old_records = {r.job_index: r for r in previous.jobs} if previous is not None and options.resume else {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -173,9 +174,102 @@ class RendererSection(StrictModel):
     max_bounces: int = Field(4, ge=0)
 
 
+def _check_range(value: tuple[float, float] | None) -> tuple[float, float] | None:
+    """A [min, max] range of a config: min must not exceed max (the field is named by its location)."""
+    if value is not None and value[1] < value[0]:
+        raise ValueError(f"must be [min, max] with min <= max, got {list(value)}")
+    return value
+
+
+Range = tuple[FiniteFloat, FiniteFloat]
+NonNegativeRange = tuple[NonNegativeFloat, NonNegativeFloat]
+PositiveRange = tuple[PositiveFloat, PositiveFloat]
+UnitRange = tuple[UnitFloat, UnitFloat]
+
+
 class NoiseSection(StrictModel):
-    gaussian_sigma: tuple[NonNegativeFloat, NonNegativeFloat] = (0.0, 0.0)
+    """Sensor noise per camera. Ranges are [min, max], drawn uniformly per camera. With
+    `camera.iso_min/iso_max` the noise follows the drawn ISO (ISO 100 is the reference): read noise
+    sigma grows with ISO / 100, photons at white shrink by it (a higher gain needs fewer photons)."""
+
+    gaussian_sigma: NonNegativeRange = Field(
+        (0.0, 0.0), description="read noise sigma in linear units (1.0 = white)"
+    )
     salt_pepper: UnitFloat = 0.0
+    photons_at_white: PositiveRange | None = Field(
+        None, description="Poisson shot noise: photons for a linear value of 1.0 at ISO 100; None: off"
+    )
+
+    _ranges = field_validator("gaussian_sigma", "photons_at_white")(_check_range)
+
+
+ToneCurve = Literal["linear", "srgb", "gamma"]
+
+
+def _srgb_only() -> list[ToneCurve]:
+    return ["srgb"]
+
+
+class ToneMappingSection(StrictModel):
+    """How each camera's linear render becomes display values (recipe ToneMapping), drawn per camera."""
+
+    curves: list[ToneCurve] = Field(
+        default_factory=_srgb_only, min_length=1, description="a curve is chosen uniformly"
+    )
+    gamma: PositiveRange = Field((2.2, 2.2), description="the exponent range of the `gamma` curve")
+    metering: Literal["none", "auto"] = "auto"
+    exposure_ev: Range = Field((0.0, 0.0), description="exposure compensation in stops, after metering")
+
+    _ranges = field_validator("gamma", "exposure_ev")(_check_range)
+
+
+class DynamicRangeSection(StrictModel):
+    """Output levels per camera: black and white levels drawn from their ranges (0..1)."""
+
+    black_level: UnitRange = (0.0, 0.0)
+    white_level: UnitRange = (1.0, 1.0)
+
+    _ranges = field_validator("black_level", "white_level")(_check_range)
+
+    @model_validator(mode="after")
+    def _apart(self) -> DynamicRangeSection:
+        if self.white_level[0] <= self.black_level[1]:
+            raise ValueError(
+                f"white_level (min {self.white_level[0]}) must be above black_level "
+                f"(max {self.black_level[1]})"
+            )
+        return self
+
+
+class DynamicsSection(StrictModel):
+    """Camera motion during the exposure, drawn per camera: speeds from their ranges in uniformly random
+    directions (velocity in the world frame, rotation about an axis in the camera frame)."""
+
+    speed_mps: NonNegativeRange = Field((0.0, 0.0), description="linear speed, metres per second")
+    angular_speed_dps: NonNegativeRange = Field((0.0, 0.0), description="degrees per second")
+    shutter_s: NonNegativeRange = Field((0.0, 0.0), description="exposure time, seconds")
+    rolling_shutter_s: NonNegativeRange = Field(
+        (0.0, 0.0), description="readout time from first to last row, seconds (Cycles only)"
+    )
+
+    _ranges = field_validator("speed_mps", "angular_speed_dps", "shutter_s", "rolling_shutter_s")(
+        _check_range
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.shutter_s[1] > 0 or self.rolling_shutter_s[1] > 0
+
+
+class DepthOfFieldSection(StrictModel):
+    """Thin-lens depth of field per camera, focused on the subject centre's depth plus a jitter."""
+
+    fstop: PositiveRange = Field(description="f-number range")
+    focus_jitter_m: NonNegativeFloat = Field(
+        0.0, description="the focus distance is the subject's depth +- up to this many metres"
+    )
+
+    _ranges = field_validator("fstop")(_check_range)
 
 
 class GenConfig(StrictModel):
@@ -187,12 +281,29 @@ class GenConfig(StrictModel):
     lighting: LightingSection = LightingSection()
     renderer: RendererSection = RendererSection()
     noise: NoiseSection = NoiseSection()
+    tone_mapping: ToneMappingSection = ToneMappingSection()
+    dynamic_range: DynamicRangeSection = DynamicRangeSection()
+    dynamics: DynamicsSection = DynamicsSection()
+    depth_of_field: DepthOfFieldSection | None = None
     presets: list[str] = Field(default_factory=list, description="presets applied, in order (recorded)")
 
     @model_validator(mode="before")
     @classmethod
     def _migrate(cls, data: Any) -> Any:
         return migrate_legacy(data) if isinstance(data, dict) else data
+
+    @model_validator(mode="after")
+    def _renderer_can_render(self) -> GenConfig:
+        """Motion the renderer cannot show would give pixels that disagree with the labels."""
+        mode = self.renderer.mode
+        if self.dynamics.rolling_shutter_s[1] > 0 and mode != "cycles":
+            raise ValueError(
+                "dynamics.rolling_shutter_s: rolling shutter renders only with renderer.mode cycles, "
+                f"not {mode}"
+            )
+        if self.dynamics.shutter_s[1] > 0 and mode == "workbench":
+            raise ValueError("dynamics.shutter_s: Workbench renders no motion blur; use renderer.mode cycles")
+        return self
 
 
 _LEGACY_METRE_FIELDS = {
@@ -231,7 +342,11 @@ def parse_config(data: Any, source: str) -> GenConfig:
     try:
         return GenConfig.model_validate(data)
     except ValidationError as exc:
-        raise input_error_from_validation(source, exc, data=_migrated_or_raw(data)) from exc
+        error = input_error_from_validation(source, exc, data=_migrated_or_raw(data))
+        named = re.match(r"([a-z_]+\.[a-z_.]+): (.*)", error.message, re.DOTALL) if not error.field else None
+        if named:  # a rule across sections names its field first: lead with it
+            error = InputError(source, named.group(1), named.group(2), details=error.details)
+        raise error from exc
     except ValueError as exc:  # raised by the migration step
         raise InputError(source, "scenario.subject", str(exc)) from exc
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import (
@@ -31,8 +33,18 @@ from .geometry import pose_matrix
 from .projection import equidistant_overscan, expected_coeff_count, linear_overscan
 from .seeds import spec_hash
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 """Major.minor.patch of the recipe contract; a file with another major version is refused."""
+
+ADDON_VERSION = "0.1.0"
+"""The add-on release this contract ships with (blender_manifest.toml's `version`; a test keeps them
+equal): what the host records as the add-on's version when it runs without a checkout."""
+
+ASSET_PATHS = (
+    "a relative path is relative to the folder of the recipe file that holds it (recipes.json); "
+    "an absolute path is used as it is"
+)
+"""The rule for asset paths in recipes (Hdri.path, World.background_texture, PlaneObject.texture)."""
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -145,7 +157,7 @@ class PlaneObject(StrictModel):
     pose: Pose = Pose()
     size_m: tuple[PositiveFloat, PositiveFloat]
     color: RGB = (0.5, 0.5, 0.5)
-    texture: str | None = Field(None, description="image file; tiled `texture_repeat` times")
+    texture: str | None = Field(None, description="image file, tiled `texture_repeat` times; " + ASSET_PATHS)
     texture_repeat: PositiveFloat = 1.0
     roughness: UnitFloat = 0.8
 
@@ -193,7 +205,7 @@ class Light(StrictModel):
 
 
 class Hdri(StrictModel):
-    path: str = Field(min_length=1)
+    path: str = Field(min_length=1, description="environment map (.hdr/.exr); " + ASSET_PATHS)
     strength: NonNegativeFloat = 1.0
     rotation_z_rad: FiniteFloat = 0.0
 
@@ -204,7 +216,9 @@ class World(StrictModel):
     background_color: RGB = (0.05, 0.05, 0.05)
     background_strength: NonNegativeFloat = 1.0
     background_texture: str | None = Field(
-        None, description="image seen by camera rays behind everything (it does not light the scene)"
+        None,
+        description="image seen by camera rays behind everything (it does not light the scene); "
+        + ASSET_PATHS,
     )
 
 
@@ -537,6 +551,11 @@ class RecipeFile(StrictModel):
 
     schema_version: str = SCHEMA_VERSION
     job_id: str | None = None
+    job_spec: dict[str, Any] | None = Field(
+        None,
+        description="what made the recipes (the compiler's job spec, whose hash is `job_id`): config hash, "
+        "presets, seeds, versions of render-tag, the add-on and Blender, a hash of the assets used",
+    )
     recipes: list[SceneRecipe] = Field(default_factory=list)
 
     @field_validator("schema_version")
@@ -574,14 +593,61 @@ def parse_recipe_file(text: str, source: str) -> RecipeFile:
 
 
 def load_recipe_file(path: str | Path) -> RecipeFile:
+    """Reads recipes.json; relative asset paths come back absolute, resolved against the file's folder
+    (ASSET_PATHS), because whoever renders a recipe no longer knows which file it came from."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(str(path), "", f"cannot read: {exc.strerror}") from exc
-    return parse_recipe_file(text, str(path))
+    loaded = parse_recipe_file(text, str(path))
+    resolved = [resolve_asset_paths(recipe, path.parent) for recipe in loaded.recipes]
+    return loaded.model_copy(update={"recipes": resolved})
 
 
 def dump_recipe_file(recipes: RecipeFile) -> str:
     """The canonical text of a recipe file: stable key order, so the same recipes give the same bytes."""
     return json.dumps(recipes.model_dump(mode="json"), indent=1, sort_keys=False, allow_nan=False) + "\n"
+
+
+def _resolved(path: str | None, folder: Path) -> str | None:
+    if path is None or Path(path).is_absolute():
+        return path
+    return os.path.normpath(Path(folder, path))
+
+
+def _map_asset_paths(recipe: SceneRecipe, change: Callable[[str | None], str | None]) -> SceneRecipe:
+    world = recipe.world
+    hdri = world.hdri
+    if hdri is not None:
+        hdri = hdri.model_copy(update={"path": change(hdri.path)})
+    world = world.model_copy(update={"hdri": hdri, "background_texture": change(world.background_texture)})
+    objects = [
+        o.model_copy(update={"texture": change(o.texture)}) if isinstance(o, PlaneObject) else o
+        for o in recipe.objects
+    ]
+    return recipe.model_copy(update={"world": world, "objects": objects})
+
+
+def resolve_asset_paths(recipe: SceneRecipe, folder: str | Path) -> SceneRecipe:
+    """The recipe with its relative asset paths (ASSET_PATHS) made absolute against `folder`, the folder
+    of the recipe file it came from: what a worker, which sees one recipe and not the file, can open."""
+    root = Path(os.path.abspath(folder))
+    return _map_asset_paths(recipe, lambda path: _resolved(path, root))
+
+
+def rebase_asset_paths(recipe: SceneRecipe, source: str | Path, target: str | Path) -> SceneRecipe:
+    """The recipe of a file in folder `source` as a file in folder `target` must say it: relative asset
+    paths re-expressed relative to `target` (absolute ones stay), e.g. when a render copies
+    recipes.json into its output folder."""
+    old, new = Path(os.path.abspath(source)), Path(os.path.abspath(target))
+
+    def change(path: str | None) -> str | None:
+        if path is None or Path(path).is_absolute():
+            return path
+        try:
+            return Path(os.path.relpath(os.path.normpath(old / path), new)).as_posix()
+        except ValueError:  # another drive (Windows): only an absolute path reaches it
+            return os.path.normpath(old / path)
+
+    return _map_asset_paths(recipe, change)
