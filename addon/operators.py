@@ -10,7 +10,6 @@ a Python caller receives as a RuntimeError carrying the message (the file and th
 # No `from __future__ import annotations`: Blender reads the property annotations as objects.
 import os
 import sys
-import tempfile
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +27,8 @@ from pydantic import ValidationError
 
 from render_tag_shared.errors import InputError, input_error_from_validation
 from render_tag_shared.families import FAMILY_NAMES
+from render_tag_shared.files import write_text_atomic
+from render_tag_shared.projection import expected_coeff_count
 from render_tag_shared.recipe import RecipeFile, dump_recipe_file, load_recipe_file
 
 from . import api, overlay
@@ -39,7 +40,6 @@ _LENS_ITEMS = [
     ("brown_conrady", "Brown-Conrady", "k1, k2, p1, p2, k3 (cv2.projectPoints)"),
     ("kannala_brandt", "Kannala-Brandt", "k1..k4 (cv2.fisheye)"),
 ]
-_COEFF_COUNT = {"none": 0, "brown_conrady": 5, "kannala_brandt": 4}
 
 
 def _call(op: bpy.types.Operator, action: Callable[[], str]) -> set[str]:
@@ -93,19 +93,6 @@ def active_camera_index(scene: bpy.types.Scene, camera_count: int) -> int:
     """Which camera of the exported recipe the scene's active camera is (the rule export uses)."""
     index = int(scene.camera.get("render_tag_index", 0)) if scene.camera is not None else 0
     return index if 0 <= index < camera_count else 0
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _select_only(context: bpy.types.Context, obj: bpy.types.Object) -> None:
@@ -264,7 +251,7 @@ class RENDER_TAG_OT_export_recipe(_FileInvoke, bpy.types.Operator):
                 random_seed=None if self.random_seed < 0 else self.random_seed,
             )
             path = Path(bpy.path.abspath(self.filepath))
-            _write_text_atomic(path, dump_recipe_file(RecipeFile(recipes=[recipe])))
+            write_text_atomic(path, dump_recipe_file(RecipeFile(recipes=[recipe])))
             return f"exported {len(recipe.objects)} objects and {len(recipe.cameras)} cameras to {path}"
 
         return _call(self, export)
@@ -434,11 +421,12 @@ class RENDER_TAG_OT_set_camera_intrinsics(bpy.types.Operator):
 
             obj = self._camera_object(context)
             self._fill_unset(context, obj)
+            count = expected_coeff_count(self.distortion_model)
             fields = {
                 "k_matrix": [[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]],
                 "resolution": (self.width, self.height),
                 "distortion_model": self.distortion_model,
-                "distortion_coeffs": list(self.distortion_coeffs)[: _COEFF_COUNT[self.distortion_model]],
+                "distortion_coeffs": list(self.distortion_coeffs)[:count],
                 "eval_margin_px": self.eval_margin_px,
             }
             intrinsics = _validated("set_camera_intrinsics", lambda: CameraIntrinsics.model_validate(fields))
