@@ -22,6 +22,11 @@ STORED = "render_tag_recipe"
 """Custom property holding the JSON of the recipe part an object (or scene) was built from."""
 
 
+def abspath(path: str) -> str:
+    """A path with Blender's `//` (relative to the open .blend file) resolved."""
+    return bpy.path.abspath(path)
+
+
 def mark(datablock: bpy.types.ID) -> bpy.types.ID:
     datablock[OWNED] = 1
     return datablock
