@@ -12,6 +12,7 @@ import cProfile
 import os
 import pstats
 import time
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -20,28 +21,8 @@ from render_tag import compiler
 from render_tag_shared.config import GenConfig, parse_config
 from render_tag_shared.recipe import dump_recipe_file
 
-EXAMPLE_CONFIG = """\
-dataset: {name: demo, num_scenes: 8, seed: 42}
-scenario:
-  sampling_mode: random            # random | distance | angle
-  subject:
-    type: TAGS                     # TAGS | BOARD
-    tag_families: [tag36h11]
-    size_mm: 100                   # edge of the black border, as OpenCV measures a marker
-    tags_per_scene: [1, 4]
-camera:
-  resolution: [640, 480]
-  intrinsics: {fx: 600, fy: 600, cx: 319.5, cy: 239.5,
-               distortion_model: none, distortion_coeffs: []}   # or give `fov` (deg) instead of fx..cy
-  samples_per_scene: 2
-  min_distance: 0.5                # metres
-  max_distance: 2.0
-  min_elevation: 25                # degrees above the subject's plane
-  max_elevation: 90
-  eval_margin_px: 5
-lighting: {intensity_min: 100, intensity_max: 800}
-renderer: {mode: cycles, samples: 32, denoise: false}   # cycles | eevee | workbench
-"""
+EXAMPLE_CONFIG = (Path(__file__).resolve().parents[1] / "tests" / "data" / "design_example.yaml").read_text()
+"""The DESIGN.md example config, verbatim (the one the tests compile)."""
 
 
 def _pin_to_one_core() -> None:
