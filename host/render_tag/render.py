@@ -17,7 +17,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -56,6 +56,7 @@ __all__ = [
 
 DEFAULT_JOB = Path(__file__).with_name("default_job.yaml")
 TELEMETRY = "telemetry.ndjson"
+EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 SHARD_INDEX_VARS = ("AWS_BATCH_JOB_ARRAY_INDEX", "CLOUD_RUN_TASK_INDEX", "JOB_COMPLETION_INDEX")
 SHARD_COUNT_VARS = {
@@ -283,6 +284,10 @@ class RenderOptions:
     merge: bool = True
     launcher: Launcher | None = None
     extra_pool: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.resume and self.force:
+            raise InputError("--resume", "", "--resume and --force contradict each other: pick one")
 
 
 @dataclass
@@ -629,27 +634,33 @@ def main_render(
     Renders, then merges OUT (`render-tag merge OUT`) when at least one scene is done. Returns the exit
     code: 0 all done, 1 some scenes failed, 2 bad input (nothing written), 130 interrupted.
     """
-    options = RenderOptions(
-        workers=workers,
-        resume=resume,
-        force=force,
-        shard=shard,
-        blender=blender,
-        timeout_s=timeout_s,
-        max_renders_per_worker=max_renders_per_worker,
-        memory_limit_mb=memory_limit_mb,
-        retries=retries,
-        progress=progress,
-        merge=merge,
-    )
+
+    def render() -> int:
+        options = RenderOptions(
+            workers=workers,
+            resume=resume,
+            force=force,
+            shard=shard,
+            blender=blender,
+            timeout_s=timeout_s,
+            max_renders_per_worker=max_renders_per_worker,
+            memory_limit_mb=memory_limit_mb,
+            retries=retries,
+            progress=progress,
+            merge=merge,
+        )
+        return render_recipes(load_recipe_file(recipes_path), out, options, source=str(recipes_path))
+
+    return _guarded(render)
+
+
+def _guarded(action: Callable[[], int]) -> int:
+    """Runs a command: bad input is reported (exit 2, nothing written), Ctrl-C before the pool exits 130."""
     try:
-        if resume and force:
-            raise InputError("--resume", "", "--resume and --force contradict each other: pick one")
-        recipe_file = load_recipe_file(recipes_path)
-        return render_recipes(recipe_file, out, options, source=str(recipes_path))
+        return action()
     except InputError as exc:
         print(f"render-tag: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:  # before the pool started: nothing half done
         print("render-tag: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -698,20 +709,21 @@ def main_run(
     """`render-tag run [CONFIG] -o OUT`: compile (no CONFIG: the built-in default job), render and merge (the
     render's own merge, once), audit, contact sheet. Exit code as for render; a failed audit also gives 1."""
     out_dir = Path(out)
-    options = RenderOptions(
-        workers=workers,
-        resume=resume,
-        force=force,
-        shard=shard,
-        blender=blender,
-        timeout_s=timeout_s,
-        max_renders_per_worker=max_renders_per_worker,
-        memory_limit_mb=memory_limit_mb,
-        progress=progress,
-    )
-    try:
-        if resume and force:
-            raise InputError("--resume", "", "--resume and --force contradict each other: pick one")
+    merged = False
+
+    def render() -> int:
+        nonlocal merged
+        options = RenderOptions(
+            workers=workers,
+            resume=resume,
+            force=force,
+            shard=shard,
+            blender=blender,
+            timeout_s=timeout_s,
+            max_renders_per_worker=max_renders_per_worker,
+            memory_limit_mb=memory_limit_mb,
+            progress=progress,
+        )
         if config_path is None:
             recipe_file = default_job_recipes(presets=presets or ())
             source = str(DEFAULT_JOB)
@@ -722,12 +734,9 @@ def main_run(
             recipe_file = compile_config(config, source=str(config_path), base_dir=Path(config_path).parent)
             source = str(config_path)
         code, merged = _render_and_merge(recipe_file, out_dir, options, source)
-    except InputError as exc:
-        print(f"render-tag: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("render-tag: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return code
+
+    code = _guarded(render)
     if not merged:  # interrupted, nothing done, or nothing to merge: no dataset to audit
         return code
 
