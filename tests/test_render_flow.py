@@ -267,3 +267,12 @@ def test_why_an_extension_did_not_enable_reaches_the_user(tmp_path: Path, capsys
     assert 'Add-on not loaded: "bl_ext.user_default.no_such_extension"' in err
     stopped = [e for e in telemetry(out) if e["event"] in ("worker_restart", "worker_retired")]
     assert stopped and all(e.get("exit_code") == 4 for e in stopped), stopped
+
+
+def test_resume_and_force_together_are_refused_before_anything_is_written(tmp_path: Path) -> None:
+    from render_tag.render import main_render, main_run
+
+    out = tmp_path / "out"
+    assert main_render(tmp_path / "missing.json", out, resume=True, force=True) == 2
+    assert main_run(None, out, resume=True, force=True) == 2
+    assert not out.exists()
