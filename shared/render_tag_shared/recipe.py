@@ -369,8 +369,11 @@ class Dynamics(StrictModel):
     the ground truth is where each point is half way through the shutter (for rolling shutter: half
     way through the exposure of the image's middle row)."""
 
-    velocity_mps: Vec3 = (0.0, 0.0, 0.0)
-    angular_velocity_radps: Vec3 = (0.0, 0.0, 0.0)
+    velocity_mps: Vec3 = Field((0.0, 0.0, 0.0), description="the camera centre's velocity, world frame")
+    angular_velocity_radps: Vec3 = Field(
+        (0.0, 0.0, 0.0),
+        description="rotation rate in the camera's own frame (OpenCV axes), as a gyro reads it",
+    )
     shutter_s: NonNegativeFloat = 0.0
     rolling_shutter_s: NonNegativeFloat = Field(0.0, description="readout time from first to last row")
 
