@@ -26,20 +26,13 @@ from bpy.props import (
 from pydantic import ValidationError
 
 from render_tag_shared.errors import InputError, input_error_from_validation
-from render_tag_shared.families import FAMILY_NAMES
 from render_tag_shared.files import write_text_atomic
 from render_tag_shared.projection import expected_coeff_count
 from render_tag_shared.recipe import RecipeFile, dump_recipe_file, load_recipe_file
 
 from . import api, overlay
 from .adapter import camera as cam_adapter
-
-_FAMILY_ITEMS = [(name, name, "") for name in FAMILY_NAMES]
-_LENS_ITEMS = [
-    ("none", "Pinhole", "No distortion"),
-    ("brown_conrady", "Brown-Conrady", "k1, k2, p1, p2, k3 (cv2.projectPoints)"),
-    ("kannala_brandt", "Kannala-Brandt", "k1..k4 (cv2.fisheye)"),
-]
+from .properties import BOARD_TYPE_ITEMS, FAMILY_ITEMS, LENS_ITEMS
 
 
 def _call(op: bpy.types.Operator, action: Callable[[], str]) -> set[str]:
@@ -267,7 +260,7 @@ class RENDER_TAG_OT_add_tag(bpy.types.Operator):
     bl_label = "Add Tag"
     bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender wants a plain set)
 
-    family: EnumProperty(name="Family", items=_FAMILY_ITEMS, default="tag36h11")  # type: ignore[valid-type]
+    family: EnumProperty(name="Family", items=FAMILY_ITEMS, default="tag36h11")  # type: ignore[valid-type]
     tag_id: IntProperty(name="ID", min=0, default=0)  # type: ignore[valid-type]
     size_mm: FloatProperty(name="Size (mm)", description="Edge of the black border", min=0.1, default=100.0)  # type: ignore[valid-type]
     border_bits: IntProperty(name="Border bits", min=1, max=4, default=1)  # type: ignore[valid-type]
@@ -302,20 +295,13 @@ class RENDER_TAG_OT_add_board(bpy.types.Operator):
     bl_label = "Add Board"
     bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender wants a plain set)
 
-    board_type: EnumProperty(  # type: ignore[valid-type]
-        name="Board",
-        items=[
-            ("charuco", "ChArUco", "OpenCV ChArUco board"),
-            ("aprilgrid", "AprilGrid", "Kalibr AprilGrid"),
-        ],
-        default="charuco",
-    )
+    board_type: EnumProperty(name="Board", items=BOARD_TYPE_ITEMS, default="charuco")  # type: ignore[valid-type]
     rows: IntProperty(name="Rows", min=1, default=5)  # type: ignore[valid-type]
     cols: IntProperty(name="Columns", min=1, default=7)  # type: ignore[valid-type]
     square_size_mm: FloatProperty(name="Square (mm)", min=0.1, default=40.0)  # type: ignore[valid-type]
     marker_size_mm: FloatProperty(name="Marker (mm)", min=0.1, default=30.0)  # type: ignore[valid-type]
     spacing_ratio: FloatProperty(name="Spacing ratio", min=0.01, default=0.3)  # type: ignore[valid-type]
-    dictionary: EnumProperty(name="Dictionary", items=_FAMILY_ITEMS, default="DICT_5X5_100")  # type: ignore[valid-type]
+    dictionary: EnumProperty(name="Dictionary", items=FAMILY_ITEMS, default="DICT_5X5_100")  # type: ignore[valid-type]
     legacy_pattern: BoolProperty(name="Legacy pattern", default=False)  # type: ignore[valid-type]
     margin_mm: FloatProperty(name="Margin (mm)", min=0.0, default=0.0)  # type: ignore[valid-type]
     name: StringProperty(name="Name", description="Empty: board0, board1, ...")  # type: ignore[valid-type]
@@ -367,7 +353,7 @@ class RENDER_TAG_OT_set_camera_intrinsics(bpy.types.Operator):
     cy: FloatProperty(name="cy", default=239.5)  # type: ignore[valid-type]
     width: IntProperty(name="Width", min=1, default=640)  # type: ignore[valid-type]
     height: IntProperty(name="Height", min=1, default=480)  # type: ignore[valid-type]
-    distortion_model: EnumProperty(name="Lens model", items=_LENS_ITEMS, default="none")  # type: ignore[valid-type]
+    distortion_model: EnumProperty(name="Lens model", items=LENS_ITEMS, default="none")  # type: ignore[valid-type]
     distortion_coeffs: FloatVectorProperty(name="Coefficients", size=5, default=(0.0,) * 5)  # type: ignore[valid-type]
     eval_margin_px: FloatProperty(name="Eval margin (px)", min=0.0, default=0.0)  # type: ignore[valid-type]
 

@@ -25,7 +25,17 @@ from render_tag_shared.families import FAMILY_NAMES
 
 from .callbacks import refresh_object as _refresh  # globals without `bpy`: see callbacks.py
 
-_FAMILY_ITEMS = [(name, name, f"{name} markers") for name in FAMILY_NAMES]
+FAMILY_ITEMS = [(name, name, f"{name} markers") for name in FAMILY_NAMES]
+"""Enum items shared by the N-panel's properties and the operators' dialogs."""
+BOARD_TYPE_ITEMS = [
+    ("charuco", "ChArUco", "OpenCV ChArUco board"),
+    ("aprilgrid", "AprilGrid", "Kalibr AprilGrid"),
+]
+LENS_ITEMS = [
+    ("none", "Pinhole", "No distortion"),
+    ("brown_conrady", "Brown-Conrady", "k1, k2, p1, p2, k3 (cv2.projectPoints)"),
+    ("kannala_brandt", "Kannala-Brandt", "k1..k4 (cv2.fisheye)"),
+]
 _suspended = 0
 
 
@@ -72,7 +82,7 @@ class RenderTagObjectSettings(bpy.types.PropertyGroup):
         default="NONE",
         update=_refresh,
     )
-    family: EnumProperty(name="Family", items=_FAMILY_ITEMS, default="tag36h11", update=_refresh)  # type: ignore[valid-type]
+    family: EnumProperty(name="Family", items=FAMILY_ITEMS, default="tag36h11", update=_refresh)  # type: ignore[valid-type]
     tag_id: IntProperty(name="ID", min=0, default=0, update=_refresh)  # type: ignore[valid-type]
     size_mm: FloatProperty(  # type: ignore[valid-type]
         name="Size (mm)", description="Edge of the black border", min=1.0, default=100.0, update=_refresh
@@ -83,20 +93,14 @@ class RenderTagObjectSettings(bpy.types.PropertyGroup):
     )
     roughness: FloatProperty(name="Roughness", min=0.0, max=1.0, default=0.9, update=_refresh)  # type: ignore[valid-type]
     board_type: EnumProperty(  # type: ignore[valid-type]
-        name="Board",
-        items=[
-            ("charuco", "ChArUco", "OpenCV ChArUco board"),
-            ("aprilgrid", "AprilGrid", "Kalibr AprilGrid"),
-        ],
-        default="charuco",
-        update=_refresh,
+        name="Board", items=BOARD_TYPE_ITEMS, default="charuco", update=_refresh
     )
     rows: IntProperty(name="Rows", min=1, default=5, update=_refresh)  # type: ignore[valid-type]
     cols: IntProperty(name="Columns", min=1, default=7, update=_refresh)  # type: ignore[valid-type]
     square_size_mm: FloatProperty(name="Square (mm)", min=0.1, default=40.0, update=_refresh)  # type: ignore[valid-type]
     marker_size_mm: FloatProperty(name="Marker (mm)", min=0.1, default=30.0, update=_refresh)  # type: ignore[valid-type]
     spacing_ratio: FloatProperty(name="Spacing ratio", min=0.01, default=0.3, update=_refresh)  # type: ignore[valid-type]
-    dictionary: EnumProperty(name="Dictionary", items=_FAMILY_ITEMS, default="DICT_5X5_100", update=_refresh)  # type: ignore[valid-type]
+    dictionary: EnumProperty(name="Dictionary", items=FAMILY_ITEMS, default="DICT_5X5_100", update=_refresh)  # type: ignore[valid-type]
     legacy_pattern: BoolProperty(name="Legacy pattern", default=False, update=_refresh)  # type: ignore[valid-type]
     board_border_bits: IntProperty(  # type: ignore[valid-type]
         name="Marker border", description="0: the library's default", min=0, max=4, default=0, update=_refresh
@@ -118,15 +122,7 @@ class RenderTagSceneSettings(bpy.types.PropertyGroup):
     camera_index: IntProperty(name="Camera", min=0, default=0)  # type: ignore[valid-type]
     output_dir: StringProperty(name="Output", subtype="DIR_PATH", default="//render_tag_output")  # type: ignore[valid-type]
     eval_margin_px: FloatProperty(name="Eval margin (px)", min=0.0, default=0.0)  # type: ignore[valid-type]
-    distortion_model: EnumProperty(  # type: ignore[valid-type]
-        name="Lens model",
-        items=[
-            ("none", "Pinhole", "No distortion"),
-            ("brown_conrady", "Brown-Conrady", "k1, k2, p1, p2, k3 (cv2.projectPoints)"),
-            ("kannala_brandt", "Kannala-Brandt", "k1..k4 (cv2.fisheye)"),
-        ],
-        default="none",
-    )
+    distortion_model: EnumProperty(name="Lens model", items=LENS_ITEMS, default="none")  # type: ignore[valid-type]
     distortion_coeffs: FloatVectorProperty(name="Coefficients", size=5, default=(0.0,) * 5)  # type: ignore[valid-type]
     renderer_mode: EnumProperty(  # type: ignore[valid-type]
         name="Renderer",
