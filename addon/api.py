@@ -16,14 +16,8 @@ from typing import Any
 from render_tag_shared import imaging
 from render_tag_shared.boards import BoardDefinition
 from render_tag_shared.files import write_json_atomic
-from render_tag_shared.recipe import (
-    BoardObject,
-    CameraIntrinsics,
-    PlaneObject,
-    SceneRecipe,
-    TagObject,
-    load_recipe_file,
-)
+from render_tag_shared.recipe import BoardObject, CameraIntrinsics, PlaneObject, SceneRecipe, TagObject
+from render_tag_shared.recipe_io import load_recipe_file
 from render_tag_shared.truth import image_labels
 
 from . import adapter

@@ -27,8 +27,9 @@ from pydantic import ValidationError
 
 from render_tag_shared.errors import InputError, input_error_from_validation
 from render_tag_shared.files import write_text_atomic
-from render_tag_shared.projection import expected_coeff_count
-from render_tag_shared.recipe import RecipeFile, dump_recipe_file, load_recipe_file
+from render_tag_shared.lens import expected_coeff_count
+from render_tag_shared.recipe import RecipeFile
+from render_tag_shared.recipe_io import dump_recipe_file, load_recipe_file
 
 from . import api, overlay
 from .adapter import camera as cam_adapter

@@ -19,7 +19,7 @@ import yaml
 
 from render_tag import compiler
 from render_tag_shared.config import GenConfig, parse_config
-from render_tag_shared.recipe import dump_recipe_file
+from render_tag_shared.recipe_io import dump_recipe_file
 
 EXAMPLE_CONFIG = (Path(__file__).resolve().parents[1] / "tests" / "data" / "design_example.yaml").read_text()
 """The DESIGN.md example config, verbatim (the one the tests compile)."""

@@ -28,7 +28,8 @@ from render_tag.launcher import LAUNCH_EXPRESSION, default_addon_dir, make_launc
 from render_tag.pool import Job, JobOutcome, PoolSettings, WorkerPool
 from render_tag.render import DEFAULT_JOB, main_render
 from render_tag_shared.config import parse_config
-from render_tag_shared.recipe import RecipeFile, SceneRecipe, dump_recipe_file
+from render_tag_shared.recipe import RecipeFile, SceneRecipe
+from render_tag_shared.recipe_io import dump_recipe_file
 
 SCENE_SCRIPT = """
 import importlib.util, json, sys, time

@@ -21,8 +21,8 @@ from render_tag_shared.recipe import (
     RecipeFile,
     SceneRecipe,
     TagObject,
-    dump_recipe_file,
 )
+from render_tag_shared.recipe_io import dump_recipe_file
 
 K = [[600.0, 0.0, 319.5], [0.0, 600.0, 239.5], [0.0, 0.0, 1.0]]
 CHARUCO = {

@@ -179,7 +179,8 @@ def test_same_recipe_same_png_bytes(rendered: dict[str, Any], addon_session: Any
 
 def test_render_recipe_file_range(addon_session: Any, tmp_path: Path) -> None:
     """A recipe file rendered by range: only the asked scenes, one image and label file per camera."""
-    from render_tag_shared.recipe import RecipeFile, dump_recipe_file
+    from render_tag_shared.recipe import RecipeFile
+    from render_tag_shared.recipe_io import dump_recipe_file
 
     recipes = [SceneRecipe.model_validate(tag_recipe("none", samples=1, scene_id=i)) for i in (10, 11, 12)]
     path = tmp_path / "recipes.json"

@@ -15,7 +15,7 @@ import pytest
 
 from render_tag_shared.boards import BoardDefinition
 from render_tag_shared.geometry import invert_rigid
-from render_tag_shared.projection import project_points
+from render_tag_shared.lens import project_points
 from render_tag_shared.recipe import SceneRecipe
 
 from .blender_helpers import addon_session, charuco_recipe, tag_recipe

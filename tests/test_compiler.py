@@ -34,19 +34,15 @@ from render_tag.presets import PRESETS, compose_config
 from render_tag_shared.config import GenConfig, parse_config
 from render_tag_shared.errors import InputError
 from render_tag_shared.families import get_family
-from render_tag_shared.recipe import (
-    ADDON_VERSION,
-    BoardObject,
-    PlaneObject,
-    RecipeFile,
-    SceneRecipe,
-    TagObject,
+from render_tag_shared.recipe import BoardObject, PlaneObject, RecipeFile, SceneRecipe, TagObject
+from render_tag_shared.recipe_io import (
     dump_recipe_file,
     load_recipe_file,
     parse_recipe_file,
     resolve_asset_paths,
 )
 from render_tag_shared.seeds import derive_seed, job_id
+from render_tag_shared.versions import ADDON_VERSION
 
 EXAMPLE_YAML = (Path(__file__).parent / "data" / "design_example.yaml").read_text()
 """The DESIGN.md example config, verbatim."""

@@ -16,12 +16,8 @@ import numpy as np
 import pytest
 
 from render_tag_shared.errors import InputError
-from render_tag_shared.recipe import (
-    ADDON_VERSION,
-    SCHEMA_VERSION,
-    CameraIntrinsics,
-    RecipeFile,
-    SceneRecipe,
+from render_tag_shared.recipe import SCHEMA_VERSION, CameraIntrinsics, RecipeFile, SceneRecipe
+from render_tag_shared.recipe_io import (
     dump_recipe_file,
     load_recipe_file,
     parse_recipe_file,
@@ -30,6 +26,7 @@ from render_tag_shared.recipe import (
 )
 from render_tag_shared.schema import committed_schema, generate_schemas
 from render_tag_shared.seeds import derive_seed, job_id
+from render_tag_shared.versions import ADDON_VERSION
 
 from .factories import look_at_opencv
 

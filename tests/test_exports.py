@@ -20,7 +20,7 @@ from render_tag.exports import (
 )
 from render_tag.preview import make_preview
 from render_tag_shared.boards import BoardDefinition, board_keypoints, board_marker_corners
-from render_tag_shared.projection import project_points
+from render_tag_shared.lens import project_points
 from render_tag_shared.recipe import BoardObject
 
 from .dataset_builders import CHARUCO, build_dataset, camera, charuco_scene, orbit, tag_scene

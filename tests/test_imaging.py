@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from render_tag_shared import imaging
-from render_tag_shared.projection import project_points
+from render_tag_shared.lens import project_points
 from render_tag_shared.recipe import CameraIntrinsics, CameraRecipe, DynamicRange, SensorNoise, ToneMapping
 
 from .factories import pinhole

@@ -29,7 +29,8 @@ from render_tag_shared.messages import (
     decode_worker_message,
     encode,
 )
-from render_tag_shared.recipe import RecipeFile, SceneRecipe, dump_recipe_file
+from render_tag_shared.recipe import RecipeFile, SceneRecipe
+from render_tag_shared.recipe_io import dump_recipe_file
 
 from .factories import look_at_opencv, pinhole
 

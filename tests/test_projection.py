@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from render_tag_shared import geometry as G
-from render_tag_shared import projection as P
+from render_tag_shared import image_space, lens, overscan
 
 K = np.array([[600.0, 0.0, 319.5], [0.0, 610.0, 239.5], [0.0, 0.0, 1.0]])
 RES = (640, 480)
@@ -71,19 +71,20 @@ def _border_and_grid(res: tuple[int, int], grid_step: float = 7.0) -> np.ndarray
 
 
 def test_models_and_coefficient_counts() -> None:
-    assert P.DISTORTION_MODELS == ("none", "brown_conrady", "kannala_brandt")
-    assert [P.expected_coeff_count(m) for m in P.DISTORTION_MODELS] == [0, 5, 4]
+    assert lens.DISTORTION_MODELS == ("none", "brown_conrady", "kannala_brandt")
+    assert [lens.expected_coeff_count(m) for m in lens.DISTORTION_MODELS] == [0, 5, 4]
     with pytest.raises(ValueError, match="unknown distortion model"):
-        P.expected_coeff_count("fisheye")
+        lens.expected_coeff_count("fisheye")
     with pytest.raises(ValueError, match="takes 5"):
-        P.project_points(np.ones((1, 3)), K, "brown_conrady", [0.1, 0.0, 0.0, 0.0])
+        lens.project_points(np.ones((1, 3)), K, "brown_conrady", [0.1, 0.0, 0.0, 0.0])
     with pytest.raises(ValueError, match="no skew"):
-        P.project_points(np.ones((1, 3)), [[600, 1, 320], [0, 600, 240], [0, 0, 1]], "none", [])
+        lens.project_points(np.ones((1, 3)), [[600, 1, 320], [0, 600, 240], [0, 0, 1]], "none", [])
 
 
 def test_shared_module_does_not_import_cv2() -> None:
     code = (
-        "import sys, render_tag_shared.projection, render_tag_shared.geometry; "
+        "import sys, render_tag_shared.lens, render_tag_shared.overscan, render_tag_shared.image_space, "
+        "render_tag_shared.geometry, render_tag_shared.blender_camera; "
         "bad = {'cv2', 'bpy', 'zmq'} & set(sys.modules); assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -96,7 +97,7 @@ def test_pinhole_matches_cv2() -> None:
     rng = np.random.default_rng(1)
     pts = np.column_stack([rng.uniform(-5, 5, 2000), rng.uniform(-5, 5, 2000), rng.uniform(0.05, 10, 2000)])
     ref = cv2.projectPoints(pts.reshape(-1, 1, 3), np.zeros(3), np.zeros(3), K, np.zeros(5))[0].reshape(-1, 2)
-    np.testing.assert_allclose(P.project_points(pts, K, "none", []), ref, rtol=1e-12, atol=1e-6)
+    np.testing.assert_allclose(lens.project_points(pts, K, "none", []), ref, rtol=1e-12, atol=1e-6)
 
 
 def test_brown_conrady_matches_cv2() -> None:
@@ -108,7 +109,7 @@ def test_brown_conrady_matches_cv2() -> None:
         pts *= rng.uniform(0.1, 20.0, (400, 1))
         pts = np.vstack([pts, [[0.0, 0.0, 1.0], [1e-9, -1e-9, 2.0]]])
         ref = cv2.projectPoints(pts.reshape(-1, 1, 3), np.zeros(3), np.zeros(3), K, c)[0].reshape(-1, 2)
-        got = P.project_points(pts, K, "brown_conrady", c)
+        got = lens.project_points(pts, K, "brown_conrady", c)
         # 1e-6 px absolute; relative 1e-12 only matters for points projected millions of px away
         np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-6)
 
@@ -121,7 +122,7 @@ def test_kannala_brandt_matches_cv2() -> None:
         ref = cv2.fisheye.projectPoints(pts.reshape(-1, 1, 3), np.zeros(3), np.zeros(3), K, c)[0].reshape(
             -1, 2
         )
-        np.testing.assert_allclose(P.project_points(pts, K, "kannala_brandt", c), ref, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(lens.project_points(pts, K, "kannala_brandt", c), ref, rtol=0, atol=1e-6)
 
 
 def test_wrong_coefficient_order_would_be_caught() -> None:
@@ -129,20 +130,20 @@ def test_wrong_coefficient_order_would_be_caught() -> None:
     c = np.array([-0.2, 0.05, 0.003, -0.002, 0.01])
     pts = np.array([[0.4, -0.3, 1.0], [-0.5, 0.2, 1.0]])
     ref = cv2.projectPoints(pts.reshape(-1, 1, 3), np.zeros(3), np.zeros(3), K, c)[0].reshape(-1, 2)
-    swapped = P.project_points(pts, K, "brown_conrady", c[[0, 1, 3, 2, 4]])
+    swapped = lens.project_points(pts, K, "brown_conrady", c[[0, 1, 3, 2, 4]])
     assert np.abs(swapped - ref).max() > 0.1
 
 
 def test_points_behind_camera_are_nan() -> None:
     pts = np.array([[0.1, 0.2, -1.0], [0.1, 0.2, 0.0], [0.0, 0.0, 0.0], [0.1, 0.2, 1.0], [np.nan, 0.0, 1.0]])
     for model, c in (("none", []), ("brown_conrady", [-0.2, 0.05, 0.001, 0.001, 0.0])):
-        uv = P.project_points(pts, K, model, c)
+        uv = lens.project_points(pts, K, model, c)
         assert np.isnan(uv[[0, 1, 2, 4]]).all()
         assert np.isfinite(uv[3]).all()
-    kb = P.project_points(pts, K, "kannala_brandt", [0.01, 0.0, 0.0, 0.0])
+    kb = lens.project_points(pts, K, "kannala_brandt", [0.01, 0.0, 0.0, 0.0])
     assert np.isfinite(kb[[0, 1, 3]]).all()  # a fisheye images the side and behind
     assert np.isnan(kb[2]).all() and np.isnan(kb[4]).all()
-    assert np.isnan(P.project_points([[0.0, 0.0, -1.0]], K, "kannala_brandt", np.zeros(4))).all()
+    assert np.isnan(lens.project_points([[0.0, 0.0, -1.0]], K, "kannala_brandt", np.zeros(4))).all()
 
 
 def test_kannala_brandt_beyond_90_degrees() -> None:
@@ -155,33 +156,33 @@ def test_kannala_brandt_beyond_90_degrees() -> None:
     expected = np.column_stack(
         [K[0, 0] * theta_d * np.cos(az) + K[0, 2], K[1, 1] * theta_d * np.sin(az) + K[1, 2]]
     )
-    np.testing.assert_allclose(P.project_points(pts, K, "kannala_brandt", c), expected, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(lens.project_points(pts, K, "kannala_brandt", c), expected, rtol=0, atol=1e-9)
 
 
 def test_leading_shape_is_kept() -> None:
     pts = np.ones((4, 5, 3))
-    assert P.project_points(pts, K).shape == (4, 5, 2)
-    assert P.unproject_pixels(np.zeros((2, 3, 2)), K).shape == (2, 3, 3)
-    assert P.project_points([0.1, 0.2, 1.0], K).shape == (2,)
+    assert lens.project_points(pts, K).shape == (4, 5, 2)
+    assert lens.unproject_pixels(np.zeros((2, 3, 2)), K).shape == (2, 3, 3)
+    assert lens.project_points([0.1, 0.2, 1.0], K).shape == (2,)
 
 
 # --------------------------------------------------------------------------- inverse
 
 
-@pytest.mark.parametrize("model", P.DISTORTION_MODELS)
+@pytest.mark.parametrize("model", lens.DISTORTION_MODELS)
 def test_unproject_round_trip(model: str) -> None:
     rng = np.random.default_rng(4)
     gx, gy = np.meshgrid(np.linspace(-0.5, 639.5, 161), np.linspace(-0.5, 479.5, 121))
     uv = np.column_stack([gx.ravel(), gy.ravel()])
     for _ in range(8):
         c = {"none": np.zeros(0), "brown_conrady": _random_bc(rng), "kannala_brandt": _random_kb(rng)}[model]
-        rays = P.unproject_pixels(uv, K, model, c)
+        rays = lens.unproject_pixels(uv, K, model, c)
         assert np.isfinite(rays).all()
         np.testing.assert_allclose(np.linalg.norm(rays, axis=1), 1.0, atol=1e-12)
-        np.testing.assert_allclose(P.project_points(rays, K, model, c), uv, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(lens.project_points(rays, K, model, c), uv, rtol=0, atol=1e-9)
         # and the other way round: points -> pixels -> the same directions
         pts = _directions(rng, 300, 0.6)
-        back = P.unproject_pixels(P.project_points(pts, K, model, c), K, model, c)
+        back = lens.unproject_pixels(lens.project_points(pts, K, model, c), K, model, c)
         unit = pts / np.linalg.norm(pts, axis=1, keepdims=True)
         np.testing.assert_allclose(back, unit, rtol=0, atol=1e-11)
 
@@ -192,12 +193,12 @@ def test_brown_conrady_jacobian_matches_finite_differences() -> None:
     c = _random_bc(rng)
     x, y = rng.uniform(-0.8, 0.8, 50), rng.uniform(-0.8, 0.8, 50)
     h = 1e-6
-    j = P._bc_jacobian(x, y, c)
+    j = lens._bc_jacobian(x, y, c)
     dx = [
-        (a - b) / (2 * h) for a, b in zip(P._bc_distort(x + h, y, c), P._bc_distort(x - h, y, c), strict=True)
+        (a - b) / (2 * h) for a, b in zip(lens._bc_distort(x + h, y, c), lens._bc_distort(x - h, y, c), strict=True)
     ]
     dy = [
-        (a - b) / (2 * h) for a, b in zip(P._bc_distort(x, y + h, c), P._bc_distort(x, y - h, c), strict=True)
+        (a - b) / (2 * h) for a, b in zip(lens._bc_distort(x, y + h, c), lens._bc_distort(x, y - h, c), strict=True)
     ]
     for analytic, numeric in zip(j, [dx[0], dy[0], dx[1], dy[1]], strict=True):
         np.testing.assert_allclose(analytic, numeric, rtol=0, atol=1e-8)
@@ -207,35 +208,35 @@ def test_unproject_wide_fisheye_past_90_degrees() -> None:
     k_wide = np.array([[330.0, 0.0, 639.5], [0.0, 330.0, 479.5], [0.0, 0.0, 1.0]])
     c = np.array([-0.01, 0.002, -0.0005, 0.00005])
     uv = _border_and_grid((1280, 960), 13.0)
-    rays = P.unproject_pixels(uv, k_wide, "kannala_brandt", c)
+    rays = lens.unproject_pixels(uv, k_wide, "kannala_brandt", c)
     assert (rays[:, 2] < 0).any()  # the corners look behind the principal plane
-    np.testing.assert_allclose(P.project_points(rays, k_wide, "kannala_brandt", c), uv, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(lens.project_points(rays, k_wide, "kannala_brandt", c), uv, rtol=0, atol=1e-9)
 
 
 def test_unproject_returns_nan_outside_the_lens_domain() -> None:
     # k1 = -0.5: r (1 - 0.5 r^2) peaks at r = sqrt(2/3) with distorted radius 0.544
     c = np.array([-0.5, 0.0, 0.0, 0.0, 0.0])
     k = np.array([[100.0, 0.0, 0.0], [0.0, 100.0, 0.0], [0.0, 0.0, 1.0]])
-    rays = P.unproject_pixels([[50.0, 0.0], [0.0, -54.0], [60.0, 0.0], [40.0, 45.0]], k, "brown_conrady", c)
+    rays = lens.unproject_pixels([[50.0, 0.0], [0.0, -54.0], [60.0, 0.0], [40.0, 45.0]], k, "brown_conrady", c)
     assert np.isfinite(rays[:2]).all() and np.isnan(rays[2:]).all()
-    assert math.atan(math.hypot(*rays[0, :2]) / rays[0, 2]) < P.max_valid_angle("brown_conrady", c)
+    assert math.atan(math.hypot(*rays[0, :2]) / rays[0, 2]) < lens.max_valid_angle("brown_conrady", c)
     # an equidistant lens without distortion: nothing beyond theta = pi, i.e. r = pi * f
-    rays = P.unproject_pixels([[310.0, 0.0], [0.0, 320.0]], k, "kannala_brandt", np.zeros(4))
+    rays = lens.unproject_pixels([[310.0, 0.0], [0.0, 320.0]], k, "kannala_brandt", np.zeros(4))
     assert np.isfinite(rays[0]).all() and np.isnan(rays[1]).all()
     assert rays[0, 2] == pytest.approx(math.cos(3.1))
-    assert np.isnan(P.unproject_pixels([[np.nan, 1.0]], K, "brown_conrady", c)).all()
+    assert np.isnan(lens.unproject_pixels([[np.nan, 1.0]], K, "brown_conrady", c)).all()
 
 
 def test_in_lens_domain_flags_folded_points() -> None:
     c = np.array([-0.5, 0.0, 0.0, 0.0, 0.0])
     # normalised radius 1.2 is past the fold at 0.816, yet cv2 maps it to radius 0.336: inside the image
     folded = np.array([[1.2, 0.0, 1.0]])
-    assert np.isfinite(P.project_points(folded, K, "brown_conrady", c)).all()
-    mask = P.in_lens_domain(np.vstack([folded, [[0.5, 0.0, 1.0], [0.1, 0.1, -1.0]]]), "brown_conrady", c)
+    assert np.isfinite(lens.project_points(folded, K, "brown_conrady", c)).all()
+    mask = lens.in_lens_domain(np.vstack([folded, [[0.5, 0.0, 1.0], [0.1, 0.1, -1.0]]]), "brown_conrady", c)
     assert mask.tolist() == [False, True, False]
-    assert P.in_lens_domain([[1.0, 0.0, -1.0]], "kannala_brandt", np.zeros(4)).tolist() == [True]
-    assert P.max_valid_angle("none") == pytest.approx(math.pi / 2)
-    assert P.max_valid_angle("kannala_brandt", np.zeros(4)) == pytest.approx(math.pi)
+    assert lens.in_lens_domain([[1.0, 0.0, -1.0]], "kannala_brandt", np.zeros(4)).tolist() == [True]
+    assert lens.max_valid_angle("none") == pytest.approx(math.pi / 2)
+    assert lens.max_valid_angle("kannala_brandt", np.zeros(4)) == pytest.approx(math.pi)
 
 
 # --------------------------------------------------------------------------- overscan
@@ -255,12 +256,12 @@ def _bc_sets() -> list[np.ndarray]:
 def test_linear_overscan_covers_every_target_ray(coeffs: np.ndarray) -> None:
     k = np.array([[500.0, 0.0, 301.2], [0.0, 520.0, 255.7], [0.0, 0.0, 1.0]])  # off-centre principal point
     margin = 2.0
-    k_over, (w_over, h_over) = P.linear_overscan(k, RES, coeffs, margin_px=margin)
+    k_over, (w_over, h_over) = overscan.linear_overscan(k, RES, coeffs, margin_px=margin)
     assert k_over[0, 0] == k[0, 0] and k_over[1, 1] == k[1, 1]
     assert (k_over[:2, 2] - k[:2, 2]) == pytest.approx(np.round(k_over[:2, 2] - k[:2, 2]))  # grid aligned
     assert w_over >= RES[0] and h_over >= RES[1]
-    rays = P.unproject_pixels(_border_and_grid(RES), k, "brown_conrady", coeffs)
-    src = P.project_points(rays, k_over, "none", [])
+    rays = lens.unproject_pixels(_border_and_grid(RES), k, "brown_conrady", coeffs)
+    src = lens.project_points(rays, k_over, "none", [])
     lo = src.min(axis=0)
     hi = src.max(axis=0)
     assert lo[0] >= margin and lo[1] >= margin
@@ -276,23 +277,23 @@ def test_linear_overscan_covers_every_target_ray(coeffs: np.ndarray) -> None:
 
 
 def test_linear_overscan_without_distortion_is_an_integer_shift() -> None:
-    k_over, size = P.linear_overscan(K, RES, np.zeros(5), margin_px=2)
+    k_over, size = overscan.linear_overscan(K, RES, np.zeros(5), margin_px=2)
     assert size == (646, 486)  # three whole pixels each side: 2 px margin + the half-pixel image edge
     np.testing.assert_array_equal(k_over[:2, 2], K[:2, 2] + 3)
-    m = P.resample_map(K, RES, "brown_conrady", np.zeros(5), k_over, "none")
+    m = overscan.resample_map(K, RES, "brown_conrady", np.zeros(5), k_over, "none")
     gx, gy = np.meshgrid(np.arange(RES[0]), np.arange(RES[1]))
     np.testing.assert_allclose(m, np.stack([gx + 3, gy + 3], axis=-1), rtol=0, atol=1e-9)
 
 
 def test_linear_overscan_rejects_a_lens_that_folds_inside_the_image() -> None:
     with pytest.raises(ValueError, match="folds"):
-        P.linear_overscan(K, RES, [-0.9, 0.0, 0.0, 0.0, 0.0])
+        overscan.linear_overscan(K, RES, [-0.9, 0.0, 0.0, 0.0, 0.0])
 
 
 def test_resample_map_for_distorted_target_stays_inside_the_render() -> None:
     c = np.array([-0.3, 0.1, 0.001, -0.002, -0.02])
-    k_over, (w_over, h_over) = P.linear_overscan(K, RES, c, margin_px=2)
-    m = P.resample_map(K, RES, "brown_conrady", c, k_over)
+    k_over, (w_over, h_over) = overscan.linear_overscan(K, RES, c, margin_px=2)
+    m = overscan.resample_map(K, RES, "brown_conrady", c, k_over)
     assert m.shape == (RES[1], RES[0], 2)
     assert m[..., 0].min() >= 2 and m[..., 0].max() <= w_over - 3
     assert m[..., 1].min() >= 2 and m[..., 1].max() <= h_over - 3
@@ -317,13 +318,13 @@ def test_equidistant_overscan_covers_every_target_ray(
 ) -> None:
     k, res, coeffs = case
     margin = 2.0
-    fov, square, k_equi = P.equidistant_overscan(k, res, coeffs, margin_px=margin)
-    np.testing.assert_allclose(k_equi, P.equidistant_k(fov, square))
+    fov, square, k_equi = overscan.equidistant_overscan(k, res, coeffs, margin_px=margin)
+    np.testing.assert_allclose(k_equi, overscan.equidistant_k(fov, square))
     assert k_equi[0, 0] == pytest.approx(max(k[0, 0], k[1, 1]))  # same centre magnification
-    rays = P.unproject_pixels(_border_and_grid(res), k, "kannala_brandt", coeffs)
-    src = P.project_equidistant(rays, fov, square)
+    rays = lens.unproject_pixels(_border_and_grid(res), k, "kannala_brandt", coeffs)
+    src = overscan.project_equidistant(rays, fov, square)
     radius = np.hypot(*(src - (square - 1) / 2).T)
-    limit = square / 2 - margin - P.FISHEYE_EDGE_GUARD_PX
+    limit = square / 2 - margin - overscan.FISHEYE_EDGE_GUARD_PX
     assert radius.max() <= limit
     assert radius.max() > limit - 1.0  # and not bigger than needed
     assert src.min() >= margin and src.max() <= square - 1 - margin
@@ -335,7 +336,7 @@ def test_equidistant_k_matches_cycles_fisheye_formula() -> None:
     px = np.array([[450.0, 450.0], [0.0, 450.0], [900.0, 450.0], [450.0, -0.5], [700.0, 123.0]])
     u = 2.0 * (px + 0.5) / square - 1.0
     theta_cycles = np.hypot(u[:, 0], u[:, 1]) * fov / 2
-    rays = P.unproject_pixels(px, P.equidistant_k(fov, square), "kannala_brandt", np.zeros(4))
+    rays = lens.unproject_pixels(px, overscan.equidistant_k(fov, square), "kannala_brandt", np.zeros(4))
     theta = np.arctan2(np.hypot(rays[:, 0], rays[:, 1]), rays[:, 2])
     np.testing.assert_allclose(theta, theta_cycles, rtol=0, atol=1e-12)
     assert theta[3] == pytest.approx(fov / 2)  # the top edge of the square is the edge of the fov
@@ -344,7 +345,7 @@ def test_equidistant_k_matches_cycles_fisheye_formula() -> None:
 def test_equidistant_overscan_rejects_more_than_360_degrees() -> None:
     k = np.array([[150.0, 0.0, 639.5], [0.0, 150.0, 479.5], [0.0, 0.0, 1.0]])
     with pytest.raises(ValueError):
-        P.equidistant_overscan(k, (1280, 960), np.zeros(4))
+        overscan.equidistant_overscan(k, (1280, 960), np.zeros(4))
 
 
 # --------------------------------------------------------------------------- visibility
@@ -365,21 +366,21 @@ def test_visibility_margin_edges() -> None:
             [np.inf, 3.0],
         ]
     )
-    vis = P.visibility(uv, (w, h), m)
+    vis = image_space.visibility(uv, (w, h), m)
     assert vis.dtype == np.int8
     assert vis.tolist() == [2, 2, 1, 1, 2, 1, 1, 0, 0]
     # margin 0: the image area is [-0.5, W - 0.5]
-    assert P.visibility([[-0.5, -0.5], [639.5, 479.5], [639.51, 0.0]], (w, h), 0).tolist() == [2, 2, 1]
+    assert image_space.visibility([[-0.5, -0.5], [639.5, 479.5], [639.51, 0.0]], (w, h), 0).tolist() == [2, 2, 1]
 
 
 def test_apply_sentinel() -> None:
     uv = np.array([[1.0, 2.0], [np.nan, np.nan], [700.0, 3.0]])
-    vis = P.visibility(uv, RES, 2)
-    out = P.apply_sentinel(uv, vis)
+    vis = image_space.visibility(uv, RES, 2)
+    out = image_space.apply_sentinel(uv, vis)
     np.testing.assert_array_equal(out, [[1.0, 2.0], [-1.0, -1.0], [700.0, 3.0]])
     assert np.isnan(uv[1]).all()  # the input is not modified
     with pytest.raises(ValueError):
-        P.apply_sentinel(uv, vis[:2])
+        image_space.apply_sentinel(uv, vis[:2])
 
 
 # --------------------------------------------------------------------------- polygons
@@ -387,26 +388,26 @@ def test_apply_sentinel() -> None:
 
 def test_polygon_sign_in_image_coordinates() -> None:
     square = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])  # TL, TR, BR, BL: clockwise on screen
-    assert P.polygon_area(square) == pytest.approx(1.0)
-    assert P.is_clockwise_in_image(square)
-    assert P.polygon_area(square[::-1]) == pytest.approx(-1.0)
-    assert not P.is_clockwise_in_image(square[::-1])
-    assert not P.is_clockwise_in_image([[0.0, 0.0], [np.nan, 0.0], [1.0, 1.0]])
+    assert image_space.polygon_area(square) == pytest.approx(1.0)
+    assert image_space.is_clockwise_in_image(square)
+    assert image_space.polygon_area(square[::-1]) == pytest.approx(-1.0)
+    assert not image_space.is_clockwise_in_image(square[::-1])
+    assert not image_space.is_clockwise_in_image([[0.0, 0.0], [np.nan, 0.0], [1.0, 1.0]])
     # a tag facing the camera, corners TL, TR, BR, BL in the OpenCV camera frame (y down): positive
     a, d = 0.05, 1.0
     tag = np.array([[-a, -a, d], [a, -a, d], [a, a, d], [-a, a, d]])
-    uv = P.project_points(tag, K, "brown_conrady", [-0.2, 0.05, 0.0, 0.0, 0.0])
-    assert P.polygon_area(uv) > 0
+    uv = lens.project_points(tag, K, "brown_conrady", [-0.2, 0.05, 0.0, 0.0, 0.0])
+    assert image_space.polygon_area(uv) > 0
     # seen from behind (mirror the tag in x), the same corner order turns counter-clockwise
-    assert P.polygon_area(P.project_points(tag * [-1, 1, 1], K)) < 0
+    assert image_space.polygon_area(lens.project_points(tag * [-1, 1, 1], K)) < 0
 
 
 def test_bbox_xywh() -> None:
     uv = np.array([[10.0, 20.0], [30.0, 5.0], [np.nan, np.nan], [-4.0, 500.0]])
-    assert P.bbox_xywh(uv) == pytest.approx((-4.0, 5.0, 34.0, 495.0))
-    assert P.bbox_xywh(uv, clip_resolution=RES) == pytest.approx((-0.5, 5.0, 30.5, 474.5))
+    assert image_space.bbox_xywh(uv) == pytest.approx((-4.0, 5.0, 34.0, 495.0))
+    assert image_space.bbox_xywh(uv, clip_resolution=RES) == pytest.approx((-0.5, 5.0, 30.5, 474.5))
     with pytest.raises(ValueError):
-        P.bbox_xywh([[np.nan, 1.0]])
+        image_space.bbox_xywh([[np.nan, 1.0]])
 
 
 # --------------------------------------------------------------------------- geometry

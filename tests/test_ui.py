@@ -118,7 +118,7 @@ def test_unregister_removes_everything_and_registers_again(addon: Any) -> None:
 def test_authoring_operators_and_export(scene: Any, tmp_path: Path) -> None:
     import bpy
 
-    from render_tag_shared.recipe import load_recipe_file
+    from render_tag_shared.recipe_io import load_recipe_file
 
     assert bpy.ops.render_tag.add_tag(family="tag36h11", tag_id=3, size_mm=80.0) == {"FINISHED"}
     tag = bpy.context.view_layer.objects.active

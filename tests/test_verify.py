@@ -21,7 +21,7 @@ from render_tag_shared.boards import BoardDefinition, board_image, board_keypoin
 from render_tag_shared.errors import InputError
 from render_tag_shared.families import get_family, marker_image
 from render_tag_shared.geometry import matrix_to_quat
-from render_tag_shared.projection import visibility
+from render_tag_shared.image_space import visibility
 from render_tag_shared.records import DetectionRecord, ImageLabels
 
 from .dataset_builders import CHARUCO

@@ -34,7 +34,8 @@ from render_tag_shared.boards import library_to_object
 from render_tag_shared.config import read_config_data
 from render_tag_shared.errors import InputError
 from render_tag_shared.geometry import invert_rigid, quat_to_matrix, transform_points
-from render_tag_shared.projection import polygon_area, project_points, visibility
+from render_tag_shared.image_space import polygon_area, visibility
+from render_tag_shared.lens import project_points
 from render_tag_shared.recipe import tag_corners_object_frame
 from render_tag_shared.records import DetectionRecord
 from render_tag_shared.truth import board_outline_object_frame
@@ -191,7 +192,7 @@ def _eval_margins(root: Path) -> dict[str, float]:
             pass
     if margins or not (root / "recipes.json").is_file():
         return margins
-    from render_tag_shared.recipe import load_recipe_file
+    from render_tag_shared.recipe_io import load_recipe_file
 
     try:
         recipes = load_recipe_file(root / "recipes.json")

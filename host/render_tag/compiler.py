@@ -65,9 +65,9 @@ from render_tag_shared.config import BoardSubject, GenConfig, TagsSubject, parse
 from render_tag_shared.errors import InputError, field_path
 from render_tag_shared.families import get_family, marker_bits
 from render_tag_shared.geometry import matrix_to_quat
-from render_tag_shared.projection import polygon_area, unproject_pixels
+from render_tag_shared.image_space import polygon_area
+from render_tag_shared.lens import unproject_pixels
 from render_tag_shared.recipe import (
-    ADDON_VERSION,
     SCHEMA_VERSION,
     BoardObject,
     CameraIntrinsics,
@@ -89,9 +89,9 @@ from render_tag_shared.recipe import (
     TagObject,
     ToneMapping,
     World,
-    dump_recipe_file,
     require_unique_scene_ids,
 )
+from render_tag_shared.recipe_io import dump_recipe_file
 from render_tag_shared.seeds import derive_seed, job_id, spec_hash
 from render_tag_shared.truth import (
     Lens,
@@ -101,6 +101,7 @@ from render_tag_shared.truth import (
     observe_prepared,
     tag_module_m,
 )
+from render_tag_shared.versions import ADDON_VERSION
 
 from .io import write_text_atomic
 from .presets import compose_config

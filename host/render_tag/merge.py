@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from render_tag_shared.errors import InputError
-from render_tag_shared.recipe import SCHEMA_VERSION, RecipeFile, SceneRecipe, load_recipe_file, recipe_hash
+from render_tag_shared.recipe import SCHEMA_VERSION, RecipeFile, SceneRecipe, recipe_hash
+from render_tag_shared.recipe_io import load_recipe_file
 from render_tag_shared.records import (
     COCO_KEYPOINT_NAMES,
     COORDINATE_CONVENTION,
@@ -412,7 +413,7 @@ def merge_dataset(
             if picture.is_file():
                 _copy_if_needed(picture, target / by_id[image_id].file_name)
     if not (target / "recipes.json").is_file() and recipes:
-        from render_tag_shared.recipe import dump_recipe_file
+        from render_tag_shared.recipe_io import dump_recipe_file
 
         job = next(iter(job_ids)) if len(job_ids) == 1 else None
         merged = RecipeFile(

@@ -24,7 +24,8 @@ from types import FrameType
 from typing import IO, Any
 
 from render_tag_shared.errors import InputError
-from render_tag_shared.recipe import RecipeFile, SceneRecipe, dump_recipe_file, load_recipe_file, recipe_hash
+from render_tag_shared.recipe import RecipeFile, SceneRecipe, recipe_hash
+from render_tag_shared.recipe_io import dump_recipe_file, load_recipe_file
 
 from .compiler import parse_shard, shard_range
 from .io import write_text_atomic

@@ -18,9 +18,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from .boards import BoardDefinition
 from .errors import InputError, input_error_from_validation
 from .families import get_family
-from .projection import expected_coeff_count
+from .lens import DistortionModel, expected_coeff_count
 from .recipe import (
-    DistortionModel,
     FiniteFloat,
     NonNegativeFloat,
     PositiveFloat,

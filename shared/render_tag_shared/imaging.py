@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .files import write_bytes_atomic
-from .projection import project_points, unproject_pixels
+from .lens import project_points, unproject_pixels
 from .recipe import (
     CameraIntrinsics,
     CameraRecipe,

@@ -8,11 +8,7 @@ ends in `_rad`. Camera matrices use OpenCV's camera axes (x right, y down, z for
 
 from __future__ import annotations
 
-import json
 import math
-import os
-from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -21,24 +17,19 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from .boards import BoardDefinition, keypoints_object_frame
-from .errors import InputError, input_error_from_validation
 from .families import get_family, marker_identity
 from .geometry import pose_matrix
-from .projection import equidistant_overscan, expected_coeff_count, linear_overscan
+from .lens import DistortionModel, expected_coeff_count
+from .overscan import equidistant_overscan, linear_overscan
 from .seeds import spec_hash
 
 SCHEMA_VERSION = "1.1.0"
 """Major.minor.patch of the recipe contract; a file with another major version is refused."""
-
-ADDON_VERSION = "0.1.0"
-"""The add-on release this contract ships with (blender_manifest.toml's `version`; a test keeps them
-equal): what the host records as the add-on's version when it runs without a checkout."""
 
 ASSET_PATHS = (
     "a relative path is relative to the folder of the recipe file that holds it (recipes.json); "
@@ -53,7 +44,6 @@ UnitFloat = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 Vec3 = tuple[FiniteFloat, FiniteFloat, FiniteFloat]
 Quaternion = tuple[FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat]
 RGB = tuple[UnitFloat, UnitFloat, UnitFloat]
-DistortionModel = Literal["none", "brown_conrady", "kannala_brandt"]
 
 
 def _positive_resolution(value: tuple[int, int]) -> tuple[int, int]:
@@ -577,80 +567,3 @@ class RecipeFile(StrictModel):
 def require_unique_scene_ids(recipes: list[SceneRecipe]) -> None:
     """RecipeFile's own rule: no scene id twice (ValueError naming the second use)."""
     _require_unique([str(r.scene_id) for r in recipes], "recipes", "scene_id")
-
-
-def parse_recipe_file(text: str, source: str) -> RecipeFile:
-    """Parses recipes.json (or a single recipe, wrapped) and names the file and field on failure."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(source, "", f"not valid JSON: {exc}") from exc
-    if isinstance(data, dict) and "recipes" not in data and "scene_id" in data:
-        data = {"recipes": [data]}
-    if isinstance(data, list):
-        data = {"recipes": data}
-    try:
-        return RecipeFile.model_validate(data)
-    except ValidationError as exc:
-        raise input_error_from_validation(source, exc, data=data) from exc
-
-
-def load_recipe_file(path: str | Path) -> RecipeFile:
-    """Reads recipes.json; relative asset paths come back absolute, resolved against the file's folder
-    (ASSET_PATHS), because whoever renders a recipe no longer knows which file it came from."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(str(path), "", f"cannot read: {exc.strerror}") from exc
-    loaded = parse_recipe_file(text, str(path))
-    resolved = [resolve_asset_paths(recipe, path.parent) for recipe in loaded.recipes]
-    return loaded.model_copy(update={"recipes": resolved})
-
-
-def dump_recipe_file(recipes: RecipeFile) -> str:
-    """The canonical text of a recipe file: stable key order, so the same recipes give the same bytes."""
-    return json.dumps(recipes.model_dump(mode="json"), indent=1, sort_keys=False, allow_nan=False) + "\n"
-
-
-def _resolved(path: str | None, folder: Path) -> str | None:
-    if path is None or Path(path).is_absolute():
-        return path
-    return os.path.normpath(Path(folder, path))
-
-
-def _map_asset_paths(recipe: SceneRecipe, change: Callable[[str | None], str | None]) -> SceneRecipe:
-    world = recipe.world
-    hdri = world.hdri
-    if hdri is not None:
-        hdri = hdri.model_copy(update={"path": change(hdri.path)})
-    world = world.model_copy(update={"hdri": hdri, "background_texture": change(world.background_texture)})
-    objects = [
-        o.model_copy(update={"texture": change(o.texture)}) if isinstance(o, PlaneObject) else o
-        for o in recipe.objects
-    ]
-    return recipe.model_copy(update={"world": world, "objects": objects})
-
-
-def resolve_asset_paths(recipe: SceneRecipe, folder: str | Path) -> SceneRecipe:
-    """The recipe with its relative asset paths (ASSET_PATHS) made absolute against `folder`, the folder
-    of the recipe file it came from: what a worker, which sees one recipe and not the file, can open."""
-    root = Path(os.path.abspath(folder))
-    return _map_asset_paths(recipe, lambda path: _resolved(path, root))
-
-
-def rebase_asset_paths(recipe: SceneRecipe, source: str | Path, target: str | Path) -> SceneRecipe:
-    """The recipe of a file in folder `source` as a file in folder `target` must say it: relative asset
-    paths re-expressed relative to `target` (absolute ones stay), e.g. when a render copies
-    recipes.json into its output folder."""
-    old, new = Path(os.path.abspath(source)), Path(os.path.abspath(target))
-
-    def change(path: str | None) -> str | None:
-        if path is None or Path(path).is_absolute():
-            return path
-        try:
-            return Path(os.path.relpath(os.path.normpath(old / path), new)).as_posix()
-        except ValueError:  # another drive (Windows): only an absolute path reaches it
-            return os.path.normpath(old / path)
-
-    return _map_asset_paths(recipe, change)

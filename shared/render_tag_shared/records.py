@@ -16,8 +16,9 @@ from pydantic import Field
 
 from .boards import BoardDefinition
 from .families import FAMILY_NAMES
-from .projection import polygon_area
-from .recipe import DistortionModel, FiniteFloat, StrictModel
+from .image_space import polygon_area
+from .lens import DistortionModel
+from .recipe import FiniteFloat, StrictModel
 
 RICH_TRUTH_VERSION = "2.0"
 COORDINATE_CONVENTION = "opencv: the centre of the top-left pixel is (0, 0)"

@@ -27,15 +27,8 @@ import numpy as np
 from .boards import BoardDefinition, library_to_object
 from .families import get_family
 from .geometry import invert_rigid, matrix_to_quat
-from .projection import (
-    _coeffs,
-    _intrinsics,
-    _resolution,
-    in_lens_domain_checked,
-    max_valid_angle,
-    project_checked,
-    visibility_checked,
-)
+from .image_space import image_size, visibility_checked
+from .lens import coeff_array, in_lens_domain_checked, k_params, max_valid_angle, project_checked
 from .recipe import (
     BoardObject,
     CameraIntrinsics,
@@ -204,9 +197,9 @@ class Lens:
     def __init__(self, intrinsics: CameraIntrinsics):
         self.intrinsics = intrinsics
         self.model = intrinsics.distortion_model
-        self.coeffs = _coeffs(self.model, list(intrinsics.distortion_coeffs))
-        self.fx, self.fy, self.cx, self.cy = _intrinsics(intrinsics.k)
-        self.width, self.height = _resolution(intrinsics.resolution)
+        self.coeffs = coeff_array(self.model, list(intrinsics.distortion_coeffs))
+        self.fx, self.fy, self.cx, self.cy = k_params(intrinsics.k)
+        self.width, self.height = image_size(intrinsics.resolution)
         self.margin = float(intrinsics.eval_margin_px)
         self.theta_max = max_valid_angle(self.model, self.coeffs)
 

@@ -1,11 +1,11 @@
-"""Lens models, projection and their inverse, overscan intrinsics, visibility and polygon helpers.
+"""Lens models: OpenCV's pinhole, Brown-Conrady and Kannala-Brandt projections and their inverse.
 
-Pure numpy, so the add-on (inside Blender), the host and the audit compute the same pixels.
+Pure numpy, so the add-on (inside Blender), the host and the audit compute the same pixels. This is
+the one home of the lens models the contract names (`DistortionModel`) and of their coefficient counts.
 
 Conventions
 -----------
-* Pixels follow OpenCV: the centre of the top-left pixel is (0, 0); the image area of a W x H image is
-  the rectangle [-0.5, W - 0.5] x [-0.5, H - 0.5] (outer edges of the border pixels).
+* Pixels follow OpenCV (see `image_space`): the centre of the top-left pixel is (0, 0).
 * The camera frame is OpenCV's: x right, y down, z forward (the optical axis).
 * ``K = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]``. Skew must be zero (cv2.projectPoints ignores it,
   so accepting it would silently disagree with OpenCV).
@@ -29,48 +29,36 @@ Conventions
 from __future__ import annotations
 
 import math
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
 
+from .image_space import point_rows
+
 __all__ = [
+    "COEFF_COUNTS",
     "DISTORTION_MODELS",
-    "FISHEYE_EDGE_GUARD_PX",
     "DistortionModel",
-    "apply_sentinel",
-    "bbox_xywh",
-    "equidistant_k",
-    "equidistant_overscan",
+    "coeff_array",
     "expected_coeff_count",
     "in_lens_domain",
     "in_lens_domain_checked",
-    "is_clockwise_in_image",
-    "linear_overscan",
+    "k_params",
     "max_valid_angle",
-    "polygon_area",
     "project_checked",
-    "project_equidistant",
     "project_points",
-    "resample_map",
     "unproject_pixels",
-    "visibility",
-    "visibility_checked",
 ]
 
 ArrayLike = npt.ArrayLike
 FloatArray = npt.NDArray[np.float64]
 
 DistortionModel = Literal["none", "brown_conrady", "kannala_brandt"]
-#: The lens models a recipe may name, in the order of the contract.
-DISTORTION_MODELS: Final[tuple[str, ...]] = ("none", "brown_conrady", "kannala_brandt")
-_COEFF_COUNT: Final[dict[str, int]] = {"none": 0, "brown_conrady": 5, "kannala_brandt": 4}
-
-#: Extra clearance (px) between the furthest target ray and the edge of Blender's fisheye circle.
-#: Outside the circle Cycles returns no ray (black); a bilinear sample reaches neighbours up to
-#: sqrt(2) px away and each of those pixels integrates Cycles' 1.5 px pixel filter (about 1.06 px
-#: diagonally), so 2.5 px keeps every contributing camera sample inside the circle.
-FISHEYE_EDGE_GUARD_PX: Final[float] = 2.5
+"""The lens models a recipe may name, in the order of the contract."""
+DISTORTION_MODELS: Final[tuple[str, ...]] = get_args(DistortionModel)
+COEFF_COUNTS: Final[dict[str, int]] = {"none": 0, "brown_conrady": 5, "kannala_brandt": 4}
+"""How many distortion coefficients each model takes (OpenCV's vectors, see the module doc)."""
 
 # Newton tolerances: pixel residual we aim for, and the residual above which a pixel is declared
 # not invertible (NaN) instead of returning a wrong ray.
@@ -84,12 +72,13 @@ _ACCEPT_RESIDUAL_PX: Final[float] = 1e-7
 def expected_coeff_count(model: str) -> int:
     """Number of distortion coefficients a model takes (0, 5, 4); ValueError for unknown models."""
     try:
-        return _COEFF_COUNT[model]
+        return COEFF_COUNTS[model]
     except KeyError:
         raise ValueError(f"unknown distortion model {model!r}; expected one of {DISTORTION_MODELS}") from None
 
 
-def _coeffs(model: str, coeffs: ArrayLike | None) -> FloatArray:
+def coeff_array(model: str, coeffs: ArrayLike | None) -> FloatArray:
+    """The checked coefficient vector of a model (float64); ValueError on a wrong count or non-finite."""
     n = expected_coeff_count(model)
     c = np.zeros(0) if coeffs is None else np.asarray(coeffs, dtype=np.float64).reshape(-1)
     if c.size != n:
@@ -99,7 +88,8 @@ def _coeffs(model: str, coeffs: ArrayLike | None) -> FloatArray:
     return c
 
 
-def _intrinsics(k_matrix: ArrayLike) -> tuple[float, float, float, float]:
+def k_params(k_matrix: ArrayLike) -> tuple[float, float, float, float]:
+    """(fx, fy, cx, cy) of a checked K; ValueError on skew, a wrong shape or non-positive focal lengths."""
     k = np.asarray(k_matrix, dtype=np.float64)
     if k.shape != (3, 3):
         raise ValueError(f"K must be 3x3, got shape {k.shape}")
@@ -109,13 +99,6 @@ def _intrinsics(k_matrix: ArrayLike) -> tuple[float, float, float, float]:
     if not (fx > 0.0 and fy > 0.0 and math.isfinite(cx) and math.isfinite(cy)):
         raise ValueError("K needs fx > 0, fy > 0 and finite cx, cy")
     return fx, fy, cx, cy
-
-
-def _resolution(resolution: tuple[int, int] | ArrayLike) -> tuple[int, int]:
-    w, h = (int(v) for v in np.asarray(resolution).reshape(-1)[:2])
-    if w <= 0 or h <= 0:
-        raise ValueError(f"resolution must be positive, got {(w, h)}")
-    return w, h
 
 
 # --------------------------------------------------------------------------- radial polynomials
@@ -164,7 +147,7 @@ def max_valid_angle(model: str, coeffs: ArrayLike | None = None) -> float:
     stops increasing (the tangential terms are small and ignored here), below pi/2. Kannala-Brandt:
     the theta where theta_d(theta) stops increasing, at most pi.
     """
-    c = _coeffs(model, coeffs)
+    c = coeff_array(model, coeffs)
     if model == "none":
         return math.pi / 2
     if model == "brown_conrady":
@@ -307,13 +290,6 @@ def _bc_undistort(
 # --------------------------------------------------------------------------- projection
 
 
-def _flat(points: ArrayLike, dim: int, name: str) -> tuple[FloatArray, tuple[int, ...]]:
-    p = np.asarray(points, dtype=np.float64)
-    if p.shape[-1:] != (dim,):
-        raise ValueError(f"{name} must have shape (..., {dim}), got {p.shape}")
-    return p.reshape(-1, dim), p.shape[:-1]
-
-
 def project_points(
     points_cam: ArrayLike,
     k_matrix: ArrayLike,
@@ -327,9 +303,9 @@ def project_points(
     origin and points straight behind the camera (theta is measured with atan2, so directions past
     90 degrees are projected as a real fisheye images them, where cv2 would mirror them forwards).
     """
-    c = _coeffs(distortion_model, coeffs)
-    fx, fy, cx, cy = _intrinsics(k_matrix)
-    p, lead = _flat(points_cam, 3, "points_cam")
+    c = coeff_array(distortion_model, coeffs)
+    fx, fy, cx, cy = k_params(k_matrix)
+    p, lead = point_rows(points_cam, 3, "points_cam")
     return project_checked(p, fx, fy, cx, cy, distortion_model, c).reshape(*lead, 2)
 
 
@@ -375,9 +351,9 @@ def unproject_pixels(
     fisheye's image circle or past the fold of a strongly distorted Brown-Conrady lens. This is what
     the renderer uses to resample an undistorted overscan render into the distorted target image.
     """
-    c = _coeffs(distortion_model, coeffs)
-    fx, fy, cx, cy = _intrinsics(k_matrix)
-    q, lead = _flat(uv, 2, "uv")
+    c = coeff_array(distortion_model, coeffs)
+    fx, fy, cx, cy = k_params(k_matrix)
+    q, lead = point_rows(uv, 2, "uv")
     xt = (q[:, 0] - cx) / fx
     yt = (q[:, 1] - cy) / fy
     if distortion_model == "kannala_brandt":
@@ -404,7 +380,7 @@ def in_lens_domain(
     where the polynomial folds back. Ground truth should not call such points visible even when
     cv2's formula puts them inside the image, because the rendered image cannot show them there.
     """
-    p, lead = _flat(points_cam, 3, "points_cam")
+    p, lead = point_rows(points_cam, 3, "points_cam")
     return in_lens_domain_checked(p, distortion_model, max_valid_angle(distortion_model, coeffs)).reshape(
         lead
     )
@@ -417,217 +393,3 @@ def in_lens_domain_checked(p: FloatArray, distortion_model: str, theta_max: floa
     if distortion_model != "kannala_brandt":
         ok &= p[:, 2] > 0.0
     return ok
-
-
-# --------------------------------------------------------------------------- overscan
-
-
-def _border_samples(resolution: tuple[int, int], step: float = 0.25) -> FloatArray:
-    """Points every ``step`` px along the edge of the image area [-0.5, W-0.5] x [-0.5, H-0.5]."""
-    w, h = resolution
-    xs = np.linspace(-0.5, w - 0.5, math.ceil(w / step) + 1)
-    ys = np.linspace(-0.5, h - 0.5, math.ceil(h / step) + 1)
-    return np.concatenate(
-        [
-            np.stack([xs, np.full_like(xs, -0.5)], axis=-1),
-            np.stack([xs, np.full_like(xs, h - 0.5)], axis=-1),
-            np.stack([np.full_like(ys, -0.5), ys], axis=-1),
-            np.stack([np.full_like(ys, w - 0.5), ys], axis=-1),
-        ]
-    )
-
-
-def _target_rays(
-    k_matrix: ArrayLike, resolution: tuple[int, int], model: str, coeffs: ArrayLike
-) -> FloatArray:
-    rays = unproject_pixels(_border_samples(resolution), k_matrix, model, coeffs)
-    if not np.all(np.isfinite(rays)):
-        raise ValueError(
-            f"the {model} coefficients {np.asarray(coeffs).tolist()} do not map the whole "
-            f"{resolution[0]}x{resolution[1]} image to rays: the lens model folds back inside the image"
-        )
-    return rays
-
-
-def linear_overscan(
-    k_matrix: ArrayLike,
-    resolution: tuple[int, int],
-    coeffs: ArrayLike,
-    margin_px: float = 2.0,
-) -> tuple[FloatArray, tuple[int, int]]:
-    """Pinhole K and resolution of an undistorted render that covers a Brown-Conrady target image.
-
-    The overscan image is the target's pixel grid extended by whole pixels on each side (same fx, fy;
-    principal point shifted by the left/top padding, so not necessarily centred). Every ray of the
-    target image area, corners of the border pixels included, projects with the returned K to a
-    point within [margin, W_over - 1 - margin] x [margin, H_over - 1 - margin], i.e. at least
-    ``margin_px`` inside the outermost pixel centres, so a bilinear (or wider) kernel has all its
-    neighbours. Padding is never negative: a pincushion lens gets at least the target's size.
-
-    Whole-pixel padding keeps the two grids aligned: with zero coefficients the resampling is an
-    exact integer shift (no blur), and the render is as small as the coverage allows.
-    """
-    fx, fy, cx, cy = _intrinsics(k_matrix)
-    res = _resolution(resolution)
-    c = _coeffs("brown_conrady", coeffs)
-    rays = _target_rays(k_matrix, res, "brown_conrady", c)
-    u = fx * rays[:, 0] / rays[:, 2] + cx
-    v = fy * rays[:, 1] / rays[:, 2] + cy
-    # the sampled border bounds the covered region (the lens map is a homeomorphism on its domain);
-    # 1e-6 px absorbs the sagitta between samples 0.25 px apart
-    eps = 1e-6
-    left = max(0, math.ceil(margin_px - float(u.min()) + eps))
-    top = max(0, math.ceil(margin_px - float(v.min()) + eps))
-    right = max(0, math.ceil(float(u.max()) + 1.0 + margin_px - res[0] + eps))
-    bottom = max(0, math.ceil(float(v.max()) + 1.0 + margin_px - res[1] + eps))
-    k_over = np.array([[fx, 0.0, cx + left], [0.0, fy, cy + top], [0.0, 0.0, 1.0]])
-    return k_over, (res[0] + left + right, res[1] + top + bottom)
-
-
-def equidistant_k(fov_rad: float, square_res: int) -> FloatArray:
-    """K of Blender's equidistant fisheye on a square image, as a Kannala-Brandt camera with D = 0.
-
-    Cycles maps the raster square to [-1, 1]^2 and a point at normalised radius r to the angle
-    theta = r * fisheye_fov / 2, so fisheye_fov spans the full image width. In OpenCV pixels the
-    centre is ((S - 1) / 2, (S - 1) / 2) and r_px = theta * S / fisheye_fov: f = S / fov. The image
-    circle (radius S / 2 px) holds the rays; outside it Cycles renders nothing. Assumed orientation:
-    image right = camera +x, image down = camera +y (no mirroring), as for Blender's pinhole camera.
-    """
-    if not (fov_rad > 0.0 and square_res > 0):
-        raise ValueError("fov_rad and square_res must be positive")
-    f = square_res / fov_rad
-    c = (square_res - 1) / 2.0
-    return np.array([[f, 0.0, c], [0.0, f, c], [0.0, 0.0, 1.0]])
-
-
-def project_equidistant(points_cam: ArrayLike, fov_rad: float, square_res: int) -> FloatArray:
-    """Pixels of camera-frame points in Blender's equidistant fisheye render (see equidistant_k)."""
-    return project_points(points_cam, equidistant_k(fov_rad, square_res), "kannala_brandt", np.zeros(4))
-
-
-def equidistant_overscan(
-    k_matrix: ArrayLike,
-    resolution: tuple[int, int],
-    coeffs: ArrayLike,
-    margin_px: float = 2.0,
-) -> tuple[float, int, FloatArray]:
-    """Blender equidistant fisheye (fisheye_fov, square resolution, its K) covering a KB target image.
-
-    The render keeps the target's centre magnification, f = max(fx, fy) px per radian, and is sized
-    so the widest target ray lands at least ``margin_px + FISHEYE_EDGE_GUARD_PX`` inside the image
-    circle. fisheye_fov = S / f exactly. The widest ray comes from a corner of the image area, since
-    theta grows with the (convex) normalised radius. ValueError when the coefficients fold inside the
-    image or the field of view would exceed 360 degrees.
-    """
-    fx, fy, _, _ = _intrinsics(k_matrix)
-    res = _resolution(resolution)
-    c = _coeffs("kannala_brandt", coeffs)
-    rays = _target_rays(k_matrix, res, "kannala_brandt", c)
-    theta_max = float(np.arctan2(np.hypot(rays[:, 0], rays[:, 1]), rays[:, 2]).max())
-    f = max(fx, fy)
-    square = math.ceil(2.0 * (f * theta_max + margin_px + FISHEYE_EDGE_GUARD_PX) + 1e-6)
-    fov = square / f
-    if fov > 2.0 * math.pi:
-        raise ValueError(f"the target image needs a fisheye_fov of {math.degrees(fov):.1f} deg (> 360)")
-    return fov, square, equidistant_k(fov, square)
-
-
-def resample_map(
-    k_matrix: ArrayLike,
-    resolution: tuple[int, int],
-    distortion_model: str,
-    coeffs: ArrayLike | None,
-    source_k: ArrayLike,
-    source_model: str = "none",
-) -> FloatArray:
-    """(H, W, 2) source-image coordinates to sample for every target pixel centre.
-
-    The source is the undistorted render: a pinhole ("none", K from linear_overscan) or Blender's
-    equidistant fisheye ("kannala_brandt" with zero coefficients, K from equidistant_overscan).
-    NaN where a target pixel has no ray. Feed it to any bilinear sampler (e.g. cv2.remap).
-    """
-    w, h = _resolution(resolution)
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
-    rays = unproject_pixels(np.stack([gx, gy], axis=-1), k_matrix, distortion_model, coeffs)
-    src_coeffs = np.zeros(expected_coeff_count(source_model))
-    return project_points(rays, source_k, source_model, src_coeffs)
-
-
-# --------------------------------------------------------------------------- visibility
-
-
-def visibility(
-    uv: ArrayLike, resolution: tuple[int, int], eval_margin_px: float = 0.0
-) -> npt.NDArray[np.int8]:
-    """COCO-style ternary visibility (...,) of pixels (..., 2).
-
-    2: inside the valid area [m - 0.5, W - 0.5 - m] x [m - 0.5, H - 0.5 - m] (m = eval_margin_px,
-    bounds inclusive): with m = 0 that is the whole image area in OpenCV's pixel-centre convention,
-    and each m shrinks it by m px from every edge. 1: labelled (finite) but outside that area.
-    0: not labelled (any non-finite coordinate, e.g. NaN from projection).
-    """
-    w, h = _resolution(resolution)
-    q, lead = _flat(uv, 2, "uv")
-    return visibility_checked(q, w, h, float(eval_margin_px)).reshape(lead)
-
-
-def visibility_checked(q: FloatArray, w: int, h: int, m: float) -> npt.NDArray[np.int8]:
-    """visibility of (N, 2) float64 pixels in a checked w x h image with margin m (floats and ints)."""
-    finite = np.all(np.isfinite(q), axis=-1)
-    # comparisons with NaN are False and raise no floating-point error (no errstate needed)
-    inside = (q[:, 0] >= m - 0.5) & (q[:, 0] <= w - 0.5 - m) & (q[:, 1] >= m - 0.5) & (q[:, 1] <= h - 0.5 - m)
-    return np.where(finite, np.where(inside, 2, 1), 0).astype(np.int8)
-
-
-def apply_sentinel(uv: ArrayLike, vis: ArrayLike) -> FloatArray:
-    """Copy of uv (..., 2) with the COCO sentinel (-1, -1) wherever vis == 0."""
-    out = np.array(uv, dtype=np.float64, copy=True)
-    v = np.asarray(vis)
-    if out.shape[:-1] != v.shape or out.shape[-1:] != (2,):
-        raise ValueError(f"uv {out.shape} and vis {v.shape} do not match")
-    out[v == 0] = -1.0
-    return out
-
-
-# --------------------------------------------------------------------------- polygons
-
-
-def polygon_area(uv: ArrayLike) -> float:
-    """Signed shoelace area of a polygon (N, 2) in image pixels (y down).
-
-    Positive when the vertices run clockwise as seen on screen: a tag's TL, TR, BR, BL corners
-    give a positive area (for (0,0), (1,0), (1,1), (0,1): +1). Negative means the order is mirrored
-    (the tag is seen from behind, or the corners are scrambled). NaN if any vertex is NaN.
-    """
-    q = np.asarray(uv, dtype=np.float64)
-    if q.ndim != 2 or q.shape[1] != 2:
-        raise ValueError(f"polygon must have shape (N, 2), got {q.shape}")
-    x, y = q[:, 0], q[:, 1]
-    wrap = x[-1] * y[0] - x[0] * y[-1]
-    return float(0.5 * (np.dot(x[:-1], y[1:]) - np.dot(x[1:], y[:-1]) + wrap))
-
-
-def is_clockwise_in_image(uv: ArrayLike) -> bool:
-    """True when the polygon runs clockwise on screen (positive polygon_area); False if degenerate/NaN."""
-    return polygon_area(uv) > 0.0
-
-
-def bbox_xywh(
-    uv: ArrayLike, clip_resolution: tuple[int, int] | None = None
-) -> tuple[float, float, float, float]:
-    """COCO-style (x_min, y_min, width, height) of the finite points in uv (..., 2), in OpenCV pixels.
-
-    With ``clip_resolution`` the box is clipped to the image area [-0.5, W - 0.5] x [-0.5, H - 0.5].
-    ValueError when no point is finite (there is no box to report).
-    """
-    q, _ = _flat(uv, 2, "uv")
-    q = q[np.all(np.isfinite(q), axis=-1)]
-    if q.size == 0:
-        raise ValueError("bbox of no finite points")
-    x0, y0 = q.min(axis=0)
-    x1, y1 = q.max(axis=0)
-    if clip_resolution is not None:
-        w, h = _resolution(clip_resolution)
-        x0, x1 = np.clip([x0, x1], -0.5, w - 0.5)
-        y0, y1 = np.clip([y0, y1], -0.5, h - 0.5)
-    return float(x0), float(y0), float(x1 - x0), float(y1 - y0)
