@@ -22,7 +22,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check addon shared host tests bench
 
 typecheck: setup
-	$(VENV)/bin/mypy shared/render_tag_shared host/render_tag
+	$(VENV)/bin/mypy shared/render_tag_shared host/render_tag addon
 
 pytest: setup
 	$(VENV)/bin/pytest

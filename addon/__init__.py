@@ -4,73 +4,28 @@ A Blender extension (manifest: blender_manifest.toml; no bl_info). Its dependenc
 bundled in the zip, so everything is imported by plain absolute name (`render_tag_shared`, `pydantic`)
 or relatively (this package): no `sys.path` edits. The package name is whatever Blender installs it as
 (`bl_ext.<repo>.render_tag`), so preferences and the cache folder are keyed by `__package__`.
+
+Layout, bottom up: `core/` drives bpy (recipes in, scenes and pixels out); `api.py` is the function
+API the operators and the headless worker call; `props.py` and `prefs.py` declare Blender
+properties; `ui/` holds the operators, the N-panel and the viewport overlay.
 """
 
-# No `from __future__ import annotations`: Blender reads the property annotations as objects.
 import atexit
 import importlib.machinery
-import os
-import tempfile
 from pathlib import Path
 
 import bpy
-from bpy.props import IntProperty, StringProperty
 
-from . import operators, overlay, panel, properties
+from render_tag_shared.versions import addon_version
 
+from . import prefs, props, ui
+from .prefs import RenderTagPreferences, cache_dir, default_cache_dir, preferences
 
-class RenderTagPreferences(bpy.types.AddonPreferences):
-    """Per-user settings of the add-on (Edit ▸ Preferences ▸ Add-ons ▸ Render Tag)."""
+__all__ = ["RenderTagPreferences", "cache_dir", "default_cache_dir", "preferences", "register", "unregister"]
 
-    bl_idname = __package__
+__version__ = addon_version(Path(__file__).resolve().parent)
+"""blender_manifest.toml's version (beside this package in the zip, one folder up in a checkout)."""
 
-    cache_dir: StringProperty(  # type: ignore[valid-type]
-        name="Cache folder",
-        description="Where preview renders go; empty: the extension's own user folder",
-        subtype="DIR_PATH",
-        default="",
-    )
-    preview_samples: IntProperty(  # type: ignore[valid-type]
-        name="Preview samples",
-        description="Cycles samples of a preview render (0: the recipe's own)",
-        min=0,
-        default=16,
-    )
-
-    def draw(self, context):
-        layout = self.layout
-        layout.prop(self, "cache_dir")
-        layout.prop(self, "preview_samples")
-        layout.label(text=f"Default cache: {default_cache_dir()}")
-
-
-def preferences() -> RenderTagPreferences | None:
-    """This add-on's preferences, or None when it runs without being enabled as an add-on (tests)."""
-    addon = bpy.context.preferences.addons.get(__package__)
-    return addon.preferences if addon is not None else None
-
-
-def default_cache_dir() -> Path:
-    """The extension's user folder (kept across upgrades); a temp folder when not run as an extension."""
-    try:
-        return Path(bpy.utils.extension_path_user(__package__, path="cache", create=True))
-    except ValueError:  # imported as a plain package, not installed as an extension
-        path = Path(tempfile.gettempdir()) / "render_tag_cache"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-
-def cache_dir() -> Path:
-    """Where the add-on writes what it can recreate (preview renders)."""
-    prefs = preferences()
-    if prefs is not None and prefs.cache_dir:
-        path = Path(bpy.path.abspath(prefs.cache_dir))
-        os.makedirs(path, exist_ok=True)
-        return path
-    return default_cache_dir()
-
-
-_MODULES = (properties, operators, panel, overlay)
 _registered = False
 
 
@@ -78,9 +33,9 @@ def register() -> None:
     global _registered
     if _registered:
         return
-    bpy.utils.register_class(RenderTagPreferences)
-    for module in _MODULES:
-        module.register()
+    prefs.register()
+    props.register()
+    ui.register()
     _registered = True
     if _is_bpy_module():
         atexit.register(_unregister_at_exit)
@@ -92,9 +47,9 @@ def unregister() -> None:
     if not _registered:
         return
     atexit.unregister(_unregister_at_exit)
-    for module in reversed(_MODULES):
-        module.unregister()
-    bpy.utils.unregister_class(RenderTagPreferences)
+    ui.unregister()
+    props.unregister()
+    prefs.unregister()
     _registered = False
 
 

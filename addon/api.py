@@ -1,6 +1,6 @@
 """The function API of the add-on: what the operators and the headless worker call.
 
-Pure translation between recipes and the adapter (`adapter/` is where bpy is driven). Every call takes
+Pure translation between recipes and the core (`core/` is where bpy is driven). Every call takes
 and returns recipe models (or their dict form, validated here), so the N-panel, `bpy.ops.render_tag.*`
 and a worker process rendering thousands of recipes run the same code.
 """
@@ -16,13 +16,13 @@ from typing import Any
 from render_tag_shared import imaging
 from render_tag_shared.boards import BoardDefinition
 from render_tag_shared.files import write_json_atomic
-from render_tag_shared.recipe import BoardObject, CameraIntrinsics, PlaneObject, SceneRecipe, TagObject
+from render_tag_shared.recipe import BoardObject, CameraIntrinsics, SceneRecipe, TagObject
 from render_tag_shared.recipe_io import load_recipe_file
 from render_tag_shared.truth import image_labels
 
-from . import adapter
-from .adapter import authoring, datablocks, export
-from .adapter import scene as scene_adapter
+from .core import authoring, datablocks, export, renderer
+from .core import scene as scenes
+from .core.settings import object_model
 
 __all__ = [
     "RenderResult",
@@ -57,7 +57,7 @@ def _recipe(recipe: SceneRecipe | dict[str, Any]) -> SceneRecipe:
 
 def build_scene(recipe: SceneRecipe | dict[str, Any], camera_index: int = 0) -> Any:
     """Build `recipe` into render-tag's scene, seen from camera `camera_index`; returns the scene."""
-    return scene_adapter.build_scene(_recipe(recipe), camera_index)
+    return scenes.build_scene(_recipe(recipe), camera_index)
 
 
 def render_recipe(
@@ -81,21 +81,21 @@ def render_recipe(
         return results
     t0 = time.perf_counter()
     # the work scene is not made the window's scene: a preview render leaves the user where they are
-    scene = scene_adapter.build_scene(recipe, indices[0], scene_adapter.work_scene(activate=False))
+    scene = scenes.build_scene(recipe, indices[0], scenes.work_scene(activate=False))
     build_time = time.perf_counter() - t0
     for n, index in enumerate(indices):
         t1 = time.perf_counter()
         if n > 0:
-            scene_adapter.select_camera(scene, recipe, index)
+            scenes.select_camera(scene, recipe, index)
         t2 = time.perf_counter()
-        linear = adapter.render_linear(scene)
+        linear = renderer.render_linear(scene)
         t3 = time.perf_counter()
         camera = recipe.cameras[index]
         pixels = imaging.postprocess(linear, camera)
         t4 = time.perf_counter()
         image_id = recipe.image_id(index)
         image_path = imaging.write_png_atomic(out / "images" / f"{image_id}.png", pixels)
-        labels = image_labels(recipe, index, render_environment=adapter.render_environment(scene))
+        labels = image_labels(recipe, index, render_environment=renderer.render_environment(scene))
         labels_path = write_json_atomic(
             out / "labels" / f"{image_id}.json", labels.model_dump(mode="json"), indent=None
         )
@@ -132,22 +132,9 @@ def purge_orphans() -> int:
 # --------------------------------------------------------------------------- authoring
 
 
-def _object_model(entry: dict[str, Any]) -> TagObject | BoardObject | PlaneObject:
-    """The recipe model of an authored object's entry."""
-    kind = entry["type"]
-    if kind == "TAG":
-        return TagObject.model_validate(entry)
-    if kind == "BOARD":
-        return BoardObject.model_validate(entry)
-    return PlaneObject.model_validate(entry)
-
-
 def refresh_object(obj: Any) -> None:
     """Rebuild an authored object's mesh and texture from `obj.render_tag` (the N-panel's live edit)."""
-    entry = authoring.object_settings(obj)
-    if entry is None:
-        return
-    authoring.replace_geometry(obj, _object_model(entry))
+    authoring.refresh_object(obj)
 
 
 def _new_authored(
@@ -156,7 +143,7 @@ def _new_authored(
     location: Sequence[float],
     rotation_quaternion: Sequence[float],
 ) -> Any:
-    return authoring.new_authored(scene, entry, _object_model(entry), location, rotation_quaternion)
+    return authoring.new_authored(scene, entry, object_model(entry), location, rotation_quaternion)
 
 
 def add_tag(

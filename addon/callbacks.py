@@ -16,8 +16,8 @@ bytes instead. See tests/test_headless_batch.py.
 """
 
 
-def refresh_object(self, context):  # Blender's update signature
+def refresh_object(self, context):  # Blender's update signature; untyped: no imports here
     """`update=` of `Object.render_tag`'s settings: rebuild the object's mesh and texture."""
-    from .properties import on_settings_changed
+    from .core.authoring import on_settings_changed
 
     on_settings_changed(self, context)

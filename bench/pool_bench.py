@@ -62,7 +62,7 @@ from render_tag_shared.recipe import RecipeFile
 times = []
 for recipe in RecipeFile.model_validate_json(Path(recipes_path).read_text()).recipes:
     scene = api.build_scene(recipe, 0)
-    from render_tag_addon.adapter import renderer
+    from render_tag_addon.core import renderer
     renderer.configure_renderer(scene, recipe.renderer)
     scene.render.filepath = "/dev/null"
     t = time.perf_counter()

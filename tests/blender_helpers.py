@@ -39,7 +39,7 @@ def addon_session() -> Iterator[Any]:
 
     import_addon()
     api = importlib.import_module("addon.api")
-    properties = importlib.import_module("addon.properties")
+    properties = importlib.import_module("addon.props")
     bpy.ops.wm.read_factory_settings(use_empty=True)
     was_registered = properties.registered()
     if not was_registered:

@@ -62,7 +62,7 @@ def test_blender_camera_projects_like_opencv(
         k = [[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]]
         addon_session.set_camera_intrinsics(cam, {"k_matrix": k, "resolution": [width, height]}, scene=scene)
         cam_to_world = np.asarray(look_at_opencv([0.3, -1.1, 0.8], [0.05, 0.1, 0.0]))
-        from addon.adapter.camera import blender_matrix, k_from_blender
+        from addon.core.camera import blender_matrix, k_from_blender
 
         cam.matrix_world = blender_matrix(cam_to_world)
         bpy.context.view_layer.update()
@@ -100,7 +100,7 @@ def _uv_to_object(u: float, uv: tuple[float, float, float, float], width: float)
 @pytest.mark.parametrize("margin", [0.0, 1.0, 1.5, 2.25])
 def test_tag_texture_edges_land_on_the_corners(addon_session: Any, margin: float) -> None:
     """The marker's black border starts exactly at -size/2 of the mesh, for fractional quiet zones too."""
-    from addon.adapter import scene as scene_adapter
+    from addon.core import scene as scene_adapter
     from render_tag_shared.recipe import TagObject
     from render_tag_shared.truth import object_extent_m
 
@@ -120,7 +120,7 @@ def test_tag_texture_edges_land_on_the_corners(addon_session: Any, margin: float
 
 
 def test_board_texture_covers_the_pattern(addon_session: Any) -> None:
-    from addon.adapter import scene as scene_adapter
+    from addon.core import scene as scene_adapter
     from render_tag_shared.recipe import BoardObject
 
     board = BoardObject.model_validate(charuco_recipe()["objects"][0])
@@ -143,7 +143,7 @@ def test_board_texture_covers_the_pattern(addon_session: Any) -> None:
 def test_fifty_builds_leave_no_orphans_and_no_growth(addon_session: Any) -> None:
     import bpy
 
-    from addon.adapter import datablocks
+    from addon.core import datablocks
 
     variants = [
         tag_recipe("none"),
@@ -212,7 +212,7 @@ def test_export_build_export_round_trips(addon_session: Any) -> None:
     cam = bpy.data.objects.new("cam", cam_data)
     scene.collection.objects.link(cam)
     scene.camera = cam
-    from addon.adapter.camera import blender_matrix
+    from addon.core.camera import blender_matrix
 
     cam.matrix_world = blender_matrix(look_at_opencv([0.1, -0.8, 1.1], [0.0, 0.05, 0.0]))
     addon_session.set_camera_intrinsics(
@@ -302,7 +302,7 @@ def test_camera_depth_of_field_and_motion(addon_session: Any) -> None:
     assert scene.cycles.rolling_shutter_type == "TOP"
     assert scene.cycles.rolling_shutter_duration == pytest.approx(0.75)
     # mid-exposure is the recipe's pose; the ends are half the exposure away
-    from addon.adapter.camera import MOTION_FRAME, opencv_matrix
+    from addon.core.camera import MOTION_FRAME, opencv_matrix
 
     scene.frame_set(MOTION_FRAME)
     assert np.allclose(opencv_matrix(cam), model.cameras[0].matrix, atol=1e-5)
@@ -315,7 +315,7 @@ def test_camera_depth_of_field_and_motion(addon_session: Any) -> None:
     static = addon_session.build_scene(SceneRecipe.model_validate(tag_recipe("none")), 0)
     assert not static.render.use_motion_blur and not static.camera.data.dof.use_dof
     assert static.camera.animation_data is None or static.camera.animation_data.action is None
-    from addon.adapter.datablocks import orphan_counts
+    from addon.core.datablocks import orphan_counts
 
     assert not any(orphan_counts().values()), f"orphans after a moving camera: {orphan_counts()}"
     assert len(bpy.data.actions) == 0
@@ -324,7 +324,7 @@ def test_camera_depth_of_field_and_motion(addon_session: Any) -> None:
 def test_renderer_settings(addon_session: Any) -> None:
     import bpy
 
-    from addon.adapter.renderer import EEVEE_IDS, configure_renderer
+    from addon.core.renderer import EEVEE_IDS, configure_renderer
     from render_tag_shared.recipe import RendererSettings
 
     scene = bpy.data.scenes.new("renderer_test")
@@ -349,7 +349,7 @@ def test_renderer_settings(addon_session: Any) -> None:
 def test_properties_register_on_blender_types(addon_session: Any) -> None:
     import bpy
 
-    properties = importlib.import_module("addon.properties")
+    properties = importlib.import_module("addon.props")
     assert properties.registered()
     obj = bpy.data.objects.new("props_test", None)
     scene = bpy.data.scenes.new("props_test")
@@ -365,7 +365,7 @@ def test_image_files_are_loaded_once_and_reused(addon_session: Any, tmp_path: An
     """HDRI, background and plane textures: one datablock per file across builds, freed when unused."""
     import bpy
 
-    from addon.adapter.datablocks import orphan_counts
+    from addon.core.datablocks import orphan_counts
     from render_tag_shared.imaging import write_png_atomic
 
     ramp = np.tile(np.linspace(0, 255, 64).astype(np.uint8), (32, 1))

@@ -100,7 +100,7 @@ def test_update_callbacks_keep_no_module_alive() -> None:
     package = import_addon()
     callbacks = importlib.import_module("addon.callbacks")
     assert not [name for name, value in vars(callbacks).items() if isinstance(value, types.ModuleType)]
-    settings = package.properties.RenderTagObjectSettings
+    settings = package.props.RenderTagObjectSettings
     updates = {
         deferred.keywords["update"]
         for deferred in settings.__annotations__.values()

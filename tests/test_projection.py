@@ -195,10 +195,12 @@ def test_brown_conrady_jacobian_matches_finite_differences() -> None:
     h = 1e-6
     j = lens._bc_jacobian(x, y, c)
     dx = [
-        (a - b) / (2 * h) for a, b in zip(lens._bc_distort(x + h, y, c), lens._bc_distort(x - h, y, c), strict=True)
+        (a - b) / (2 * h)
+        for a, b in zip(lens._bc_distort(x + h, y, c), lens._bc_distort(x - h, y, c), strict=True)
     ]
     dy = [
-        (a - b) / (2 * h) for a, b in zip(lens._bc_distort(x, y + h, c), lens._bc_distort(x, y - h, c), strict=True)
+        (a - b) / (2 * h)
+        for a, b in zip(lens._bc_distort(x, y + h, c), lens._bc_distort(x, y - h, c), strict=True)
     ]
     for analytic, numeric in zip(j, [dx[0], dy[0], dx[1], dy[1]], strict=True):
         np.testing.assert_allclose(analytic, numeric, rtol=0, atol=1e-8)
@@ -217,7 +219,9 @@ def test_unproject_returns_nan_outside_the_lens_domain() -> None:
     # k1 = -0.5: r (1 - 0.5 r^2) peaks at r = sqrt(2/3) with distorted radius 0.544
     c = np.array([-0.5, 0.0, 0.0, 0.0, 0.0])
     k = np.array([[100.0, 0.0, 0.0], [0.0, 100.0, 0.0], [0.0, 0.0, 1.0]])
-    rays = lens.unproject_pixels([[50.0, 0.0], [0.0, -54.0], [60.0, 0.0], [40.0, 45.0]], k, "brown_conrady", c)
+    rays = lens.unproject_pixels(
+        [[50.0, 0.0], [0.0, -54.0], [60.0, 0.0], [40.0, 45.0]], k, "brown_conrady", c
+    )
     assert np.isfinite(rays[:2]).all() and np.isnan(rays[2:]).all()
     assert math.atan(math.hypot(*rays[0, :2]) / rays[0, 2]) < lens.max_valid_angle("brown_conrady", c)
     # an equidistant lens without distortion: nothing beyond theta = pi, i.e. r = pi * f
@@ -370,7 +374,11 @@ def test_visibility_margin_edges() -> None:
     assert vis.dtype == np.int8
     assert vis.tolist() == [2, 2, 1, 1, 2, 1, 1, 0, 0]
     # margin 0: the image area is [-0.5, W - 0.5]
-    assert image_space.visibility([[-0.5, -0.5], [639.5, 479.5], [639.51, 0.0]], (w, h), 0).tolist() == [2, 2, 1]
+    assert image_space.visibility([[-0.5, -0.5], [639.5, 479.5], [639.51, 0.0]], (w, h), 0).tolist() == [
+        2,
+        2,
+        1,
+    ]
 
 
 def test_apply_sentinel() -> None:

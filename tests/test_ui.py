@@ -47,7 +47,7 @@ def addon() -> Iterator[Any]:
     try:
         yield package
     finally:
-        package.overlay.disable()
+        package.ui.overlay.disable()
         package.unregister()
 
 
@@ -57,12 +57,12 @@ def scene(addon: Any) -> Any:
     import bpy
 
     bpy.ops.wm.read_factory_settings(use_empty=False)
-    addon.overlay.disable()
+    addon.ui.overlay.disable()
     return bpy.context.scene
 
 
 def _camera_k(scene: Any) -> tuple[list[list[float]], tuple[int, int]]:
-    from addon.adapter import camera as cam_adapter
+    from addon.core import camera as cam_adapter
 
     return cam_adapter.k_from_blender(scene.camera.data, scene.render)
 
@@ -89,10 +89,10 @@ def test_registers_operators_panels_and_preferences(addon: Any) -> None:
 
     for name in OPERATORS:
         assert getattr(bpy.ops.render_tag, name).get_rna_type().identifier == f"RENDER_TAG_OT_{name}"
-    for cls in addon.panel.CLASSES:
+    for cls in addon.ui.panel.CLASSES:
         assert getattr(bpy.types, cls.bl_idname).is_registered
         assert (cls.bl_space_type, cls.bl_region_type, cls.bl_category) == ("VIEW_3D", "UI", "Render Tag")
-        if cls is not addon.panel.VIEW3D_PT_render_tag:
+        if cls is not addon.ui.panel.VIEW3D_PT_render_tag:
             assert cls.bl_parent_id == "VIEW3D_PT_render_tag"
     assert addon.RenderTagPreferences.bl_idname == addon.__name__
     assert addon.RenderTagPreferences.is_registered
@@ -222,21 +222,21 @@ def test_preview_render_and_overlay_toggle(addon: Any, scene: Any, tmp_path: Pat
     bpy.ops.render_tag.set_camera_intrinsics(fx=60.0, fy=60.0, cx=31.5, cy=23.5, width=64, height=48)
     scene.render_tag.renderer_mode = "workbench"
     assert bpy.ops.render_tag.preview_render(samples=1) == {"FINISHED"}
-    image = bpy.data.images[addon.operators.PREVIEW_IMAGE]
+    image = bpy.data.images[addon.ui.operators.PREVIEW_IMAGE]
     assert tuple(image.size) == (64, 48)
     assert bpy.context.scene == scene or bpy.context.window is None
 
-    assert bpy.ops.render_tag.toggle_overlay() == {"FINISHED"} and addon.overlay.is_enabled()
-    truth = addon.overlay._state["truth"]
+    assert bpy.ops.render_tag.toggle_overlay() == {"FINISHED"} and addon.ui.overlay.is_enabled()
+    truth = addon.ui.overlay._state["truth"]
     assert truth is not None and truth.scene_name == scene.name
-    assert bpy.ops.render_tag.toggle_overlay() == {"FINISHED"} and not addon.overlay.is_enabled()
+    assert bpy.ops.render_tag.toggle_overlay() == {"FINISHED"} and not addon.ui.overlay.is_enabled()
 
 
 # --------------------------------------------------------------------------- overlay
 
 
 def test_camera_to_region_maps_the_frame(addon: Any) -> None:
-    overlay = addon.overlay
+    overlay = addon.ui.overlay
     width, height = 640, 480
     frame = np.array([[100.0, 400.0], [740.0, 400.0], [740.0, -80.0], [100.0, -80.0]])  # TL TR BR BL
     pixels = np.array(
@@ -297,7 +297,7 @@ def test_overlay_corners_sit_where_blender_projects_them(addon: Any, scene: Any)
     from bpy_extras import view3d_utils
     from mathutils import Vector
 
-    overlay = addon.overlay
+    overlay = addon.ui.overlay
     tags = _authored_scene_with_tags(scene)
     truth = overlay.refresh(scene)
     assert truth.note == "" and truth.resolution == (640, 480)
@@ -335,7 +335,7 @@ def test_overlay_maps_through_the_frame_from_any_viewpoint(addon: Any, scene: An
     from bpy_extras import view3d_utils
     from mathutils import Matrix
 
-    overlay = addon.overlay
+    overlay = addon.ui.overlay
     _authored_scene_with_tags(scene)
     truth = overlay.refresh(scene)
     projection = Matrix.Identity(4)
@@ -359,7 +359,7 @@ def test_overlay_maps_through_the_frame_from_any_viewpoint(addon: Any, scene: An
 def test_overlay_reports_instead_of_failing(addon: Any, scene: Any) -> None:
     import bpy
 
-    overlay = addon.overlay
+    overlay = addon.ui.overlay
     scene.camera = None
     assert "no active camera" in overlay.refresh(scene).note
     assert overlay.region_geometry(scene, None, None).lines == []
@@ -374,7 +374,7 @@ def test_overlay_reports_instead_of_failing(addon: Any, scene: Any) -> None:
 def test_draw_handler_is_added_and_removed(addon: Any, scene: Any) -> None:
     import bpy
 
-    overlay = addon.overlay
+    overlay = addon.ui.overlay
     overlay.enable()
     try:
         assert overlay.is_enabled()
@@ -442,7 +442,7 @@ def _draw(panel_cls: Any, context: Any) -> list[str]:
 def test_panels_draw_every_kind_of_object(addon: Any, scene: Any) -> None:
     import bpy
 
-    panel = addon.panel
+    panel = addon.ui.panel
     bpy.ops.render_tag.add_tag()
     tag = bpy.context.view_layer.objects.active
     bpy.ops.render_tag.add_board()

@@ -1023,7 +1023,7 @@ def _distribution_version(name: str) -> str | None:
 
 def addon_version() -> str:
     """The add-on's version: blender_manifest.toml's in a checkout (repository root or addon/), else
-    `render_tag_shared.recipe.ADDON_VERSION`, the release the installed contract belongs to (a test
+    `render_tag_shared.versions.ADDON_VERSION`, the release the installed contract belongs to (a test
     keeps the two equal), so a non-editable install records it too."""
     root = Path(__file__).resolve().parents[2]
     for path in (root / "blender_manifest.toml", root / "addon" / "blender_manifest.toml"):

@@ -14,11 +14,14 @@ from typing import Any
 import bpy
 import numpy as np
 
+from render_tag_shared.blender_camera import render_view
 from render_tag_shared.recipe import CameraIntrinsics
 
 from . import datablocks
 from .authoring import target_scene
-from .camera import k_from_blender, opencv_matrix, render_view
+from .camera import k_from_blender, opencv_matrix
+from .scene import input_value
+from .settings import nice_float, read_object_settings, read_scene_settings
 
 _REL_TOL = 2e-6
 _ABS_TOL = 2e-6
@@ -49,13 +52,8 @@ def _resolve(derived: dict[str, Any], stored: dict[str, Any] | None) -> dict[str
     return derived
 
 
-def _nice(value: float) -> float:
-    """A float read from Blender's float32 storage, as the decimal a user typed (7 significant digits)."""
-    return float(f"{float(value):.7g}")
-
-
 def _nice_list(values: Iterable[float]) -> list[float]:
-    return [_nice(v) for v in values]
+    return [nice_float(v) for v in values]
 
 
 def _pose(obj: bpy.types.Object) -> dict[str, Any]:
@@ -64,16 +62,14 @@ def _pose(obj: bpy.types.Object) -> dict[str, Any]:
     q /= np.linalg.norm(q)
     if q[0] < 0:
         q = -q
-    return {"position": _nice_list(loc), "rotation_quaternion": [float(v) for v in q]}
+    return {"position": _nice_list(loc[:]), "rotation_quaternion": [float(v) for v in q]}
 
 
 def _sort_key(obj: bpy.types.Object) -> tuple[int, str]:
-    return (int(obj.get("render_tag_index", 1 << 30)), obj.name)
+    return (int(datablocks.custom_prop(obj, "render_tag_index", 1 << 30)), obj.name)
 
 
 def _export_object(obj: bpy.types.Object) -> dict[str, Any] | None:
-    from ..properties import read_object_settings
-
     stored = datablocks.load_json(obj)
     fields = read_object_settings(obj)
     if fields is None:
@@ -93,34 +89,34 @@ def _export_object(obj: bpy.types.Object) -> dict[str, Any] | None:
 
 
 def _export_light(obj: bpy.types.Object) -> dict[str, Any]:
-    data = obj.data
+    data = datablocks.lamp(obj.data, obj.name)
     derived: dict[str, Any] = {
         "type": data.type,
         "pose": _pose(obj),
-        "energy": _nice(data.energy),
-        "color": _nice_list(data.color),
+        "energy": nice_float(data.energy),
+        "color": _nice_list(data.color[:]),
     }
     stored = datablocks.load_json(obj) or {}
-    if data.type in ("POINT", "SPOT"):
-        derived["radius_m"] = _nice(data.shadow_soft_size)
-    if data.type == "AREA":
-        derived["radius_m"] = _nice(data.size)
-    if data.type == "SUN":
-        derived["angle_rad"] = _nice(data.angle)
-    if data.type == "SPOT":
-        derived["spot_size_rad"] = _nice(data.spot_size)
+    if isinstance(data, bpy.types.PointLight | bpy.types.SpotLight):
+        derived["radius_m"] = nice_float(data.shadow_soft_size)
+    if isinstance(data, bpy.types.AreaLight):
+        derived["radius_m"] = nice_float(data.size)
+    if isinstance(data, bpy.types.SunLight):
+        derived["angle_rad"] = nice_float(data.angle)
+    if isinstance(data, bpy.types.SpotLight):
+        derived["spot_size_rad"] = nice_float(data.spot_size)
     return _resolve(derived, stored)
 
 
 def _current_view(obj: bpy.types.Object, scene: bpy.types.Scene) -> dict[str, Any]:
-    data = obj.data
+    data = datablocks.camera_data(obj)
     if data.type == "PANO":
         return {
             "projection": "equidistant"
             if data.panorama_type == "FISHEYE_EQUIDISTANT"
             else data.panorama_type,
             "resolution": [scene.render.resolution_x, scene.render.resolution_y],
-            "fov": _nice(data.fisheye_fov),
+            "fov": nice_float(data.fisheye_fov),
         }
     k, res = k_from_blender(data, scene.render)
     k = [_nice_list(row) for row in k]
@@ -135,8 +131,6 @@ def _expected_view(intr: CameraIntrinsics) -> dict[str, Any]:
 
 
 def _export_camera(obj: bpy.types.Object, scene: bpy.types.Scene, name: str) -> dict[str, Any]:
-    from ..properties import read_scene_settings
-
     stored = datablocks.load_json(obj) or {}
     lens = read_scene_settings(scene) or {}
     view = _current_view(obj, scene)
@@ -171,9 +165,9 @@ def _export_camera(obj: bpy.types.Object, scene: bpy.types.Scene, name: str) -> 
         for key in ("sensor_noise", "dynamics", "tone_mapping", "dynamic_range")
         if stored.get(key) is not None
     }
-    dof = obj.data.dof
+    dof = datablocks.need(datablocks.camera_data(obj).dof, "depth of field settings")
     derived_dof = (
-        {"focus_distance_m": _nice(dof.focus_distance), "fstop": _nice(dof.aperture_fstop)}
+        {"focus_distance_m": nice_float(dof.focus_distance), "fstop": nice_float(dof.aperture_fstop)}
         if dof.use_dof
         else None
     )
@@ -193,8 +187,6 @@ def scene_recipe(
     scene: bpy.types.Scene | None = None, scene_id: int | None = None, random_seed: int | None = None
 ) -> dict[str, Any]:
     """The recipe dict of a scene (validated by `api.export_scene_recipe`); see there."""
-    from ..properties import read_scene_settings
-
     scene = target_scene(scene)
     scene.view_layers[0].update()  # matrix_world of objects moved since the last evaluation
     stored_scene = datablocks.load_json(scene) or {}
@@ -219,7 +211,7 @@ def scene_recipe(
         derived = settings["renderer"]
         if not _close(derived, {k: renderer.get(k) for k in derived}):
             renderer.update(derived)
-    cam_index = int(scene.camera.get("render_tag_index", 0))
+    cam_index = camera_index(scene.camera)
     camera = _export_camera(scene.camera, scene, f"cam{cam_index}")
     cameras = list(stored_scene.get("cameras") or [])
     if 0 <= cam_index < len(cameras):
@@ -242,12 +234,12 @@ def _export_world(scene: bpy.types.Scene) -> dict[str, Any]:
     if world is None:
         return {}
     if world.node_tree is None or (bpy.app.version < (5, 0, 0) and not world.use_nodes):
-        return {"background_color": [min(1.0, max(0.0, _nice(c))) for c in world.color]}
+        return {"background_color": [min(1.0, max(0.0, nice_float(c))) for c in world.color[:]]}
     node = next((n for n in world.node_tree.nodes if n.type == "BACKGROUND"), None)
     if node is None or node.inputs["Color"].is_linked:
         return {}
-    color = [min(1.0, max(0.0, _nice(c))) for c in node.inputs["Color"].default_value[:3]]
-    return {"background_color": color, "background_strength": _nice(node.inputs["Strength"].default_value)}
+    color = [min(1.0, max(0.0, nice_float(c))) for c in input_value(node, "Color")[:3]]
+    return {"background_color": color, "background_strength": nice_float(input_value(node, "Strength"))}
 
 
 def _rigid_nice(matrix: np.ndarray) -> list[list[float]]:
@@ -258,3 +250,14 @@ def _rigid_nice(matrix: np.ndarray) -> list[list[float]]:
     out[:3, :3] = u @ vt
     out[3] = (0.0, 0.0, 0.0, 1.0)
     return out.tolist()
+
+
+def camera_index(camera: bpy.types.Object) -> int:
+    """Which camera of its recipe a built camera object stands for (0 for a user's own camera)."""
+    return int(datablocks.custom_prop(camera, "render_tag_index", 0))
+
+
+def active_camera_index(scene: bpy.types.Scene, camera_count: int) -> int:
+    """Which camera of the exported recipe the scene's active camera is (the rule `scene_recipe` uses)."""
+    index = camera_index(scene.camera) if scene.camera is not None else 0
+    return index if 0 <= index < camera_count else 0

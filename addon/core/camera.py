@@ -1,23 +1,9 @@
-"""The Blender camera of a recipe camera: K and resolution to lens, sensor fit, shift and pixel aspect.
+"""The Blender camera of a recipe camera: pose, projection, depth of field and motion on bpy data.
 
-Derivation (Blender's `BKE_camera_params_compute_viewplane` and Cycles' `blender_camera_viewplane`
-agree on it). With `sensor_fit = 'HORIZONTAL'`, sensor width S (mm), focal length L (mm), image
-W x H and pixel aspect (ax, ay), let ycor = ay / ax. The view plane at unit depth spans S / L across
-the W columns and ycor * H * S / (L * W) across the H rows, so
-
-    fx = L * W / S                      fy = fx / ycor = fx * ax / ay
-
-Blender clamps both aspects to >= 1, so fy > fx takes ax = fy / fx, ay = 1 and fy < fx takes
-ax = 1, ay = fx / fy. The shift moves the view plane by shift * W column widths (both axes, since
-the fit is horizontal); the optical axis then crosses the image `W / 2 - shift_x * W` pixel edges
-from the left and `H / 2 + shift_y * W / ycor` rows from the top. OpenCV counts from the centre of the
-first pixel (half a pixel in), hence
-
-    shift_x = -(cx + 0.5 - W / 2) / W   shift_y = (cy + 0.5 - H / 2) * ycor / W
-
-`tests/test_addon_scene.py` checks this against `bpy_extras.object_utils.world_to_camera_view` and
-`render_tag_shared.projection.project_points`, for fx != fy, off-centre principal points, portrait and
-landscape; the render tests check it against what OpenCV's detectors find in Cycles' pixels.
+The numbers (lens, sensor fit, shift and pixel aspect from K, and K back from any Blender camera)
+are `render_tag_shared.blender_camera`, where they are derived and tested without Blender; this
+module copies them onto Blender data. `tests/test_addon_scene.py` checks the result against
+`bpy_extras.object_utils.world_to_camera_view` and `render_tag_shared.lens.project_points`.
 
 Blender's camera looks down its local -z with +y up; the recipe's `cam_to_world` uses OpenCV's axes:
 `matrix_world = cam_to_world @ BLENDER_TO_OPENCV_CAMERA`.
@@ -25,89 +11,42 @@ Blender's camera looks down its local -z with +y up; the recipe's `cam_to_world`
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import bpy
 import numpy as np
 from mathutils import Matrix
 
+from render_tag_shared.blender_camera import (
+    SENSOR_WIDTH_MM,
+    BlenderCameraParams,
+    k_from_camera_params,
+    pinhole_settings,
+    render_view,
+)
 from render_tag_shared.geometry import BLENDER_TO_OPENCV_CAMERA
-from render_tag_shared.recipe import CameraIntrinsics, CameraRecipe
+from render_tag_shared.recipe import CameraRecipe
 
-from .datablocks import OWNED
-
-SENSOR_WIDTH_MM = 36.0
-"""Full-frame width: only the ratio lens / sensor matters for the projection; depth of field uses it."""
-
-
-@dataclass(frozen=True)
-class PinholeSettings:
-    """What Blender needs for one pinhole K: everything is exact in float64 before Blender stores it."""
-
-    lens: float
-    shift_x: float
-    shift_y: float
-    pixel_aspect_x: float
-    pixel_aspect_y: float
-    width: int
-    height: int
-
-
-def pinhole_settings(
-    k_matrix: np.ndarray | list[list[float]], resolution: tuple[int, int]
-) -> PinholeSettings:
-    """Lens, shift and pixel aspect that make Blender project exactly as K does (see the module doc)."""
-    k = np.asarray(k_matrix, dtype=np.float64)
-    fx, fy, cx, cy = float(k[0, 0]), float(k[1, 1]), float(k[0, 2]), float(k[1, 2])
-    w, h = int(resolution[0]), int(resolution[1])
-    ax, ay = (fy / fx, 1.0) if fy >= fx else (1.0, fx / fy)
-    ycor = ay / ax
-    return PinholeSettings(
-        lens=fx * SENSOR_WIDTH_MM / w,
-        shift_x=-(cx + 0.5 - w / 2.0) / w,
-        shift_y=(cy + 0.5 - h / 2.0) * ycor / w,
-        pixel_aspect_x=ax,
-        pixel_aspect_y=ay,
-        width=w,
-        height=h,
-    )
+from .datablocks import OWNED, camera_data, need, owned
 
 
 def k_from_blender(
     camera_data: bpy.types.Camera, render: bpy.types.RenderSettings
 ) -> tuple[list[list[float]], tuple[int, int]]:
-    """K and resolution of a perspective Blender camera, any sensor fit (the inverse of pinhole_settings)."""
-    scale = render.resolution_percentage / 100.0
-    w = max(1, int(render.resolution_x * scale))
-    h = max(1, int(render.resolution_y * scale))
-    ax, ay = float(render.pixel_aspect_x), float(render.pixel_aspect_y)
-    ycor = ay / ax
-    fit = camera_data.sensor_fit
-    if fit == "AUTO":
-        horizontal = ax * w >= ay * h
-        sensor = camera_data.sensor_width
-    else:
-        horizontal = fit == "HORIZONTAL"
-        sensor = camera_data.sensor_width if horizontal else camera_data.sensor_height
-    viewfac = float(w) if horizontal else ycor * h
-    fx = camera_data.lens * viewfac / sensor
-    fy = fx / ycor
-    cx = w / 2.0 - camera_data.shift_x * viewfac - 0.5
-    cy = h / 2.0 + camera_data.shift_y * viewfac / ycor - 0.5
-    return [[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], (w, h)
-
-
-def render_view(intrinsics: CameraIntrinsics) -> tuple[str, list[list[float]], tuple[int, int], float | None]:
-    """What Blender renders for a camera: (projection, K, resolution, fisheye_fov).
-
-    The target pinhole itself without distortion; the overscan pinhole for Brown-Conrady; the
-    equidistant fisheye for Kannala-Brandt. The image is warped to the target afterwards.
-    """
-    target = intrinsics.overscan
-    if intrinsics.distortion_model == "none" or target is None:
-        return "perspective", intrinsics.k_matrix, intrinsics.resolution, None
-    return target.projection, target.k_matrix, target.resolution, target.fov_rad
+    """K and resolution of a perspective Blender camera, any sensor fit (the inverse of `apply_view`)."""
+    return k_from_camera_params(
+        BlenderCameraParams(
+            lens=camera_data.lens,
+            sensor_width=camera_data.sensor_width,
+            sensor_height=camera_data.sensor_height,
+            sensor_fit=camera_data.sensor_fit,
+            shift_x=camera_data.shift_x,
+            shift_y=camera_data.shift_y,
+            resolution_x=render.resolution_x,
+            resolution_y=render.resolution_y,
+            resolution_percentage=render.resolution_percentage,
+            pixel_aspect_x=render.pixel_aspect_x,
+            pixel_aspect_y=render.pixel_aspect_y,
+        )
+    )
 
 
 def apply_view(
@@ -163,7 +102,7 @@ def opencv_matrix(obj: bpy.types.Object) -> np.ndarray:
 
 def setup_camera(obj: bpy.types.Object, scene: bpy.types.Scene, camera: CameraRecipe) -> None:
     """Pose, projection, depth of field and motion of one recipe camera on a Blender camera object."""
-    data = obj.data
+    data = camera_data(obj)
     projection, k, resolution, fov = render_view(camera.intrinsics)
     apply_view(data, scene, projection, k, resolution, fov)
     data.clip_start = 0.01
@@ -171,11 +110,12 @@ def setup_camera(obj: bpy.types.Object, scene: bpy.types.Scene, camera: CameraRe
     obj.rotation_mode = "QUATERNION"
     obj.matrix_world = blender_matrix(camera.matrix)
     dof = camera.depth_of_field
-    data.dof.use_dof = dof is not None
+    dof_settings = need(data.dof, "depth of field settings")
+    dof_settings.use_dof = dof is not None
     if dof is not None:
-        data.dof.focus_object = None
-        data.dof.focus_distance = dof.focus_distance_m
-        data.dof.aperture_fstop = dof.fstop
+        dof_settings.focus_object = None
+        dof_settings.focus_distance = dof.focus_distance_m
+        dof_settings.aperture_fstop = dof.fstop
     setup_motion(obj, scene, camera)
     scene.camera = obj
 
@@ -197,7 +137,7 @@ def setup_motion(obj: bpy.types.Object, scene: bpy.types.Scene, camera: CameraRe
     if obj.animation_data is not None:
         action = obj.animation_data.action
         obj.animation_data_clear()
-        if action is not None and action.users == 0 and action.get(OWNED):
+        if action is not None and action.users == 0 and owned(action):
             bpy.data.actions.remove(action)
     dyn = camera.dynamics
     render = scene.render
@@ -207,9 +147,10 @@ def setup_motion(obj: bpy.types.Object, scene: bpy.types.Scene, camera: CameraRe
         and (any(dyn.velocity_mps) or any(dyn.angular_velocity_radps))
     )
     render.use_motion_blur = bool(moving)
+    cycles = need(scene.cycles, "Cycles settings")
     if not moving or dyn is None:
         scene.frame_set(MOTION_FRAME)
-        scene.cycles.rolling_shutter_type = "NONE"
+        cycles.rolling_shutter_type = "NONE"
         return
     total = dyn.shutter_s + dyn.rolling_shutter_s
     render.fps = 1
@@ -217,10 +158,10 @@ def setup_motion(obj: bpy.types.Object, scene: bpy.types.Scene, camera: CameraRe
     render.motion_blur_shutter = total
     render.motion_blur_position = "CENTER"
     if dyn.rolling_shutter_s > 0:
-        scene.cycles.rolling_shutter_type = "TOP"
-        scene.cycles.rolling_shutter_duration = dyn.rolling_shutter_s / total
+        cycles.rolling_shutter_type = "TOP"
+        cycles.rolling_shutter_duration = dyn.rolling_shutter_s / total
     else:
-        scene.cycles.rolling_shutter_type = "NONE"
+        cycles.rolling_shutter_type = "NONE"
     base = camera.matrix
     omega = np.asarray(dyn.angular_velocity_radps, dtype=np.float64)
     velocity = np.asarray(dyn.velocity_mps, dtype=np.float64)
@@ -255,8 +196,3 @@ def _fcurves(action: bpy.types.Action) -> list[bpy.types.FCurve]:
             for bag in getattr(strip, "channelbags", []):
                 out.extend(bag.fcurves)
     return out
-
-
-def fisheye_fov_ok(fov_rad: float) -> bool:
-    """Blender's fisheye_fov range is [10 deg, 10 pi]."""
-    return math.radians(10.0) <= fov_rad <= 10.0 * math.pi

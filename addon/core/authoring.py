@@ -2,7 +2,8 @@
 
 The function API (`api.add_tag`, `api.add_board`, `api.refresh_object`, `api.set_camera_intrinsics`)
 validates recipe models and calls these; an authored object is a textured mesh with
-`Object.render_tag` settings, so `export.scene_recipe` reads it back into a recipe entry.
+`Object.render_tag` settings (`settings.py`), so `export.scene_recipe` reads it back into a recipe
+entry, and editing those settings rebuilds it (`on_settings_changed`).
 """
 
 from __future__ import annotations
@@ -18,11 +19,19 @@ from render_tag_shared.recipe import BoardObject, CameraIntrinsics, PlaneObject,
 from . import datablocks
 from . import scene as scene_adapter
 from .camera import apply_view
+from .settings import (
+    object_model,
+    read_object_settings,
+    scene_settings,
+    updates_suspended,
+    write_lens_settings,
+    write_object_settings,
+)
 
 
 def target_scene(scene: bpy.types.Scene | None) -> bpy.types.Scene:
     """`scene`, or the context's scene when None."""
-    return scene if scene is not None else bpy.context.scene
+    return scene if scene is not None else datablocks.need(bpy.context.scene, "scene in the context")
 
 
 def place(obj: bpy.types.Object, location: Sequence[float], rotation_quaternion: Sequence[float]) -> None:
@@ -33,7 +42,7 @@ def replace_geometry(obj: bpy.types.Object, model: TagObject | BoardObject | Pla
     """Give `obj` the mesh and material of a recipe object (its transform is kept)."""
     old = obj.data
     obj.data = scene_adapter.object_mesh(model)
-    if old is not None and old.users == 0 and datablocks.owned(old):
+    if isinstance(old, bpy.types.Mesh) and old.users == 0 and datablocks.owned(old):
         for material in list(old.materials):
             old.materials.pop()
             if material is not None and material.users == 0 and datablocks.owned(material):
@@ -41,14 +50,12 @@ def replace_geometry(obj: bpy.types.Object, model: TagObject | BoardObject | Pla
         bpy.data.meshes.remove(old)
 
 
-def object_settings(obj: bpy.types.Object) -> dict[str, Any] | None:
+def authored_entry(obj: bpy.types.Object) -> dict[str, Any] | None:
     """The recipe entry (without pose) of an authored object's `render_tag` settings, or None."""
-    from ..properties import read_object_settings
-
     entry = read_object_settings(obj)
     if entry is None:
         return None
-    entry["name"] = obj.get("render_tag_name", obj.name)
+    entry["name"] = datablocks.custom_prop(obj, "render_tag_name", obj.name)
     return entry
 
 
@@ -60,8 +67,6 @@ def new_authored(
     rotation_quaternion: Sequence[float],
 ) -> bpy.types.Object:
     """Link a new authored object built from `model` (settings from `entry`) into `scene`."""
-    from ..properties import write_object_settings
-
     target = target_scene(scene)
     mesh = bpy.data.meshes.new(entry["name"])
     datablocks.mark(mesh)
@@ -89,12 +94,36 @@ def apply_intrinsics(
     if camera_object.type != "CAMERA":
         raise ValueError(f"{camera_object.name} is not a camera")
     target = target_scene(scene)
-    apply_view(camera_object.data, target, "perspective", intr.k_matrix, intr.resolution, None)
+    apply_view(
+        datablocks.camera_data(camera_object), target, "perspective", intr.k_matrix, intr.resolution, None
+    )
     stored = datablocks.load_json(camera_object) or {}
     stored["intrinsics"] = intr.model_dump(mode="json")
     datablocks.store_json(camera_object, stored)
-    settings = getattr(target, "render_tag", None)
+    settings = scene_settings(target)
     if settings is not None:
-        settings.distortion_model = intr.distortion_model
-        settings.distortion_coeffs = list(intr.distortion_coeffs) + [0.0] * (5 - len(intr.distortion_coeffs))
-        settings.eval_margin_px = intr.eval_margin_px
+        write_lens_settings(settings, intr)
+
+
+def refresh_object(obj: bpy.types.Object) -> None:
+    """Rebuild an authored object's mesh and texture from `obj.render_tag` (the N-panel's live edit)."""
+    entry = authored_entry(obj)
+    if entry is None:
+        return
+    replace_geometry(obj, object_model(entry))
+
+
+def on_settings_changed(settings: bpy.types.PropertyGroup, context: bpy.types.Context) -> None:
+    """Property update (via `callbacks.refresh_object`): rebuild the object from its settings.
+
+    Errors are reported, not raised: Blender calls this while the user types.
+    """
+    if updates_suspended():
+        return
+    obj = settings.id_data
+    if not isinstance(obj, bpy.types.Object) or getattr(settings, "kind", "NONE") == "NONE":
+        return
+    try:
+        refresh_object(obj)
+    except ValueError as exc:  # an invalid combination while editing: keep the old geometry
+        print(f"render_tag: {obj.name}: {exc}")

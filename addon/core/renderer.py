@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+from typing import Any
 
 import bpy
 import numpy as np
 
 from render_tag_shared.recipe import RendererSettings
+
+from .datablocks import need, pixel_buffer, set_enum
 
 LIGHT_TREE_MIN_LIGHTS = 8
 """Cycles' light tree only pays off with many lights; below this many, lights are sampled without it.
@@ -59,14 +62,14 @@ def render_environment(scene: bpy.types.Scene) -> dict[str, str]:
 
 def _set_engine(scene: bpy.types.Scene, mode: str) -> str:
     if mode == "cycles":
-        scene.render.engine = "CYCLES"
+        set_enum(scene.render, "engine", "CYCLES")
         return "CYCLES"
     if mode == "workbench":
-        scene.render.engine = "BLENDER_WORKBENCH"
+        set_enum(scene.render, "engine", "BLENDER_WORKBENCH")
         return "BLENDER_WORKBENCH"
     for engine in EEVEE_IDS:
         try:
-            scene.render.engine = engine
+            set_enum(scene.render, "engine", engine)
         except TypeError:
             continue
         return engine
@@ -76,8 +79,8 @@ def _set_engine(scene: bpy.types.Scene, mode: str) -> str:
 def gpu_available() -> bool:
     """True when Cycles has a compute device type set up with at least one GPU (then all are enabled)."""
     try:
-        prefs = bpy.context.preferences.addons["cycles"].preferences
-        prefs.refresh_devices()
+        prefs: Any = need(bpy.context.preferences, "preferences").addons["cycles"].preferences
+        prefs.refresh_devices()  # Cycles' own preferences class: not in the stubs
     except (KeyError, AttributeError):
         return False
     if getattr(prefs, "compute_device_type", "NONE") == "NONE":
@@ -99,15 +102,15 @@ def configure_renderer(scene: bpy.types.Scene, settings: RendererSettings) -> st
             setattr(render, flag, False)
     render.dither_intensity = 0.0
     render.filter_size = settings.filter_width_px
-    view = scene.view_settings
-    view.view_transform = "Raw"
-    view.look = "None"
+    view = need(scene.view_settings, "view settings")
+    set_enum(view, "view_transform", "Raw")
+    set_enum(view, "look", "None")
     view.exposure = 0.0
     view.gamma = 1.0
     view.use_curve_mapping = False
-    scene.display_settings.display_device = "sRGB"
+    set_enum(need(scene.display_settings, "display settings"), "display_device", "sRGB")
     if engine == "CYCLES":
-        cycles = scene.cycles
+        cycles = need(scene.cycles, "Cycles settings")
         cycles.device = "GPU" if settings.device == "GPU" and gpu_available() else "CPU"
         cycles.samples = settings.samples
         cycles.use_adaptive_sampling = settings.noise_threshold is not None
@@ -128,15 +131,16 @@ def configure_renderer(scene: bpy.types.Scene, settings: RendererSettings) -> st
             lights = sum(1 for obj in scene.objects if obj.type == "LIGHT")
             cycles.use_light_tree = lights >= LIGHT_TREE_MIN_LIGHTS
     elif engine == "BLENDER_WORKBENCH":
-        shading = scene.display.shading
+        display = need(scene.display, "display settings")
+        shading = need(display.shading, "shading")
         shading.light = "FLAT"
         shading.color_type = "TEXTURE"
         shading.show_shadows = False
         shading.show_cavity = False
         shading.show_specular_highlight = False
-        scene.display.render_aa = "32"
+        display.render_aa = "32"
     else:
-        eevee = scene.eevee
+        eevee = need(scene.eevee, "EEVEE settings")
         eevee.taa_render_samples = settings.samples
     return engine
 
@@ -173,7 +177,7 @@ def render_linear(scene: bpy.types.Scene) -> np.ndarray:
         try:
             w, h = image.size
             pixels = np.empty(w * h * 4, dtype=np.float32)
-            image.pixels.foreach_get(pixels)
+            pixel_buffer(image).foreach_get(pixels)
         finally:
             bpy.data.images.remove(image)
     return pixels.reshape(h, w, 4)[::-1].copy()

@@ -11,14 +11,22 @@ mode); everything they compute is in plain functions that tests call directly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import bpy
 import numpy as np
 from bpy_extras import view3d_utils
+from mathutils import Vector
 
-from . import api
-from .adapter import camera as cam_adapter
+if TYPE_CHECKING:
+    import gpu
+
+from render_tag_shared.recipe import SceneRecipe
+
+from .. import api
+from ..core import camera as cam_adapter
+from ..core.datablocks import camera_data
+from ..core.export import active_camera_index
 
 # Built-in shader names that exist in Blender 4.2 and 5.0 alike ('2D_*' ones are gone in 5.0).
 LINE_SHADER = "POLYLINE_UNIFORM_COLOR"
@@ -70,7 +78,9 @@ def camera_to_region(
 
 def frame_corners_world(scene: bpy.types.Scene, camera: bpy.types.Object) -> list:
     """The camera frame's corners TL, TR, BR, BL in world space (shift, sensor fit, aspect applied)."""
-    top_right, bottom_right, bottom_left, top_left = camera.data.view_frame(scene=scene)
+    # view_frame returns four Vectors (the stubs say None)
+    frame: tuple[Vector, Vector, Vector, Vector] = camera_data(camera).view_frame(scene=scene)  # type: ignore[assignment]
+    top_right, bottom_right, bottom_left, top_left = frame
     return [camera.matrix_world @ corner for corner in (top_left, top_right, bottom_right, bottom_left)]
 
 
@@ -97,16 +107,18 @@ class OverlayGeometry:
     message: str = ""
 
 
-def viewport_recipe(recipe, index: int, scene, camera_obj) -> tuple[object | None, str]:
+def viewport_recipe(
+    recipe: SceneRecipe, index: int, scene: bpy.types.Scene, camera_obj: bpy.types.Object
+) -> tuple[SceneRecipe | None, str]:
     """The recipe as the viewport shows camera `index`: Blender's camera is linear, so a distorted camera
     is drawn with the pinhole K Blender actually has (its overscan after a build, its target after
     set_camera_intrinsics); a fisheye (panoramic) camera is not drawn."""
     intrinsics = recipe.cameras[index].intrinsics
-    if camera_obj.data.type != "PERSP":
+    if camera_data(camera_obj).type != "PERSP":
         return None, "overlay: a fisheye (panoramic) camera is not drawn; see the preview render"
     if intrinsics.distortion_model == "none":
         return recipe, ""
-    k, resolution = cam_adapter.k_from_blender(camera_obj.data, scene.render)
+    k, resolution = cam_adapter.k_from_blender(camera_data(camera_obj), scene.render)
     linear = intrinsics.model_copy(
         update={
             "k_matrix": k,
@@ -183,8 +195,6 @@ def refresh(scene: bpy.types.Scene) -> OverlayTruth:
     """Recomputes the overlay's ground truth from the scene (export + camera_ground_truth) and caches it."""
     from render_tag_shared.truth import camera_ground_truth
 
-    from .operators import active_camera_index
-
     camera = scene.camera
     truth = OverlayTruth(scene.name, camera.name if camera is not None else "")
     _state["refreshing"] = True
@@ -196,7 +206,7 @@ def refresh(scene: bpy.types.Scene) -> OverlayTruth:
         shown, truth.note = viewport_recipe(recipe, index, scene, camera)
         if shown is not None:
             truth.records = camera_ground_truth(shown, index)
-            truth.resolution = tuple(shown.cameras[index].intrinsics.resolution)
+            truth.resolution = shown.cameras[index].intrinsics.resolution
     except Exception as exc:  # the overlay says what is wrong; it never breaks drawing
         truth.note = f"overlay: {exc}" if not str(exc).startswith("overlay") else str(exc)
         truth.records = []
@@ -246,6 +256,13 @@ def region_geometry(scene, region, rv3d) -> OverlayGeometry:
     return geometry
 
 
+def _builtin_shader(name: str) -> gpu.types.GPUShader:
+    """A built-in shader (the stubs declare `from_builtin` as returning None)."""
+    import gpu
+
+    return cast("gpu.types.GPUShader", gpu.shader.from_builtin(name))
+
+
 def _draw(geometry: OverlayGeometry, width: int, height: int) -> None:
     """Draws with the `gpu` and `blf` modules (needs a window: not callable in background mode)."""
     import blf
@@ -253,14 +270,14 @@ def _draw(geometry: OverlayGeometry, width: int, height: int) -> None:
     from gpu_extras.batch import batch_for_shader
 
     gpu.state.blend_set("ALPHA")
-    line_shader = gpu.shader.from_builtin(LINE_SHADER)
+    line_shader = _builtin_shader(LINE_SHADER)
     line_shader.uniform_float("viewportSize", (width, height))
     line_shader.uniform_float("lineWidth", 2.0)
     for color, (a, b) in geometry.lines:
         batch = batch_for_shader(line_shader, "LINES", {"pos": [(a[0], a[1], 0.0), (b[0], b[1], 0.0)]})
         line_shader.uniform_float("color", color)
         batch.draw(line_shader)
-    fill_shader = gpu.shader.from_builtin(FILL_SHADER)
+    fill_shader = _builtin_shader(FILL_SHADER)
     s = MARK_HALF_SIZE_PX
     for color, (x, y) in geometry.marks:
         quad = [(x - s, y - s, 0.0), (x + s, y - s, 0.0), (x + s, y + s, 0.0), (x - s, y + s, 0.0)]

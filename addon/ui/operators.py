@@ -11,15 +11,13 @@ a Python caller receives as a RuntimeError carrying the message (the file and th
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import bpy
 from bpy.props import (
-    BoolProperty,
-    EnumProperty,
     FloatProperty,
-    FloatVectorProperty,
     IntProperty,
     StringProperty,
 )
@@ -31,9 +29,14 @@ from render_tag_shared.lens import expected_coeff_count
 from render_tag_shared.recipe import RecipeFile
 from render_tag_shared.recipe_io import dump_recipe_file, load_recipe_file
 
-from . import api, overlay
-from .adapter import camera as cam_adapter
-from .properties import BOARD_TYPE_ITEMS, FAMILY_ITEMS, LENS_ITEMS
+from .. import api
+from ..core import camera as cam_adapter
+from ..core.datablocks import camera_data
+from ..core.export import active_camera_index
+from ..prefs import cache_dir, preferences
+from ..props import object_fields, scene_fields
+from . import overlay
+from .panel import ui_layout
 
 
 def _call(op: bpy.types.Operator, action: Callable[[], str]) -> set[str]:
@@ -55,7 +58,10 @@ def _call(op: bpy.types.Operator, action: Callable[[], str]) -> set[str]:
     return {"FINISHED"}
 
 
-def _validated(source: str, build: Callable[[], object]) -> object:
+ModelT = TypeVar("ModelT")
+
+
+def _validated(source: str, build: Callable[[], ModelT]) -> ModelT:
     """Builds a contract model; pydantic's report becomes an InputError naming the field."""
     try:
         return build()
@@ -83,12 +89,6 @@ def load_recipes(path: str) -> RecipeFile:
     return recipes
 
 
-def active_camera_index(scene: bpy.types.Scene, camera_count: int) -> int:
-    """Which camera of the exported recipe the scene's active camera is (the rule export uses)."""
-    index = int(scene.camera.get("render_tag_index", 0)) if scene.camera is not None else 0
-    return index if 0 <= index < camera_count else 0
-
-
 def _select_only(context: bpy.types.Context, obj: bpy.types.Object) -> None:
     """Makes a new object the active one when the view layer allows it (it always does headless)."""
     view_layer = context.view_layer
@@ -102,6 +102,10 @@ def _select_only(context: bpy.types.Context, obj: bpy.types.Object) -> None:
 
 class _FileInvoke:
     """Opens the file browser when invoked from the UI without a path; runs directly otherwise."""
+
+    if TYPE_CHECKING:  # supplied by the operator class it is mixed into
+
+        def execute(self, context: bpy.types.Context) -> set[str]: ...
 
     def invoke(self, context, event):
         if getattr(self, "filepath", ""):
@@ -141,10 +145,16 @@ class RENDER_TAG_OT_build_recipe(_FileInvoke, bpy.types.Operator):
     bl_label = "Build Recipe Scene"
     bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender wants a plain set)
 
-    filepath: StringProperty(name="Recipe file", subtype="FILE_PATH")  # type: ignore[valid-type]
-    filter_glob: StringProperty(default="*.json", options={"HIDDEN"})  # type: ignore[valid-type]
-    scene_index: IntProperty(name="Scene index", min=0)  # type: ignore[valid-type]
-    camera_index: IntProperty(name="Camera index", min=0)  # type: ignore[valid-type]
+    __annotations__ = {
+        "filepath": StringProperty(name="Recipe file", subtype="FILE_PATH"),
+        "filter_glob": StringProperty(default="*.json", options={"HIDDEN"}),
+        "scene_index": IntProperty(name="Scene index", min=0),
+        "camera_index": IntProperty(name="Camera index", min=0),
+    }
+    if TYPE_CHECKING:
+        filepath: str
+        scene_index: int
+        camera_index: int
 
     def execute(self, context):
         return _call(self, lambda: _build(context, self.filepath, self.scene_index, self.camera_index))
@@ -157,7 +167,11 @@ class RENDER_TAG_OT_step_scene(bpy.types.Operator):
     bl_label = "Step Scene"
     bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender wants a plain set)
 
-    delta: IntProperty(name="Step", default=1)  # type: ignore[valid-type]
+    __annotations__ = {
+        "delta": IntProperty(name="Step", default=1),
+    }
+    if TYPE_CHECKING:
+        delta: int
 
     def execute(self, context):
         settings = context.scene.render_tag
@@ -178,7 +192,11 @@ class RENDER_TAG_OT_step_camera(bpy.types.Operator):
     bl_label = "Step Camera"
     bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender wants a plain set)
 
-    delta: IntProperty(name="Step", default=1)  # type: ignore[valid-type]
+    __annotations__ = {
+        "delta": IntProperty(name="Step", default=1),
+    }
+    if TYPE_CHECKING:
+        delta: int
 
     def execute(self, context):
         settings = context.scene.render_tag
@@ -202,10 +220,19 @@ class RENDER_TAG_OT_render_recipe(bpy.types.Operator):
     bl_idname = "render_tag.render_recipe"
     bl_label = "Render Recipe File"
 
-    filepath: StringProperty(name="Recipe file", subtype="FILE_PATH")  # type: ignore[valid-type]
-    output_dir: StringProperty(name="Output folder", subtype="DIR_PATH")  # type: ignore[valid-type]
-    start: IntProperty(name="Start", min=0, default=0)  # type: ignore[valid-type]
-    stop: IntProperty(name="Stop", description="One past the last scene; -1: to the end", min=-1, default=-1)  # type: ignore[valid-type]
+    __annotations__ = {
+        "filepath": StringProperty(name="Recipe file", subtype="FILE_PATH"),
+        "output_dir": StringProperty(name="Output folder", subtype="DIR_PATH"),
+        "start": IntProperty(name="Start", min=0, default=0),
+        "stop": IntProperty(
+            name="Stop", description="One past the last scene; -1: to the end", min=-1, default=-1
+        ),
+    }
+    if TYPE_CHECKING:
+        filepath: str
+        output_dir: str
+        start: int
+        stop: int
 
     def execute(self, context):
         def render() -> str:
@@ -226,14 +253,20 @@ class RENDER_TAG_OT_export_recipe(_FileInvoke, bpy.types.Operator):
     bl_idname = "render_tag.export_recipe"
     bl_label = "Export Recipe"
 
-    filepath: StringProperty(name="Recipe file", subtype="FILE_PATH")  # type: ignore[valid-type]
-    filter_glob: StringProperty(default="*.json", options={"HIDDEN"})  # type: ignore[valid-type]
-    scene_id: IntProperty(
-        name="Scene id", description="-1: keep the built recipe's (or 0)", min=-1, default=-1
-    )  # type: ignore[valid-type]
-    random_seed: IntProperty(
-        name="Random seed", description="-1: keep the built recipe's (or 0)", min=-1, default=-1
-    )  # type: ignore[valid-type]
+    __annotations__ = {
+        "filepath": StringProperty(name="Recipe file", subtype="FILE_PATH"),
+        "filter_glob": StringProperty(default="*.json", options={"HIDDEN"}),
+        "scene_id": IntProperty(
+            name="Scene id", description="-1: keep the built recipe's (or 0)", min=-1, default=-1
+        ),
+        "random_seed": IntProperty(
+            name="Random seed", description="-1: keep the built recipe's (or 0)", min=-1, default=-1
+        ),
+    }
+    if TYPE_CHECKING:
+        filepath: str
+        scene_id: int
+        random_seed: int
 
     def execute(self, context):
         def export() -> str:
@@ -261,14 +294,17 @@ class RENDER_TAG_OT_add_tag(bpy.types.Operator):
     bl_label = "Add Tag"
     bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender wants a plain set)
 
-    family: EnumProperty(name="Family", items=FAMILY_ITEMS, default="tag36h11")  # type: ignore[valid-type]
-    tag_id: IntProperty(name="ID", min=0, default=0)  # type: ignore[valid-type]
-    size_mm: FloatProperty(name="Size (mm)", description="Edge of the black border", min=0.1, default=100.0)  # type: ignore[valid-type]
-    border_bits: IntProperty(name="Border bits", min=1, max=4, default=1)  # type: ignore[valid-type]
-    margin_modules: FloatProperty(
-        name="Quiet zone", description="White margin in modules", min=0.0, default=1.0
-    )  # type: ignore[valid-type]
-    name: StringProperty(name="Name", description="Empty: tag0, tag1, ...")  # type: ignore[valid-type]
+    __annotations__ = {
+        **object_fields("family", "tag_id", "size_mm", "border_bits", "margin_modules"),
+        "name": StringProperty(name="Name", description="Empty: tag0, tag1, ..."),
+    }
+    if TYPE_CHECKING:
+        family: str
+        tag_id: int
+        size_mm: float
+        border_bits: int
+        margin_modules: float
+        name: str
 
     def execute(self, context):
         def add() -> str:
@@ -289,6 +325,18 @@ class RENDER_TAG_OT_add_tag(bpy.types.Operator):
         return _call(self, add)
 
 
+_BOARD_FIELDS = (
+    "board_type",
+    "rows",
+    "cols",
+    "square_size_mm",
+    "marker_size_mm",
+    "spacing_ratio",
+    "dictionary",
+    "legacy_pattern",
+)
+
+
 class RENDER_TAG_OT_add_board(bpy.types.Operator):
     """Add a ChArUco board or an AprilGrid at the 3D cursor"""
 
@@ -296,16 +344,22 @@ class RENDER_TAG_OT_add_board(bpy.types.Operator):
     bl_label = "Add Board"
     bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender wants a plain set)
 
-    board_type: EnumProperty(name="Board", items=BOARD_TYPE_ITEMS, default="charuco")  # type: ignore[valid-type]
-    rows: IntProperty(name="Rows", min=1, default=5)  # type: ignore[valid-type]
-    cols: IntProperty(name="Columns", min=1, default=7)  # type: ignore[valid-type]
-    square_size_mm: FloatProperty(name="Square (mm)", min=0.1, default=40.0)  # type: ignore[valid-type]
-    marker_size_mm: FloatProperty(name="Marker (mm)", min=0.1, default=30.0)  # type: ignore[valid-type]
-    spacing_ratio: FloatProperty(name="Spacing ratio", min=0.01, default=0.3)  # type: ignore[valid-type]
-    dictionary: EnumProperty(name="Dictionary", items=FAMILY_ITEMS, default="DICT_5X5_100")  # type: ignore[valid-type]
-    legacy_pattern: BoolProperty(name="Legacy pattern", default=False)  # type: ignore[valid-type]
-    margin_mm: FloatProperty(name="Margin (mm)", min=0.0, default=0.0)  # type: ignore[valid-type]
-    name: StringProperty(name="Name", description="Empty: board0, board1, ...")  # type: ignore[valid-type]
+    __annotations__ = {
+        **object_fields(*_BOARD_FIELDS),
+        "margin_mm": object_fields("board_margin_mm")["board_margin_mm"],
+        "name": StringProperty(name="Name", description="Empty: board0, board1, ..."),
+    }
+    if TYPE_CHECKING:
+        board_type: str
+        rows: int
+        cols: int
+        square_size_mm: float
+        marker_size_mm: float
+        spacing_ratio: float
+        dictionary: str
+        legacy_pattern: bool
+        margin_mm: float
+        name: str
 
     def execute(self, context):
         def add() -> str:
@@ -338,6 +392,7 @@ class RENDER_TAG_OT_add_board(bpy.types.Operator):
 
 
 _INTRINSIC_KEYS = ("fx", "fy", "cx", "cy", "width", "height")
+_LENS_FIELDS = ("distortion_model", "distortion_coeffs", "eval_margin_px")
 
 
 class RENDER_TAG_OT_set_camera_intrinsics(bpy.types.Operator):
@@ -347,16 +402,27 @@ class RENDER_TAG_OT_set_camera_intrinsics(bpy.types.Operator):
     bl_label = "Set Camera Intrinsics"
     bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender wants a plain set)
 
-    camera: StringProperty(name="Camera", description="Camera object; empty: the scene's camera")  # type: ignore[valid-type]
-    fx: FloatProperty(name="fx", min=1e-3, default=600.0)  # type: ignore[valid-type]
-    fy: FloatProperty(name="fy", min=1e-3, default=600.0)  # type: ignore[valid-type]
-    cx: FloatProperty(name="cx", default=319.5)  # type: ignore[valid-type]
-    cy: FloatProperty(name="cy", default=239.5)  # type: ignore[valid-type]
-    width: IntProperty(name="Width", min=1, default=640)  # type: ignore[valid-type]
-    height: IntProperty(name="Height", min=1, default=480)  # type: ignore[valid-type]
-    distortion_model: EnumProperty(name="Lens model", items=LENS_ITEMS, default="none")  # type: ignore[valid-type]
-    distortion_coeffs: FloatVectorProperty(name="Coefficients", size=5, default=(0.0,) * 5)  # type: ignore[valid-type]
-    eval_margin_px: FloatProperty(name="Eval margin (px)", min=0.0, default=0.0)  # type: ignore[valid-type]
+    __annotations__ = {
+        "camera": StringProperty(name="Camera", description="Camera object; empty: the scene's camera"),
+        "fx": FloatProperty(name="fx", min=1e-3, default=600.0),
+        "fy": FloatProperty(name="fy", min=1e-3, default=600.0),
+        "cx": FloatProperty(name="cx", default=319.5),
+        "cy": FloatProperty(name="cy", default=239.5),
+        "width": IntProperty(name="Width", min=1, default=640),
+        "height": IntProperty(name="Height", min=1, default=480),
+        **scene_fields(*_LENS_FIELDS),
+    }
+    if TYPE_CHECKING:
+        camera: str
+        fx: float
+        fy: float
+        cx: float
+        cy: float
+        width: int
+        height: int
+        distortion_model: str
+        distortion_coeffs: Sequence[float]
+        eval_margin_px: float
 
     def _camera_object(self, context) -> bpy.types.Object:
         obj = bpy.data.objects.get(self.camera) if self.camera else context.scene.camera
@@ -368,7 +434,7 @@ class RENDER_TAG_OT_set_camera_intrinsics(bpy.types.Operator):
 
     def _fill_unset(self, context, obj: bpy.types.Object) -> None:
         """Values the caller did not give come from the camera and the scene's lens settings."""
-        k, (width, height) = cam_adapter.k_from_blender(obj.data, context.scene.render)
+        k, (width, height) = cam_adapter.k_from_blender(camera_data(obj), context.scene.render)
         current = {
             "fx": k[0][0],
             "fy": k[1][1],
@@ -381,7 +447,7 @@ class RENDER_TAG_OT_set_camera_intrinsics(bpy.types.Operator):
             if not self.properties.is_property_set(key):
                 setattr(self, key, value)
         settings = context.scene.render_tag
-        for key in ("distortion_model", "distortion_coeffs", "eval_margin_px"):
+        for key in _LENS_FIELDS:
             if not self.properties.is_property_set(key):
                 setattr(self, key, getattr(settings, key))
 
@@ -395,7 +461,7 @@ class RENDER_TAG_OT_set_camera_intrinsics(bpy.types.Operator):
         return context.window_manager.invoke_props_dialog(self)
 
     def draw(self, context):
-        layout = self.layout
+        layout = ui_layout(self)
         for key in ("camera", *_INTRINSIC_KEYS, "distortion_model"):
             layout.prop(self, key)
         if self.distortion_model != "none":
@@ -434,12 +500,16 @@ class RENDER_TAG_OT_preview_render(bpy.types.Operator):
     bl_idname = "render_tag.preview_render"
     bl_label = "Preview Render"
 
-    samples: IntProperty(name="Samples", description="0: the preferences' preview samples", min=0, default=0)  # type: ignore[valid-type]
+    __annotations__ = {
+        "samples": IntProperty(
+            name="Samples", description="0: the preferences' preview samples", min=0, default=0
+        ),
+    }
+    if TYPE_CHECKING:
+        samples: int
 
     def execute(self, context):
         def preview() -> str:
-            from . import cache_dir, preferences
-
             scene = context.scene
             window = context.window
             recipe = api.export_scene_recipe(scene)
@@ -514,4 +584,11 @@ CLASSES = (
 )
 
 
-register, unregister = bpy.utils.register_classes_factory(CLASSES)
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Any
+from typing import Any, Literal, Protocol, cast
 
 import bpy
 import numpy as np
@@ -35,6 +35,7 @@ from render_tag_shared.truth import object_extent_m
 from . import datablocks
 from .camera import setup_camera
 from .renderer import configure_renderer
+from .settings import write_object_settings, write_scene_settings
 
 WORK_SCENE = "RenderTag"
 """The scene render-tag builds recipes into (created on first use)."""
@@ -81,6 +82,22 @@ def _remove_data(data: bpy.types.ID) -> None:
 # --------------------------------------------------------------------------- meshes and materials
 
 
+class _ValueSocket(Protocol):
+    default_value: Any
+
+
+def set_input(node: bpy.types.Node, name: str, value: object) -> None:
+    """Set a node input's value: value sockets (float, colour, vector) have `default_value`, the
+    `NodeSocket` base class the stubs give `inputs[...]` does not."""
+    socket = cast(_ValueSocket, node.inputs[name])
+    socket.default_value = value
+
+
+def input_value(node: bpy.types.Node, name: str) -> Any:
+    """A node input's value (see `set_input`)."""
+    return cast(_ValueSocket, node.inputs[name]).default_value
+
+
 def ensure_nodes(datablock: bpy.types.Material | bpy.types.World) -> None:
     """Node-based shading: `use_nodes` before 5.0; deprecated from 5.0, where node trees always exist."""
     if bpy.app.version < (5, 0, 0) or getattr(datablock, "node_tree", None) is None:
@@ -110,29 +127,30 @@ def textured_material(
     roughness: float,
     color: tuple[float, float, float] = (1.0, 1.0, 1.0),
     repeat: float = 1.0,
-    interpolation: str = "Closest",
+    interpolation: Literal["Closest", "Linear"] = "Closest",
 ) -> bpy.types.Material:
     """Principled BSDF with an optional image as base colour (Closest, no repeat for markers)."""
     mat = bpy.data.materials.new(name)
     datablocks.mark(mat)
     ensure_nodes(mat)
-    nodes = mat.node_tree.nodes
-    links = mat.node_tree.links
+    tree = datablocks.need(mat.node_tree, "material node tree")
+    nodes, links = tree.nodes, tree.links
     bsdf = nodes.get("Principled BSDF")
     if bsdf is None:
         bsdf = nodes.new("ShaderNodeBsdfPrincipled")
         links.new(bsdf.outputs[0], nodes["Material Output"].inputs["Surface"])
-    bsdf.inputs["Roughness"].default_value = roughness
-    bsdf.inputs["Base Color"].default_value = (*color, 1.0)
+    set_input(bsdf, "Roughness", roughness)
+    set_input(bsdf, "Base Color", (*color, 1.0))
     if image is not None:
         tex = nodes.new("ShaderNodeTexImage")
-        tex.image = image
-        tex.interpolation = interpolation
-        tex.extension = "REPEAT" if repeat != 1.0 else "EXTEND"
+        texture = cast(bpy.types.ShaderNodeTexImage, tex)
+        texture.image = image
+        texture.interpolation = interpolation
+        texture.extension = "REPEAT" if repeat != 1.0 else "EXTEND"
         if repeat != 1.0:
             coord = nodes.new("ShaderNodeTexCoord")
             mapping = nodes.new("ShaderNodeMapping")
-            mapping.inputs["Scale"].default_value = (repeat, repeat, 1.0)
+            set_input(mapping, "Scale", (repeat, repeat, 1.0))
             links.new(coord.outputs["UV"], mapping.inputs["Vector"])
             links.new(mapping.outputs["Vector"], tex.inputs["Vector"])
         links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
@@ -255,17 +273,17 @@ def object_mesh(entry: TagObject | BoardObject | PlaneObject) -> bpy.types.Mesh:
 
 
 def build_light(scene: bpy.types.Scene, light: Light, index: int) -> bpy.types.Object:
-    data = bpy.data.lights.new(f"RT_light{index}", type=light.type)
+    data = datablocks.lamp(bpy.data.lights.new(f"RT_light{index}", type=light.type), light.type)
     datablocks.mark(data)
     data.energy = light.energy
     data.color = light.color
-    if light.type in ("POINT", "SPOT"):
+    if isinstance(data, bpy.types.PointLight | bpy.types.SpotLight):
         data.shadow_soft_size = light.radius_m
-    if light.type == "SPOT":
+    if isinstance(data, bpy.types.SpotLight):
         data.spot_size = light.spot_size_rad
-    if light.type == "SUN":
+    if isinstance(data, bpy.types.SunLight):
         data.angle = light.angle_rad
-    if light.type == "AREA":
+    if isinstance(data, bpy.types.AreaLight):
         data.shape = "SQUARE"
         data.size = max(light.radius_m, 1e-4)
     obj = _new_object(scene, f"RT_light{index}", data)
@@ -282,26 +300,27 @@ def build_world(scene: bpy.types.Scene, world: World) -> bpy.types.World:
     w = bpy.data.worlds.new(name)
     datablocks.mark(w)
     ensure_nodes(w)
-    nodes, links = w.node_tree.nodes, w.node_tree.links
+    tree = datablocks.need(w.node_tree, "world node tree")
+    nodes, links = tree.nodes, tree.links
     nodes.clear()
     out = nodes.new("ShaderNodeOutputWorld")
     light_bg = nodes.new("ShaderNodeBackground")
-    light_bg.inputs["Color"].default_value = (*world.background_color, 1.0)
-    light_bg.inputs["Strength"].default_value = world.background_strength
+    set_input(light_bg, "Color", (*world.background_color, 1.0))
+    set_input(light_bg, "Strength", world.background_strength)
     if world.hdri is not None:
         env = nodes.new("ShaderNodeTexEnvironment")
-        env.image = datablocks.image_from_file(world.hdri.path)
+        cast(bpy.types.ShaderNodeTexEnvironment, env).image = datablocks.image_from_file(world.hdri.path)
         coord = nodes.new("ShaderNodeTexCoord")
         mapping = nodes.new("ShaderNodeMapping")
-        mapping.inputs["Rotation"].default_value = (0.0, 0.0, world.hdri.rotation_z_rad)
+        set_input(mapping, "Rotation", (0.0, 0.0, world.hdri.rotation_z_rad))
         links.new(coord.outputs["Generated"], mapping.inputs["Vector"])
         links.new(mapping.outputs["Vector"], env.inputs["Vector"])
         links.new(env.outputs["Color"], light_bg.inputs["Color"])
-        light_bg.inputs["Strength"].default_value = world.hdri.strength
+        set_input(light_bg, "Strength", world.hdri.strength)
     shader = light_bg.outputs["Background"]
     if world.background_texture:
         tex = nodes.new("ShaderNodeTexImage")
-        tex.image = datablocks.image_from_file(world.background_texture)
+        cast(bpy.types.ShaderNodeTexImage, tex).image = datablocks.image_from_file(world.background_texture)
         coord = nodes.new("ShaderNodeTexCoord")
         links.new(coord.outputs["Window"], tex.inputs["Vector"])
         cam_bg = nodes.new("ShaderNodeBackground")
@@ -362,7 +381,7 @@ def build_scene(
             "cameras": [c.model_dump(mode="json") for c in recipe.cameras],
         },
     )
-    _sync_properties(scene, recipe, camera_index)
+    write_scene_settings(scene, recipe, camera_index)
     datablocks.remove_owned_orphans()
     scene.view_layers[0].update()
     return scene
@@ -373,7 +392,7 @@ def select_camera(scene: bpy.types.Scene, recipe: SceneRecipe, camera_index: int
     cam_obj = scene.objects.get(CAMERA_NAME) or next(o for o in scene.objects if o.type == "CAMERA")
     setup_camera(cam_obj, scene, recipe.cameras[camera_index])
     _record(cam_obj, recipe.cameras[camera_index].model_dump(mode="json"), camera_index)
-    _sync_properties(scene, recipe, camera_index)
+    write_scene_settings(scene, recipe, camera_index)
     scene.view_layers[0].update()
     return cam_obj
 
@@ -383,20 +402,7 @@ def _record(obj: bpy.types.Object, entry: dict[str, Any], index: int) -> None:
     obj["render_tag_index"] = index
     if "name" in entry:
         obj["render_tag_name"] = entry["name"]
-    settings = getattr(obj, "render_tag", None)
-    if settings is None:
-        return
-    from ..properties import write_object_settings
-
     write_object_settings(obj, entry)
-
-
-def _sync_properties(scene: bpy.types.Scene, recipe: SceneRecipe, camera_index: int) -> None:
-    if getattr(scene, "render_tag", None) is None:
-        return
-    from ..properties import write_scene_settings
-
-    write_scene_settings(scene, recipe, camera_index)
 
 
 def add_matrix(obj: bpy.types.Object, matrix: Matrix) -> None:

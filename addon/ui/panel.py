@@ -1,30 +1,43 @@
 """The N-panel: View3D ▸ Sidebar ▸ Render Tag. Layout only; every action is an operator."""
 
+from typing import Literal
+
 import bpy
 
+from ..core import camera as cam_adapter
+from ..core.datablocks import camera_data
 from . import overlay
-from .adapter import camera as cam_adapter
 
 CATEGORY = "Render Tag"
 
 
-class _RenderTagPanel:
+def ui_layout(owner: bpy.types.Panel | bpy.types.Operator) -> bpy.types.UILayout:
+    """The layout a `draw` fills (Blender always passes one while drawing; the stubs say optional)."""
+    layout = owner.layout
+    if layout is None:
+        raise RuntimeError(f"{type(owner).__name__}.draw called without a layout")
+    return layout
+
+
+class _RenderTagPanel(bpy.types.Panel):
+    """Where every render-tag panel lives (never registered itself)."""
+
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = CATEGORY
 
 
-class VIEW3D_PT_render_tag(_RenderTagPanel, bpy.types.Panel):
+class VIEW3D_PT_render_tag(_RenderTagPanel):
     bl_idname = "VIEW3D_PT_render_tag"
     bl_label = "Render Tag"
 
     def draw(self, context):
-        row = self.layout.row(align=True)
+        row = ui_layout(self).row(align=True)
         row.operator("render_tag.add_tag", icon="IMAGE_PLANE")
         row.operator("render_tag.add_board", icon="MESH_GRID")
 
 
-class VIEW3D_PT_render_tag_object(_RenderTagPanel, bpy.types.Panel):
+class VIEW3D_PT_render_tag_object(_RenderTagPanel):
     """The tag, board or plane settings of the active object (edits rebuild its texture at once)."""
 
     bl_idname = "VIEW3D_PT_render_tag_object"
@@ -37,7 +50,7 @@ class VIEW3D_PT_render_tag_object(_RenderTagPanel, bpy.types.Panel):
         return obj is not None and obj.type == "MESH"
 
     def draw(self, context):
-        layout = self.layout
+        layout = ui_layout(self)
         layout.use_property_split = True
         settings = context.active_object.render_tag
         layout.prop(settings, "kind")
@@ -63,7 +76,7 @@ class VIEW3D_PT_render_tag_object(_RenderTagPanel, bpy.types.Panel):
                 layout.prop(settings, key)
 
 
-class VIEW3D_PT_render_tag_camera(_RenderTagPanel, bpy.types.Panel):
+class VIEW3D_PT_render_tag_camera(_RenderTagPanel):
     """The scene camera's intrinsics as OpenCV reads them, and the lens model of the recipe."""
 
     bl_idname = "VIEW3D_PT_render_tag_camera"
@@ -71,7 +84,7 @@ class VIEW3D_PT_render_tag_camera(_RenderTagPanel, bpy.types.Panel):
     bl_label = "Camera"
 
     def draw(self, context):
-        layout = self.layout
+        layout = ui_layout(self)
         scene = context.scene
         camera = scene.camera
         if camera is None or camera.type != "CAMERA":
@@ -79,7 +92,7 @@ class VIEW3D_PT_render_tag_camera(_RenderTagPanel, bpy.types.Panel):
             return
         layout.label(text=camera.name, icon="CAMERA_DATA")
         if camera.data.type == "PERSP":
-            (fx, _, cx), (_, fy, cy), _ = cam_adapter.k_from_blender(camera.data, scene.render)[0]
+            (fx, _, cx), (_, fy, cy), _ = cam_adapter.k_from_blender(camera_data(camera), scene.render)[0]
             col = layout.column(align=True)
             col.label(text=f"fx {fx:.2f}   fy {fy:.2f}")
             col.label(text=f"cx {cx:.2f}   cy {cy:.2f}")
@@ -98,7 +111,15 @@ class VIEW3D_PT_render_tag_camera(_RenderTagPanel, bpy.types.Panel):
             layout.prop(camera.data.dof, "aperture_fstop")
 
 
-class VIEW3D_PT_render_tag_lights(_RenderTagPanel, bpy.types.Panel):
+_LIGHT_ICONS: tuple[tuple[str, Literal["LIGHT_POINT", "LIGHT_SUN", "LIGHT_SPOT", "LIGHT_AREA"]], ...] = (
+    ("POINT", "LIGHT_POINT"),
+    ("SUN", "LIGHT_SUN"),
+    ("SPOT", "LIGHT_SPOT"),
+    ("AREA", "LIGHT_AREA"),
+)
+
+
+class VIEW3D_PT_render_tag_lights(_RenderTagPanel):
     """Lights go into the recipe as they are: type, pose, energy, colour and size."""
 
     bl_idname = "VIEW3D_PT_render_tag_lights"
@@ -107,10 +128,10 @@ class VIEW3D_PT_render_tag_lights(_RenderTagPanel, bpy.types.Panel):
     bl_options = {"DEFAULT_CLOSED"}  # noqa: RUF012 (Blender wants a plain set)
 
     def draw(self, context):
-        layout = self.layout
+        layout = ui_layout(self)
         row = layout.row(align=True)
-        for kind in ("POINT", "SUN", "SPOT", "AREA"):
-            row.operator("object.light_add", text="", icon=f"LIGHT_{kind}").type = kind
+        for kind, icon in _LIGHT_ICONS:
+            row.operator("object.light_add", text="", icon=icon).type = kind
         obj = context.active_object
         if obj is None or obj.type != "LIGHT":
             layout.label(text="Select a light to edit it")
@@ -130,7 +151,7 @@ class VIEW3D_PT_render_tag_lights(_RenderTagPanel, bpy.types.Panel):
             layout.prop(light, "size")
 
 
-class VIEW3D_PT_render_tag_recipe(_RenderTagPanel, bpy.types.Panel):
+class VIEW3D_PT_render_tag_recipe(_RenderTagPanel):
     """A recipe file: load a scene, step through its scenes and cameras, render a range of it."""
 
     bl_idname = "VIEW3D_PT_render_tag_recipe"
@@ -138,7 +159,7 @@ class VIEW3D_PT_render_tag_recipe(_RenderTagPanel, bpy.types.Panel):
     bl_label = "Recipe File"
 
     def draw(self, context):
-        layout = self.layout
+        layout = ui_layout(self)
         settings = context.scene.render_tag
         layout.prop(settings, "recipe_path", text="")
         op = layout.operator("render_tag.build_recipe", text="Load Scene", icon="FILE_REFRESH")
@@ -159,7 +180,7 @@ class VIEW3D_PT_render_tag_recipe(_RenderTagPanel, bpy.types.Panel):
         op.output_dir = settings.output_dir
 
 
-class VIEW3D_PT_render_tag_preview(_RenderTagPanel, bpy.types.Panel):
+class VIEW3D_PT_render_tag_preview(_RenderTagPanel):
     """Renderer settings, preview render, the ground-truth overlay and the recipe export."""
 
     bl_idname = "VIEW3D_PT_render_tag_preview"
@@ -167,7 +188,7 @@ class VIEW3D_PT_render_tag_preview(_RenderTagPanel, bpy.types.Panel):
     bl_label = "Preview and Export"
 
     def draw(self, context):
-        layout = self.layout
+        layout = ui_layout(self)
         settings = context.scene.render_tag
         col = layout.column(align=True)
         col.prop(settings, "renderer_mode", text="")
@@ -195,4 +216,11 @@ CLASSES = (
 )
 
 
-register, unregister = bpy.utils.register_classes_factory(CLASSES)
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

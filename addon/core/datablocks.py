@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import bpy
 import numpy as np
@@ -20,6 +20,47 @@ OWNED = "render_tag"
 
 STORED = "render_tag_recipe"
 """Custom property holding the JSON of the recipe part an object (or scene) was built from."""
+
+T = TypeVar("T")
+
+
+def need(value: T | None, what: str) -> T:
+    """`value`, which Blender always provides but the type stubs declare optional (RNA pointers)."""
+    if value is None:
+        raise RuntimeError(f"Blender gave no {what}")
+    return value
+
+
+def set_enum(owner: bpy.types.bpy_struct, attr: str, value: str) -> None:
+    """Set an enum whose items Blender fills at run time (OCIO colour spaces and views, render engines):
+    the stubs freeze those at build time, so the value is checked by Blender, not by mypy."""
+    setattr(owner, attr, value)
+
+
+def custom_prop(datablock: bpy.types.bpy_struct, key: str, default: Any = None) -> Any:
+    """A custom (ID) property's value, or `default` when unset (`bpy_struct.get`, typed)."""
+    try:
+        return datablock[key]
+    except KeyError:
+        return default
+
+
+def camera_data(obj: bpy.types.Object) -> bpy.types.Camera:
+    """The camera datablock of a camera object (TypeError for any other kind)."""
+    if not isinstance(obj.data, bpy.types.Camera):
+        raise TypeError(f"{obj.name} is not a camera")
+    return obj.data
+
+
+Lamp = bpy.types.PointLight | bpy.types.SpotLight | bpy.types.SunLight | bpy.types.AreaLight
+"""The light kinds a recipe names; each has energy and colour (the `Light` base class has neither)."""
+
+
+def lamp(data: object, name: str) -> Lamp:
+    """`data` as one of the recipe's light kinds (TypeError for anything else)."""
+    if not isinstance(data, Lamp):
+        raise TypeError(f"{name} is not a point, spot, sun or area light")
+    return data
 
 
 def abspath(path: str) -> str:
@@ -33,7 +74,7 @@ def mark(datablock: bpy.types.ID) -> bpy.types.ID:
 
 
 def owned(datablock: bpy.types.ID) -> bool:
-    return bool(datablock.get(OWNED, 0))
+    return bool(custom_prop(datablock, OWNED, 0))
 
 
 def store_json(datablock: bpy.types.ID, value: Any, key: str = STORED) -> None:
@@ -41,7 +82,7 @@ def store_json(datablock: bpy.types.ID, value: Any, key: str = STORED) -> None:
 
 
 def load_json(datablock: bpy.types.ID, key: str = STORED) -> Any | None:
-    text = datablock.get(key)
+    text = custom_prop(datablock, key)
     if not isinstance(text, str):
         return None
     try:
@@ -85,14 +126,14 @@ def remove_owned_orphans() -> int:
 def purge_orphans() -> int:
     """Blender's own recursive purge of every orphan datablock (render-tag's and the user's)."""
     before = sum(len(c) for c in _collections())
-    bpy.data.orphans_purge(do_local_ids=True, do_linked_ids=True, do_recursive=True)
+    bpy.data.orphans_purge(do_local_ids=True, do_linked_ids=True, do_recursive=True)  # type: ignore[call-arg]  # 4.2 has these; the stubs do not
     return before - sum(len(c) for c in _collections())
 
 
 def orphan_counts() -> dict[str, int]:
     """Datablocks without users, per kind: what a memory-flat session must keep at zero."""
     data = bpy.data
-    kinds = {
+    kinds: dict[str, Iterable[bpy.types.ID]] = {
         "images": data.images,
         "meshes": data.meshes,
         "materials": data.materials,
@@ -120,12 +161,12 @@ def image_from_array(name: str, gray: np.ndarray) -> bpy.types.Image:
         existing.name = name + ".stale"
     image = bpy.data.images.new(name, width=w, height=h, alpha=False, float_buffer=False)
     mark(image)
-    image.colorspace_settings.name = "Non-Color"
+    set_enum(need(image.colorspace_settings, "colour space"), "name", "Non-Color")
     values = gray[::-1].astype(np.float32) / 255.0  # Blender stores the bottom row first
     rgba = np.empty((h, w, 4), dtype=np.float32)
     rgba[..., 0] = rgba[..., 1] = rgba[..., 2] = values
     rgba[..., 3] = 1.0
-    image.pixels.foreach_set(rgba.ravel())
+    pixel_buffer(image).foreach_set(rgba.ravel())
     image.update()
     return image
 
@@ -135,5 +176,11 @@ def image_from_file(path: str, colorspace: str | None = None) -> bpy.types.Image
     image = bpy.data.images.load(bpy.path.abspath(path), check_existing=True)
     mark(image)
     if colorspace is not None:
-        image.colorspace_settings.name = colorspace
+        set_enum(need(image.colorspace_settings, "colour space"), "name", colorspace)
     return image
+
+
+def pixel_buffer(image: bpy.types.Image) -> bpy.types.bpy_prop_array[float]:
+    """`image.pixels`, a float array with `foreach_get/set` (the stubs type it as one float)."""
+    pixels: bpy.types.bpy_prop_array[float] = image.pixels  # type: ignore[assignment]
+    return pixels
