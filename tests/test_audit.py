@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from render_tag.audit import audit_dataset, load_gates, main_audit
-from render_tag.merge import merge_dataset
+from render_tag.cli.qa import main_audit
+from render_tag.dataset.merge import merge_dataset
+from render_tag.qa.audit import audit_dataset, load_gates
 from render_tag_shared.errors import InputError
 from render_tag_shared.records import ImageLabels
 

@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 import pytest
 
-from render_tag.verify import load_thresholds, main_verify, verify_dataset
+from render_tag.cli.qa import main_verify
+from render_tag.qa.verify import load_thresholds, verify_dataset
 from render_tag_shared.boards import BoardDefinition, board_image, board_keypoints
 from render_tag_shared.errors import InputError
 from render_tag_shared.families import get_family, marker_image

@@ -39,8 +39,8 @@ from render_tag_shared.recipe import tag_corners_object_frame
 from render_tag_shared.records import DetectionRecord
 from render_tag_shared.truth import board_outline_object_frame
 
-from .dataset import RenderTagDataset
-from .io import write_json_atomic, write_png_atomic
+from ..dataset.reader import RenderTagDataset
+from ..io import write_json_atomic, write_png_atomic
 
 __all__ = [
     "CHECKS",
@@ -52,7 +52,6 @@ __all__ = [
     "draw_histogram",
     "image_problem",
     "load_gates",
-    "main_audit",
 ]
 
 AUDIT_VERSION = 2
@@ -591,10 +590,3 @@ def _write_plots(
     for name, image in plots.items():
         write_png_atomic(folder / name, image)
     return [f"audit/{name}" for name in plots]
-
-
-def main_audit(out: str | Path, gates_path: str | Path | None = None) -> int:
-    """`render-tag audit OUT [--gates FILE]`: prints the summary; 1 when a gate fails, else 0."""
-    report = audit_dataset(out, gates_path)
-    print(report.summary())
-    return 0 if report.passed else 1

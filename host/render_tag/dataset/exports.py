@@ -17,8 +17,8 @@ import numpy as np
 
 from render_tag_shared.boards import BoardDefinition
 
-from .dataset import RenderTagDataset
-from .io import write_json_atomic, write_text_atomic
+from ..io import write_json_atomic, write_text_atomic
+from .reader import RenderTagDataset
 
 __all__ = [
     "camera_info",

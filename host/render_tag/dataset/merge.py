@@ -40,7 +40,7 @@ from render_tag_shared.records import (
     rich_truth_document,
 )
 
-from .io import write_bytes_atomic, write_json_atomic, write_text_atomic
+from ..io import write_bytes_atomic, write_json_atomic, write_text_atomic
 from .labels import read_labels_folder
 
 __all__ = [

@@ -28,11 +28,11 @@ from render_tag_shared.errors import InputError
 from render_tag_shared.families import get_family
 from render_tag_shared.records import DetectionRecord
 
-from .dataset import RenderTagDataset, opencv_dist_coeffs
-from .exports import charuco_board
-from .io import write_json_atomic, write_png_atomic
+from ..dataset.exports import charuco_board
+from ..dataset.reader import RenderTagDataset, opencv_dist_coeffs
+from ..io import write_json_atomic, write_png_atomic
 
-__all__ = ["DEFAULT_THRESHOLDS", "VerifyReport", "load_thresholds", "main_verify", "verify_dataset"]
+__all__ = ["DEFAULT_THRESHOLDS", "VerifyReport", "load_thresholds", "verify_dataset"]
 
 VERIFY_VERSION = 1
 DEFAULT_THRESHOLDS: dict[str, float] = {
@@ -587,38 +587,3 @@ def _plot(stats: dict[str, _FamilyStats], panel: int = 320, reach_px: float = 2.
         )
         cv2.putText(sheet, text, (x0 + 8, panel + 52), 0, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
     return sheet
-
-
-def main_verify(
-    out: str | Path,
-    thresholds: dict[str, float] | None = None,
-    config_path: str | Path | None = None,
-    plot: bool = True,
-    *,
-    min_detection_rate: float | None = None,
-    max_mean_offset_px: float | None = None,
-    max_median_centre_error_px: float | None = None,
-    max_median_error_px: float | None = None,
-    max_p95_error_px: float | None = None,
-    max_focal_error_rel: float | None = None,
-    max_principal_point_error_px: float | None = None,
-) -> int:
-    """`render-tag verify OUT [--config FILE] [--min-detection-rate X ...]`: 1 when a threshold is missed.
-
-    Command-line values (keywords, or the `thresholds` dict) override the config file, which overrides
-    the defaults; None means "not given".
-    """
-    options = {
-        "min_detection_rate": min_detection_rate,
-        "max_mean_offset_px": max_mean_offset_px,
-        "max_median_centre_error_px": max_median_centre_error_px,
-        "max_median_error_px": max_median_error_px,
-        "max_p95_error_px": max_p95_error_px,
-        "max_focal_error_rel": max_focal_error_rel,
-        "max_principal_point_error_px": max_principal_point_error_px,
-        **(thresholds or {}),
-    }
-    limits = load_thresholds(config_path, **options)
-    report = verify_dataset(out, limits, plot=plot)
-    print(report.summary())
-    return 0 if report.passed else 1
