@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..qa.audit import audit_dataset
+from ..qa.gates import VerifyThresholds
 from ..qa.preview import make_preview
-from ..qa.verify import load_thresholds, verify_dataset
+from ..qa.verify import verify_dataset
 from .exits import EXIT_FAILED, EXIT_OK
 
 __all__ = ["main_audit", "main_preview", "main_verify"]
@@ -48,7 +49,7 @@ def main_verify(
         "max_principal_point_error_px": max_principal_point_error_px,
         **(thresholds or {}),
     }
-    limits = load_thresholds(config_path, **options)
+    limits = VerifyThresholds.load(config_path, **options)
     report = verify_dataset(out, limits, plot=plot)
     print(report.summary())
     return EXIT_OK if report.passed else EXIT_FAILED
