@@ -100,7 +100,7 @@ def current_platform() -> str:
 
 
 def repo_root() -> Path:
-    """The checkout this module lives in (host/render_tag/addon_build.py -> the repository root)."""
+    """The checkout this module lives in (host/render_tag/extension.py -> the repository root)."""
     root = Path(__file__).resolve().parents[2]
     if not (root / MANIFEST_NAME).is_file() or not (root / "addon").is_dir():
         raise BuildError(f"{root}: not a render-tag checkout (no {MANIFEST_NAME} and addon/): build from one")
