@@ -68,6 +68,6 @@ def _env_int(env: dict[str, str], name: str) -> int:
 
 def shard_slice(recipes: Sequence[SceneRecipe], shard: tuple[int, int]) -> list[SceneRecipe]:
     """Shard I of N renders the I-th of N contiguous blocks of the recipes (in file order): the rule of
-    `compile --shard` (`compiler.shard_range`), so `--shard I/N` names the same scenes in both commands
+    `compile --shard` (`compile.shards.shard_range`), so `--shard I/N` names the same scenes in both commands
     and the shards in order concatenate to the whole job."""
     return [recipes[i] for i in shard_range(len(recipes), shard)]
