@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from render_tag import compiler
+from render_tag.compile import compiler, pose
 from render_tag_shared.config import GenConfig, parse_config
 from render_tag_shared.recipe_io import dump_recipe_file
 
@@ -34,7 +34,7 @@ def _pin_to_one_core() -> None:
 def _truth_share(config: GenConfig) -> float:
     """Fraction of compile time spent in `observe_prepared` (observe_camera, the shared pose judge)."""
     spent = [0.0]
-    original = compiler.observe_prepared
+    original = pose.observe_prepared
 
     def timed(*args: Any, **kwargs: Any) -> Any:
         start = time.process_time()
@@ -43,13 +43,13 @@ def _truth_share(config: GenConfig) -> float:
         finally:
             spent[0] += time.process_time() - start
 
-    compiler.observe_prepared = timed
+    pose.observe_prepared = timed
     try:
         start = time.process_time()
         compiler.compile_config(config)
         total = time.process_time() - start
     finally:
-        compiler.observe_prepared = original
+        pose.observe_prepared = original
     return spent[0] / total
 
 

@@ -23,10 +23,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from render_tag.compiler import compile_config
-from render_tag.launcher import LAUNCH_EXPRESSION, default_addon_dir, make_launcher
-from render_tag.pool import Job, JobOutcome, PoolSettings, WorkerPool
-from render_tag.render import DEFAULT_JOB, main_render
+from render_tag.addon_source import addon_dir as default_addon_dir
+from render_tag.batch.launcher import LAUNCH_PROGRAM, make_launcher
+from render_tag.batch.options import WorkerLimits
+from render_tag.batch.pool import Job, JobOutcome, WorkerPool
+from render_tag.cli.render import main_render
+from render_tag.compile import DEFAULT_JOB, compile_config
 from render_tag_shared.config import parse_config
 from render_tag_shared.recipe import RecipeFile, SceneRecipe
 from render_tag_shared.recipe_io import dump_recipe_file
@@ -144,10 +146,8 @@ def worker_memory(recipes: list[SceneRecipe], out: Path, marks: list[int]) -> di
     """A single worker's resident memory (MB, as it reports after each scene) at the given counts."""
     seen: dict[int, float] = {}
     count = 0
-    settings = PoolSettings(
-        workers=1, threads_per_worker=2, max_renders_per_worker=10**6, memory_limit_mb=None
-    )
-    with WorkerPool(make_launcher(None), settings) as pool:
+    limits = WorkerLimits(max_renders_per_worker=10**6, memory_limit_mb=None)
+    with WorkerPool(make_launcher(None), limits, workers=1, threads=2) as pool:
 
         def finished(outcome: JobOutcome) -> None:
             nonlocal count
@@ -155,7 +155,7 @@ def worker_memory(recipes: list[SceneRecipe], out: Path, marks: list[int]) -> di
                 raise SystemExit(f"scene {outcome.job.recipe.scene_id} failed: {outcome.error_message}")
             count += 1
             if count in marks:
-                seen[count] = pool.slots[0].rss_mb
+                seen[count] = pool.supervisor.slots[0].rss_mb
 
         pool.run([Job(index=i, recipe=r, out_dir=out) for i, r in enumerate(recipes)], on_finish=finished)
     return seen
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer scenes (memory: 60 instead of 300)")
     parser.add_argument("--keep", action="store_true", help="keep the output folders")
     args = parser.parse_args(argv)
-    assert LAUNCH_EXPRESSION  # the launcher in use is the product's own
+    assert LAUNCH_PROGRAM  # the launcher in use is the product's own
     root = Path(tempfile.mkdtemp(prefix="render_tag_bench_"))
     results: dict[str, Any] = {"cores": len(os.sched_getaffinity(0))}
     n_small = 6 if args.quick else 12

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from render_tag.labels import write_labels_from_recipes
+from render_tag.dataset.labels import write_labels_from_recipes
 from render_tag_shared.boards import BoardDefinition
 from render_tag_shared.recipe import (
     BoardObject,

@@ -9,8 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from render_tag.audit import audit_dataset, load_gates, main_audit
-from render_tag.merge import merge_dataset
+from render_tag.cli.qa import main_audit
+from render_tag.dataset.merge import merge_dataset
+from render_tag.qa.audit import audit_dataset
+from render_tag.qa.gates import AuditGates
 from render_tag_shared.errors import InputError
 from render_tag_shared.records import ImageLabels
 
@@ -105,9 +107,9 @@ def test_gates_from_yaml(dataset: Path, tmp_path: Path) -> None:
     assert main_audit(dataset, gates) == 0
     gates.write_text("min_scor: 99\n")
     with pytest.raises(InputError, match="min_scor"):
-        load_gates(gates)
+        AuditGates.load(gates)
     with pytest.raises(InputError, match="number"):
-        load_gates({"min_score": "high"})
+        AuditGates.load({"min_score": "high"})
 
 
 def test_corrupt_label_lowers_the_score_and_fails_its_gate(dataset: Path) -> None:

@@ -18,19 +18,20 @@ import numpy as np
 import pytest
 import yaml
 
-from render_tag import compiler as compiler_module
-from render_tag.compiler import (
+from render_tag import addon_source
+from render_tag import compile as compiler_module
+from render_tag.addon_source import addon_version
+from render_tag.cli.compile import main_compile
+from render_tag.compile import (
     ATTEMPTS_PER_CAMERA,
     CompileError,
-    addon_version,
     camera_pose,
     compile_config,
     compile_scene,
     job_spec,
-    main_compile,
     parse_shard,
 )
-from render_tag.presets import PRESETS, compose_config
+from render_tag.compile.presets import PRESETS, compose_config
 from render_tag_shared.config import GenConfig, parse_config
 from render_tag_shared.errors import InputError
 from render_tag_shared.families import get_family
@@ -564,11 +565,12 @@ def test_background_plane_lies_under_the_subject() -> None:
 
 
 def test_validation_failure_resamples_from_the_retry_seed(monkeypatch: pytest.MonkeyPatch) -> None:
-    import render_tag.compiler as compiler
+    from render_tag.compile.compiler import SceneCompiler
+    from render_tag.compile.subject import SubjectSampler
 
     config = config_of(dataset={"num_scenes": 2})
     base = derive_seed(42, "scene", 1)
-    original = compiler._Compiler._tags
+    original = SubjectSampler._tags
     broken_seeds: set[int] = {base}
 
     def tags_with_a_duplicate(self: Any, subject: Any, rng: Any) -> Any:
@@ -578,14 +580,14 @@ def test_validation_failure_resamples_from_the_retry_seed(monkeypatch: pytest.Mo
         return result
 
     current_seed = [0]
-    original_build = compiler._Compiler._build
+    original_build = SceneCompiler._build
 
     def build(self: Any, scene_index: int, seed: int, *, validate: bool) -> Any:
         current_seed[0] = seed
         return original_build(self, scene_index, seed, validate=validate)
 
-    monkeypatch.setattr(compiler._Compiler, "_tags", tags_with_a_duplicate)
-    monkeypatch.setattr(compiler._Compiler, "_build", build)
+    monkeypatch.setattr(SubjectSampler, "_tags", tags_with_a_duplicate)
+    monkeypatch.setattr(SceneCompiler, "_build", build)
     recipe = compile_scene(config, 1)
     assert recipe.random_seed == derive_seed(base, "retry", 1)
     # a rule that always breaks: an error naming the scene and the rule
@@ -682,8 +684,8 @@ def test_recipe_file_records_its_job_spec(tmp_path: Path) -> None:
 def test_addon_version_without_a_checkout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A non-editable install has no blender_manifest.toml beside the package: the contract's version."""
     assert addon_version() == ADDON_VERSION  # from the checkout's manifest
-    fake = tmp_path / "site-packages" / "render_tag" / "compiler.py"
-    monkeypatch.setattr(compiler_module, "__file__", str(fake))
+    fake = tmp_path / "site-packages" / "render_tag" / "addon_source.py"
+    monkeypatch.setattr(addon_source, "__file__", str(fake))
     assert addon_version() == ADDON_VERSION
     manifest = tmp_path / "blender_manifest.toml"
     manifest.write_text('version = "9.8.7"\n')

@@ -10,7 +10,7 @@ import pytest
 
 import render_tag
 from render_tag.dataset import RenderTagDataset
-from render_tag.merge import merge_dataset
+from render_tag.dataset.merge import merge_dataset
 from render_tag_shared.errors import InputError
 from render_tag_shared.records import DetectionRecord
 

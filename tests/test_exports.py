@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from render_tag.exports import (
+from render_tag.dataset.exports import (
     camera_info_yaml,
     charuco_board,
     charuco_parameters,
@@ -18,7 +18,7 @@ from render_tag.exports import (
     export_dataset,
     kalibr_target_yaml,
 )
-from render_tag.preview import make_preview
+from render_tag.qa.preview import make_preview
 from render_tag_shared.boards import BoardDefinition, board_keypoints, board_marker_corners
 from render_tag_shared.lens import project_points
 from render_tag_shared.recipe import BoardObject

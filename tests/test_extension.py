@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from render_tag import addon_build
+from render_tag import extension as addon_build
 
 pytestmark = pytest.mark.blender
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from render_tag.merge import main_merge, merge_dataset
+from render_tag.cli.dataset import main_merge
+from render_tag.dataset.merge import merge_dataset
 from render_tag_shared.errors import InputError
 from render_tag_shared.records import COORDINATE_CONVENTION
 

@@ -1,22 +1,26 @@
 """`render` and `run` around the pool: --force, failed scenes, the merge at the end, option checks.
 
-The workers are real (the `bpy` module in child processes, ZeroMQ, the manifest) but load a stand-in
-add-on whose `render_recipe` writes the recipe's true labels and a grey PNG instead of rendering, and
-fails on demand after its first camera: the whole flow in a few seconds.
+The workers are real (the `bpy` module in child processes, ZeroMQ, the manifest, the add-on's own
+worker.py) but load a stand-in add-on whose `api.render_recipe` writes the recipe's true labels and a
+grey PNG instead of rendering, and fails on demand after its first camera: the whole flow in a few
+seconds. The real add-on behind the same worker is what test_pool.py renders with.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from render_tag.addon_source import addon_dir
+from render_tag.batch.launcher import BpyModuleLauncher
+from render_tag.batch.options import RenderOptions
 from render_tag.cli import main as cli_main
-from render_tag.launcher import BpyModuleLauncher
-from render_tag.render import RenderOptions, main_render, render_recipes
+from render_tag.cli.render import main_render, render_recipes
 from render_tag_shared.errors import InputError
 from render_tag_shared.recipe import RecipeFile, SceneRecipe
 
@@ -29,11 +33,24 @@ STAND_IN_API = (
     f"FAIL_SEED = {FAIL_SEED}\n"
     + """
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from render_tag_shared.truth import image_labels
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    image_id: str
+    image_path: Path
+    labels_path: Path
+    timings: dict = field(default_factory=dict)
+
+
+def purge_orphans():
+    return 0
 
 
 def render_recipe(recipe, out_dir, camera_indices=None):
@@ -50,10 +67,11 @@ def render_recipe(recipe, out_dir, camera_indices=None):
         (out_dir / "images").mkdir(parents=True, exist_ok=True)
         (out_dir / "labels").mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(out_dir / labels.file_name), np.full((height, width), 128, np.uint8))
-        (out_dir / "labels" / f"{labels.image_id}.json").write_text(labels.model_dump_json())
+        labels_path = out_dir / "labels" / f"{labels.image_id}.json"
+        labels_path.write_text(labels.model_dump_json())
         elapsed = time.monotonic() - started
         timings = {"build": 0.0, "render": elapsed, "post": 0.0, "write": 0.0}
-        results.append({"image_id": labels.image_id, "timings": timings})
+        results.append(RenderResult(labels.image_id, out_dir / labels.file_name, labels_path, timings))
     return results
 """
 )
@@ -64,8 +82,9 @@ needs_bpy = pytest.mark.skipif(not HAVE_BPY, reason="the worker imports the bpy 
 @pytest.fixture(scope="module")
 def stand_in(tmp_path_factory: pytest.TempPathFactory) -> BpyModuleLauncher:
     folder = tmp_path_factory.mktemp("stand_in_addon")
-    (folder / "__init__.py").write_text('"""A stand-in add-on for the render flow tests."""\n')
+    (folder / "__init__.py").write_text('"""A stand-in add-on."""\n\n\ndef register():\n    pass\n')
     (folder / "api.py").write_text(textwrap.dedent(STAND_IN_API))
+    shutil.copy2(addon_dir() / "worker.py", folder / "worker.py")  # the add-on's own worker
     return BpyModuleLauncher(addon_dir=folder)
 
 
@@ -158,9 +177,9 @@ def test_nothing_done_means_no_merge(tmp_path: Path, stand_in: BpyModuleLauncher
 
 @needs_bpy
 def test_run_merges_once_then_audits(tmp_path: Path, stand_in: BpyModuleLauncher, monkeypatch: Any) -> None:
-    import render_tag.merge
-    import render_tag.render
-    from render_tag.render import main_run
+    import render_tag.batch.render
+    import render_tag.dataset.merge
+    from render_tag.cli.render import main_run
 
     config = tmp_path / "job.yaml"
     config.write_text(
@@ -180,14 +199,14 @@ def test_run_merges_once_then_audits(tmp_path: Path, stand_in: BpyModuleLauncher
         )
     )
     merges: list[Path] = []
-    real_merge = render_tag.merge.merge_dataset
+    real_merge = render_tag.dataset.merge.merge_dataset
 
     def counting_merge(*args: Any, **kwargs: Any) -> Any:
         merges.append(Path(args[0]))
         return real_merge(*args, **kwargs)
 
-    monkeypatch.setattr(render_tag.merge, "merge_dataset", counting_merge)
-    monkeypatch.setattr(render_tag.render, "make_launcher", lambda blender=None: stand_in)
+    monkeypatch.setattr(render_tag.dataset.merge, "merge_dataset", counting_merge)
+    monkeypatch.setattr(render_tag.batch.render, "make_launcher", lambda blender=None: stand_in)
     out = tmp_path / "out"
     assert main_run(config, out, workers=1, progress=False) == 0
     assert merges == [out]
@@ -222,8 +241,8 @@ def test_workers_below_one_are_bad_input(tmp_path: Path, capsys: Any) -> None:
 
 
 def test_render_and_compile_shards_name_the_same_scenes() -> None:
-    from render_tag.compiler import compile_config
-    from render_tag.render import resolve_shard, shard_slice
+    from render_tag.batch.shards import resolve_shard, shard_slice
+    from render_tag.compile import compile_config
     from render_tag_shared.config import parse_config
 
     config = parse_config(
@@ -251,7 +270,7 @@ def test_why_an_extension_did_not_enable_reaches_the_user(tmp_path: Path, capsys
     """addon_utils only prints why an extension failed; the worker keeps the error and the host shows it."""
     import sys
 
-    from render_tag.launcher import Launcher
+    from render_tag.batch.launcher import Launcher
 
     class ExtensionOnly(BpyModuleLauncher):
         def __init__(self) -> None:
@@ -270,7 +289,7 @@ def test_why_an_extension_did_not_enable_reaches_the_user(tmp_path: Path, capsys
 
 
 def test_resume_and_force_together_are_refused_before_anything_is_written(tmp_path: Path) -> None:
-    from render_tag.render import main_render, main_run
+    from render_tag.cli.render import main_render, main_run
 
     out = tmp_path / "out"
     assert main_render(tmp_path / "missing.json", out, resume=True, force=True) == 2

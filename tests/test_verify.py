@@ -16,7 +16,9 @@ import cv2
 import numpy as np
 import pytest
 
-from render_tag.verify import load_thresholds, main_verify, verify_dataset
+from render_tag.cli.qa import main_verify
+from render_tag.qa.gates import VerifyThresholds
+from render_tag.qa.verify import verify_dataset
 from render_tag_shared.boards import BoardDefinition, board_image, board_keypoints
 from render_tag_shared.errors import InputError
 from render_tag_shared.families import get_family, marker_image
@@ -263,7 +265,7 @@ def test_charuco_with_the_wrong_legacy_flag_is_not_detected(tmp_path: Path) -> N
 
 def test_thresholds_are_checked(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="min_detection_rat"):
-        load_thresholds({"min_detection_rat": 1})
+        VerifyThresholds.load({"min_detection_rat": 1})
     with pytest.raises(InputError, match="no readable image"):
         make_tag_dataset(tmp_path, ["tag36h11"], images=1)
         (tmp_path / "images" / "scene000000_cam00.png").unlink()

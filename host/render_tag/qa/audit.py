@@ -31,7 +31,6 @@ import numpy as np
 import numpy.typing as npt
 
 from render_tag_shared.boards import library_to_object
-from render_tag_shared.config import read_config_data
 from render_tag_shared.errors import InputError
 from render_tag_shared.geometry import invert_rigid, quat_to_matrix, transform_points
 from render_tag_shared.image_space import polygon_area, visibility
@@ -40,42 +39,21 @@ from render_tag_shared.recipe import tag_corners_object_frame
 from render_tag_shared.records import DetectionRecord
 from render_tag_shared.truth import board_outline_object_frame
 
-from .dataset import RenderTagDataset
-from .io import write_json_atomic, write_png_atomic
+from ..dataset.reader import RenderTagDataset
+from ..io import write_json_atomic, write_png_atomic
+from .gates import AuditGates
 
 __all__ = [
     "CHECKS",
-    "DEFAULT_GATES",
     "AuditReport",
     "anchor_check",
     "audit_dataset",
     "draw_heatmap",
     "draw_histogram",
     "image_problem",
-    "load_gates",
-    "main_audit",
 ]
 
 AUDIT_VERSION = 2
-DEFAULT_GATES: dict[str, float | int | None] = {
-    "min_score": 90.0,
-    "min_images": 1,
-    "max_missing_images": 0,
-    "max_unreadable_images": 0,
-    "max_skipped_labels": 0,
-    "max_structure_errors": 0,
-    "max_chirality_failures": 0,
-    "max_anchor_failures": 0,
-    "max_margin_inconsistencies": 0,
-    "anchor_tolerance_px": 0.05,
-    "min_distance_m": None,
-    "max_distance_m": None,
-    "max_angle_of_incidence_deg": None,
-    "min_ppm": None,
-}
-"""Gates and their defaults. `anchor_tolerance_px` is the tolerance of the anchor check, not a gate;
-None switches a range gate off."""
-
 _EXAMPLES = 20
 _HIST_BINS = 20
 
@@ -304,47 +282,20 @@ class AuditReport:
         return "\n".join(lines)
 
 
-def load_gates(source: str | Path | dict[str, Any] | None) -> dict[str, Any]:
-    """Gates from a dict or a YAML/JSON file (top level, or under `audit:` / `gates:`), over the defaults."""
-    name = "gates"
-    if source is None:
-        given: Any = {}
-    elif isinstance(source, dict):
-        given = source
-    else:
-        name = str(source)
-        given = read_config_data(source) or {}
-    if not isinstance(given, dict):
-        raise InputError(name, "", "must be a mapping of gate names to limits")
-    for key in ("audit", "gates"):
-        if isinstance(given.get(key), dict):
-            given = given[key]
-            if isinstance(given.get("gates"), dict):
-                given = given["gates"]
-    gates: dict[str, Any] = dict(DEFAULT_GATES)
-    for key, value in given.items():
-        if key not in DEFAULT_GATES:
-            raise InputError(name, str(key), f"unknown gate; known gates: {', '.join(DEFAULT_GATES)}")
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise InputError(name, str(key), f"must be a number or null, got {value!r}")
-        gates[key] = value
-    return gates
-
-
 def _gate(value: float, limit: float | None, upper: bool) -> dict[str, Any]:
     passed = limit is None or (value <= limit if upper else value >= limit)
     return {"value": value, "limit": limit, "kind": "max" if upper else "min", "passed": bool(passed)}
 
 
 def audit_dataset(
-    out: str | Path, gates: str | Path | dict[str, Any] | None = None, *, plots: bool = True
+    out: str | Path, gates: AuditGates | str | Path | dict[str, Any] | None = None, *, plots: bool = True
 ) -> AuditReport:
     """Audits the dataset in `out`, writes `audit.json` (and `audit/*.png`), returns the report."""
     root = Path(out)
-    limits = load_gates(gates)
+    limits = gates if isinstance(gates, AuditGates) else AuditGates.load(gates)
     dataset = RenderTagDataset(root)
     margins = _eval_margins(root)
-    tolerance = float(limits["anchor_tolerance_px"])
+    tolerance = float(limits.anchor_tolerance_px)
 
     chirality: dict[str, Any] = {"checked": 0, "failures": 0, "examples": []}
     anchor: dict[str, Any] = {
@@ -408,14 +359,14 @@ def audit_dataset(
             values["distance_m"].append(record.distance)
             values["angle_of_incidence_deg"].append(record.angle_of_incidence)
             values["ppm"].append(record.ppm)
-            if limits["min_distance_m"] is not None and record.distance < limits["min_distance_m"]:
+            if limits.min_distance_m is not None and record.distance < limits.min_distance_m:
                 range_violations["min_distance_m"] += 1
-            if limits["max_distance_m"] is not None and record.distance > limits["max_distance_m"]:
+            if limits.max_distance_m is not None and record.distance > limits.max_distance_m:
                 range_violations["max_distance_m"] += 1
-            angle_limit = limits["max_angle_of_incidence_deg"]
+            angle_limit = limits.max_angle_of_incidence_deg
             if angle_limit is not None and record.angle_of_incidence > angle_limit:
                 range_violations["max_angle_of_incidence_deg"] += 1
-            if limits["min_ppm"] is not None and record.ppm < limits["min_ppm"]:
+            if limits.min_ppm is not None and record.ppm < limits.min_ppm:
                 range_violations["min_ppm"] += 1
             points, vis = _labelled_points(record)
             for (x, y), v in zip(points, vis, strict=True):
@@ -438,25 +389,23 @@ def audit_dataset(
     }
     score = _score(chirality, anchor, margin, structure, num_images, len(dataset.skipped), num_records)
     gate_results = {
-        "min_score": _gate(score, limits["min_score"], upper=False),
-        "min_images": _gate(num_images, limits["min_images"], upper=False),
-        "max_missing_images": _gate(len(pictures["missing"]), limits["max_missing_images"], upper=True),
-        "max_unreadable_images": _gate(
-            len(pictures["unreadable"]), limits["max_unreadable_images"], upper=True
-        ),
-        "max_skipped_labels": _gate(len(dataset.skipped), limits["max_skipped_labels"], upper=True),
-        "max_structure_errors": _gate(structure["errors"], limits["max_structure_errors"], upper=True),
-        "max_chirality_failures": _gate(chirality["failures"], limits["max_chirality_failures"], upper=True),
-        "max_anchor_failures": _gate(anchor["failures"], limits["max_anchor_failures"], upper=True),
+        "min_score": _gate(score, limits.min_score, upper=False),
+        "min_images": _gate(num_images, limits.min_images, upper=False),
+        "max_missing_images": _gate(len(pictures["missing"]), limits.max_missing_images, upper=True),
+        "max_unreadable_images": _gate(len(pictures["unreadable"]), limits.max_unreadable_images, upper=True),
+        "max_skipped_labels": _gate(len(dataset.skipped), limits.max_skipped_labels, upper=True),
+        "max_structure_errors": _gate(structure["errors"], limits.max_structure_errors, upper=True),
+        "max_chirality_failures": _gate(chirality["failures"], limits.max_chirality_failures, upper=True),
+        "max_anchor_failures": _gate(anchor["failures"], limits.max_anchor_failures, upper=True),
         "max_margin_inconsistencies": _gate(
-            margin["inconsistent"], limits["max_margin_inconsistencies"], upper=True
+            margin["inconsistent"], limits.max_margin_inconsistencies, upper=True
         ),
     }
     for key in ("min_distance_m", "max_distance_m", "max_angle_of_incidence_deg", "min_ppm"):
-        if limits[key] is not None:
+        if getattr(limits, key) is not None:
             gate_results[key] = {
                 "value": range_violations[key],
-                "limit": limits[key],
+                "limit": getattr(limits, key),
                 "kind": "records outside the range",
                 "passed": range_violations[key] == 0,
             }
@@ -592,10 +541,3 @@ def _write_plots(
     for name, image in plots.items():
         write_png_atomic(folder / name, image)
     return [f"audit/{name}" for name in plots]
-
-
-def main_audit(out: str | Path, gates_path: str | Path | None = None) -> int:
-    """`render-tag audit OUT [--gates FILE]`: prints the summary; 1 when a gate fails, else 0."""
-    report = audit_dataset(out, gates_path)
-    print(report.summary())
-    return 0 if report.passed else 1

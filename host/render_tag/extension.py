@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from render_tag_shared.versions import MANIFEST_NAME
+
 PYTHON_VERSION = "3.11"
 """The Python of Blender 4.2 LTS to 5.0: compiled wheels must be built for it."""
 
@@ -40,7 +42,6 @@ PIP_PLATFORMS: dict[str, tuple[str, ...]] = {
 """Blender platform name -> the wheel platform tags pip may pick for it."""
 
 SHARED_DIST = "render_tag_shared"
-MANIFEST_NAME = "blender_manifest.toml"
 DEFAULT_CACHE = Path.home() / ".cache" / "render-tag" / "wheels"
 
 
@@ -99,7 +100,7 @@ def current_platform() -> str:
 
 
 def repo_root() -> Path:
-    """The checkout this module lives in (host/render_tag/addon_build.py -> the repository root)."""
+    """The checkout this module lives in (host/render_tag/extension.py -> the repository root)."""
     root = Path(__file__).resolve().parents[2]
     if not (root / MANIFEST_NAME).is_file() or not (root / "addon").is_dir():
         raise BuildError(f"{root}: not a render-tag checkout (no {MANIFEST_NAME} and addon/): build from one")
@@ -385,38 +386,3 @@ def _manifest_id_of(zip_path: Path) -> str:
     with zipfile.ZipFile(zip_path) as zf:
         data = tomllib.loads(zf.read(MANIFEST_NAME).decode("utf-8"))
     return str(data["id"])
-
-
-def main_build(
-    out_dir: str | Path = "dist", split_platforms: bool = True, cache_dir: str | Path | None = None
-) -> int:
-    """`render-tag addon build [-o DIR]`: prints each zip with its size; 0 on success, 1 on failure."""
-    try:
-        zips = build_extension(Path(out_dir), split_platforms, Path(cache_dir) if cache_dir else None)
-    except BuildError as exc:
-        print(f"render-tag addon build: {exc}", file=sys.stderr)
-        return 1
-    for zip_path in zips:
-        print(f"{zip_path}  ({zip_path.stat().st_size / 1e6:.1f} MB, validated)")
-    return 0
-
-
-def main_install(
-    zip_path: str | Path | None = None, blender: str | None = None, out_dir: str | Path = "dist"
-) -> int:
-    """`render-tag addon install [ZIP] [--blender PATH]`: builds this platform's zip when none is given."""
-    try:
-        if zip_path is None:
-            wanted = current_platform().replace("-", "_")
-            zips = build_extension(Path(out_dir), split_platforms=True)
-            matching = [z for z in zips if z.stem.endswith(wanted)]
-            if not matching:
-                raise BuildError(
-                    f"no zip for this platform ({current_platform()}) among {[z.name for z in zips]}"
-                )
-            zip_path = matching[0]
-        print(install_extension(Path(zip_path), blender).strip())
-    except BuildError as exc:
-        print(f"render-tag addon install: {exc}", file=sys.stderr)
-        return 1
-    return 0

@@ -16,10 +16,10 @@ import numpy.typing as npt
 from render_tag_shared.errors import InputError
 from render_tag_shared.records import DetectionRecord
 
-from .dataset import DatasetImage, RenderTagDataset
-from .io import write_png_atomic
+from ..dataset.reader import DatasetImage, RenderTagDataset
+from ..io import write_png_atomic
 
-__all__ = ["CORNER_COLOURS", "draw_ground_truth", "main_preview", "make_preview"]
+__all__ = ["CORNER_COLOURS", "draw_ground_truth", "make_preview"]
 
 BGR = tuple[int, int, int]
 CORNER_COLOURS: tuple[BGR, BGR, BGR, BGR] = ((0, 0, 255), (0, 200, 0), (255, 90, 0), (0, 220, 255))
@@ -143,12 +143,3 @@ def make_preview(
     sheet = np.vstack([sheet, _legend(sheet.shape[1])])
     target = Path(dest) if dest is not None else Path(out) / "preview.png"
     return write_png_atomic(target, sheet)
-
-
-def main_preview(
-    out: str | Path, scene: int | None = None, output: str | Path | None = None, max_images: int = 16
-) -> int:
-    """`render-tag preview OUT [--scene N] [-o FILE]`: writes the contact sheet, prints its path."""
-    path = make_preview(out, output, scene=scene, max_images=max_images)
-    print(path)
-    return 0

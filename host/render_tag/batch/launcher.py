@@ -1,10 +1,11 @@
 """Worker launchers: a Blender binary (`blender -b`) or the `bpy` module (`python -c`).
 
-Both start the same worker (`worker_main.py`, loaded by path) with an argument list, never a shell, and
-hand it its settings as JSON in the environment variable RENDER_TAG_WORKER: a path with quotes, spaces
-or newlines is data there, never code. Each worker gets a process group of its own (a new session), so
-the terminal's Ctrl-C reaches only the host, which stops workers itself, and killing the group takes
-down anything the worker started.
+Both run the same constant program (LAUNCH_PROGRAM) with an argument list, never a shell: it loads the
+add-on (the installed extension, or the add-on folder by path) and runs its worker (`addon/worker.py`,
+the ZeroMQ serve loop). Everything variable travels as JSON in the environment variable
+RENDER_TAG_WORKER: a path with quotes, spaces or newlines is data there, never code. Each worker gets a
+process group of its own (a new session), so the terminal's Ctrl-C reaches only the host, which stops
+workers itself, and killing the group takes down anything the worker started.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from typing import IO, Any
 
 from render_tag_shared.errors import InputError
 
-from . import worker_main
+from ..addon_source import ADDON_DIR_ENV, addon_version
+from ..addon_source import addon_dir as addon_dir_default
 
 __all__ = [
     "BlenderBinaryLauncher",
@@ -34,29 +36,67 @@ __all__ = [
     "Launcher",
     "WorkerProcess",
     "WorkerSettings",
-    "default_addon_dir",
     "find_blender",
     "make_launcher",
 ]
 
-ADDON_DIR_ENV = "RENDER_TAG_ADDON_DIR"
+ENV_VAR = "RENDER_TAG_WORKER"
 EXTENSION_MODULE = "bl_ext.user_default.render_tag"
+ADDON_PACKAGE = "render_tag_addon"
+"""The name the add-on folder is imported under when loaded by path (never a bare `addon`)."""
+EXIT_STARTUP_FAILED = 4
+STARTUP_FAILED = "render_tag worker: startup failed: "
+"""The line a worker prints (to its log) when the add-on cannot be loaded; the pool shows it."""
 
-LAUNCH_EXPRESSION = (
-    "import json, os, importlib.util as u; "
-    f"c = json.loads(os.environ[{worker_main.ENV_VAR!r}]); "
-    "s = u.spec_from_file_location('render_tag_worker_main', c['worker_main']); "
-    "m = u.module_from_spec(s); s.loader.exec_module(m); m.main()"
-)
-"""The same constant expression for both launchers: everything variable travels in the environment."""
+LAUNCH_PROGRAM = f"""\
+import importlib, importlib.util, json, os, sys
+config = json.loads(os.environ[{ENV_VAR!r}])
 
 
-def default_addon_dir() -> Path:
-    """The add-on package folder: $RENDER_TAG_ADDON_DIR, else `addon/` next to the host package."""
-    override = os.environ.get(ADDON_DIR_ENV)
-    if override:
-        return Path(override).resolve()
-    return Path(__file__).resolve().parents[2] / "addon"
+def enable(name):
+    # addon_utils only prints why an extension failed to enable: collect the error to report it
+    errors = []
+    try:
+        import addon_utils
+        addon_utils.enable(name, default_set=False, persistent=False, handle_error=errors.append)
+    except Exception as exc:
+        errors.append(exc)
+    if not errors and name not in sys.modules:
+        errors.append(ImportError(f"addon_utils.enable({{name!r}}) reported no error but did not import it"))
+    return f"{{type(errors[0]).__name__}}: {{errors[0]}}" if errors else None
+
+
+def load(config):
+    name, folder = config["addon_module"], config["addon_dir"]
+    if name:
+        why = enable(name)
+        if why is None:
+            return sys.modules[name]
+        if not folder:
+            raise ImportError(f"cannot enable the extension {{name}}: {{why}}")
+        print(f"render_tag worker: {{name}} not enabled ({{why}}); loading {{folder}}", file=sys.stderr)
+    spec = importlib.util.spec_from_file_location(
+        {ADDON_PACKAGE!r}, os.path.join(folder, "__init__.py"), submodule_search_locations=[folder]
+    )
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = package
+    spec.loader.exec_module(package)
+    package.register()
+    return package
+
+
+try:
+    import bpy  # first: with the bpy module, Blender's own modules (addon_utils) import only after it
+    worker = importlib.import_module(load(config).__name__ + ".worker")
+except BaseException as exc:
+    import traceback
+    traceback.print_exc()
+    said = " ".join(str(exc).split())  # one line: the pool reads it back from the log
+    print({STARTUP_FAILED!r} + f"{{type(exc).__name__}}: {{said}}", file=sys.stderr, flush=True)
+    sys.exit({EXIT_STARTUP_FAILED})
+worker.main(config)
+"""
+"""The same constant program for both launchers: it finds the add-on, whose worker does the rest."""
 
 
 def find_blender(explicit: str | None = None) -> str | None:
@@ -76,7 +116,7 @@ def find_blender(explicit: str | None = None) -> str | None:
 
 @dataclass
 class WorkerSettings:
-    """What one worker process is told at start (sent as JSON, see LAUNCH_EXPRESSION)."""
+    """What one worker process is told at start (sent as JSON, see LAUNCH_PROGRAM)."""
 
     worker_id: str
     request_endpoint: str
@@ -93,10 +133,8 @@ class WorkerSettings:
             "threads": self.threads,
             "heartbeat_s": self.heartbeat_s,
             "host_pid": os.getpid(),
-            "worker_main": str(Path(worker_main.__file__).resolve()),
             "addon_dir": str(launcher.addon_dir) if launcher.addon_dir is not None else None,
             "addon_module": launcher.addon_module,
-            "addon_version": launcher.addon_version(),
         }
 
 
@@ -175,20 +213,8 @@ class Launcher:
         raise NotImplementedError
 
     def addon_version(self) -> str:
-        """The add-on's version from blender_manifest.toml (what the plan hash records)."""
-        import tomllib
-
-        candidates = []
-        if self.addon_dir is not None:
-            candidates = [
-                self.addon_dir / "blender_manifest.toml",
-                self.addon_dir.parent / "blender_manifest.toml",
-            ]
-        for path in candidates:
-            if path.is_file():
-                with path.open("rb") as handle:
-                    return str(tomllib.load(handle).get("version", "unknown"))
-        return "unknown"
+        """The add-on's version (what the plan hash records)."""
+        return addon_version(self.addon_dir) if self.addon_dir is not None else addon_version()
 
     def describe(self) -> str:
         return self.kind
@@ -196,7 +222,7 @@ class Launcher:
     def start(self, settings: WorkerSettings) -> WorkerProcess:
         """Starts one worker in a new session, output appended to its log file (or discarded)."""
         env = dict(os.environ)
-        env[worker_main.ENV_VAR] = json.dumps(settings.payload(self))
+        env[ENV_VAR] = json.dumps(settings.payload(self))
         env.setdefault("PYTHONUNBUFFERED", "1")
         log: IO[bytes] | None = None
         if settings.log_path is not None:
@@ -222,11 +248,11 @@ class BpyModuleLauncher(Launcher):
     kind = "bpy-module"
 
     def __init__(self, python: str | None = None, addon_dir: Path | None = None) -> None:
-        super().__init__(addon_dir=addon_dir if addon_dir is not None else default_addon_dir())
+        super().__init__(addon_dir=addon_dir if addon_dir is not None else addon_dir_default())
         self.python = python or sys.executable
 
     def command(self, settings: WorkerSettings) -> list[str]:
-        return [self.python, "-c", LAUNCH_EXPRESSION]
+        return [self.python, "-c", LAUNCH_PROGRAM]
 
     def blender_version(self) -> str:
         """From the wheel's metadata: importing bpy here would cost a second and 250 MB."""
@@ -253,7 +279,7 @@ class BlenderBinaryLauncher(Launcher):
     kind = "blender"
 
     def __init__(self, blender: str, addon_dir: Path | None = None, addon_module: str | None = None) -> None:
-        folder = addon_dir if addon_dir is not None else default_addon_dir()
+        folder = addon_dir if addon_dir is not None else addon_dir_default()
         has_folder = (folder / "__init__.py").is_file()
         # The installed extension first (its wheels are where Blender's Python finds them), the folder
         # as the fallback the worker uses when the extension is not installed.
@@ -267,7 +293,7 @@ class BlenderBinaryLauncher(Launcher):
         command = [self.blender, "-b", "--factory-startup", "--python-exit-code", "1"]
         if settings.threads > 0:
             command += ["-t", str(settings.threads)]
-        return [*command, "--python-expr", LAUNCH_EXPRESSION]
+        return [*command, "--python-expr", LAUNCH_PROGRAM]
 
     def blender_version(self) -> str:
         if self._version is None:

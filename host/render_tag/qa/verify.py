@@ -23,34 +23,18 @@ import numpy as np
 import numpy.typing as npt
 
 from render_tag_shared.boards import BoardDefinition
-from render_tag_shared.config import read_config_data
 from render_tag_shared.errors import InputError
 from render_tag_shared.families import get_family
 from render_tag_shared.records import DetectionRecord
 
-from .dataset import RenderTagDataset, opencv_dist_coeffs
-from .exports import charuco_board
-from .io import write_json_atomic, write_png_atomic
+from ..dataset.exports import charuco_board
+from ..dataset.reader import RenderTagDataset, opencv_dist_coeffs
+from ..io import write_json_atomic, write_png_atomic
+from .gates import VerifyThresholds
 
-__all__ = ["DEFAULT_THRESHOLDS", "VerifyReport", "load_thresholds", "main_verify", "verify_dataset"]
+__all__ = ["VerifyReport", "verify_dataset"]
 
 VERIFY_VERSION = 1
-DEFAULT_THRESHOLDS: dict[str, float] = {
-    "min_detection_rate": 0.95,
-    "max_mean_offset_px": 0.15,
-    "max_median_centre_error_px": 0.25,
-    "max_median_error_px": 1.0,
-    "max_p95_error_px": 2.0,
-    "max_focal_error_rel": 0.005,
-    "max_principal_point_error_px": 2.0,
-}
-"""Per family: detection rate of fully visible tags (or visible board keypoints), |mean signed offset|
-in x and in y, median and p95 of the corner error, and for tags the median error of the tag's centre (the
-mean of its four corners); per ChArUco camera: fx, fy relative error and cx, cy error of
-cv2.calibrateCamera. ArUco's sub-pixel refinement pulls convex corners ~0.3-0.7 px inwards on rendered
-images, a bias that cancels in the mean and in the centre: hence the loose corner median against the
-tight mean offset and centre error, which catch a shifted or flipped ground truth."""
-
 MIN_CALIBRATION_VIEWS = 4
 MIN_POINTS_PER_VIEW = 6
 
@@ -406,57 +390,28 @@ class VerifyReport:
         return "\n".join(lines)
 
 
-def load_thresholds(
-    source: str | Path | dict[str, Any] | None = None, **overrides: float | None
-) -> dict[str, float]:
-    """Thresholds from a dict or a YAML/JSON file (top level or under `verify:`), then keyword overrides."""
-    name = "thresholds"
-    given: Any = {}
-    if isinstance(source, dict):
-        given = source
-    elif source is not None:
-        name = str(source)
-        given = read_config_data(source) or {}
-    if not isinstance(given, dict):
-        raise InputError(name, "", "must be a mapping of threshold names to numbers")
-    if isinstance(given.get("verify"), dict):
-        given = given["verify"]
-        if isinstance(given.get("thresholds"), dict):
-            given = given["thresholds"]
-    merged = dict(DEFAULT_THRESHOLDS)
-    for key, value in [*given.items(), *((k, v) for k, v in overrides.items() if v is not None)]:
-        if key not in DEFAULT_THRESHOLDS:
-            raise InputError(name, str(key), f"unknown threshold; known: {', '.join(DEFAULT_THRESHOLDS)}")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InputError(name, str(key), f"must be a number, got {value!r}")
-        merged[key] = float(value)
-    return merged
-
-
 def _check(
-    families: dict[str, dict[str, Any]], calibration: list[dict[str, Any]], t: dict[str, float]
+    families: dict[str, dict[str, Any]], calibration: list[dict[str, Any]], t: VerifyThresholds
 ) -> list[str]:
     failures = []
     for name, fam in families.items():
         rate = fam["detection_rate"]
-        if rate is not None and rate < t["min_detection_rate"]:
-            failures.append(f"{name}: detection rate {rate:.3f} < {t['min_detection_rate']}")
+        if rate is not None and rate < t.min_detection_rate:
+            failures.append(f"{name}: detection rate {rate:.3f} < {t.min_detection_rate}")
         err = fam["corner_error"]
         if not err.get("count"):
             continue
         for axis in ("mean_dx", "mean_dy"):
-            if abs(err[axis]) > t["max_mean_offset_px"]:
-                failures.append(f"{name}: |{axis}| {abs(err[axis]):.3f} px > {t['max_mean_offset_px']}")
-        if err["median"] > t["max_median_error_px"]:
-            failures.append(
-                f"{name}: median corner error {err['median']:.3f} px > {t['max_median_error_px']}"
-            )
-        if err["p95"] > t["max_p95_error_px"]:
-            failures.append(f"{name}: p95 corner error {err['p95']:.3f} px > {t['max_p95_error_px']}")
+            if abs(err[axis]) > t.max_mean_offset_px:
+                failures.append(f"{name}: |{axis}| {abs(err[axis]):.3f} px > {t.max_mean_offset_px}")
+        if err["median"] > t.max_median_error_px:
+            failures.append(f"{name}: median corner error {err['median']:.3f} px > {t.max_median_error_px}")
+        if err["p95"] > t.max_p95_error_px:
+            failures.append(f"{name}: p95 corner error {err['p95']:.3f} px > {t.max_p95_error_px}")
         centre = fam.get("centre_error", {})
-        if centre.get("count") and centre["median"] > t["max_median_centre_error_px"]:
+        if centre.get("count") and centre["median"] > t.max_median_centre_error_px:
             failures.append(
-                f"{name}: median centre error {centre['median']:.3f} px > {t['max_median_centre_error_px']}"
+                f"{name}: median centre error {centre['median']:.3f} px > {t.max_median_centre_error_px}"
             )
     for index, cal in enumerate(calibration):
         if "error" in cal:
@@ -464,21 +419,21 @@ def _check(
             continue
         if "estimated" not in cal:
             continue
-        if cal["focal_error_rel"] > t["max_focal_error_rel"]:
+        if cal["focal_error_rel"] > t.max_focal_error_rel:
             failures.append(
-                f"calibration {index}: focal error {cal['focal_error_rel']:.2e} > {t['max_focal_error_rel']}"
+                f"calibration {index}: focal error {cal['focal_error_rel']:.2e} > {t.max_focal_error_rel}"
             )
-        if cal["principal_point_error_px"] > t["max_principal_point_error_px"]:
+        if cal["principal_point_error_px"] > t.max_principal_point_error_px:
             failures.append(
                 f"calibration {index}: principal point error {cal['principal_point_error_px']:.3f} px > "
-                f"{t['max_principal_point_error_px']}"
+                f"{t.max_principal_point_error_px}"
             )
     return failures
 
 
 def verify_dataset(
     out: str | Path,
-    thresholds: str | Path | dict[str, Any] | None = None,
+    thresholds: VerifyThresholds | str | Path | dict[str, Any] | None = None,
     *,
     plot: bool = True,
     max_images: int | None = None,
@@ -487,7 +442,7 @@ def verify_dataset(
     import cv2
 
     root = Path(out)
-    limits = load_thresholds(thresholds)
+    limits = thresholds if isinstance(thresholds, VerifyThresholds) else VerifyThresholds.load(thresholds)
     dataset = RenderTagDataset(root)
     detectors = _Detectors()
     stats: dict[str, _FamilyStats] = {}
@@ -540,7 +495,7 @@ def verify_dataset(
             "(setLegacyPattern as defined)",
             "charuco_bias_removed_px": list(charuco_detector_bias()),
         },
-        thresholds=limits,
+        thresholds=limits.model_dump(),
         families=families,
         calibration=calibration,
         images={"checked": checked, "missing": missing, "unreadable": unreadable},
@@ -587,38 +542,3 @@ def _plot(stats: dict[str, _FamilyStats], panel: int = 320, reach_px: float = 2.
         )
         cv2.putText(sheet, text, (x0 + 8, panel + 52), 0, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
     return sheet
-
-
-def main_verify(
-    out: str | Path,
-    thresholds: dict[str, float] | None = None,
-    config_path: str | Path | None = None,
-    plot: bool = True,
-    *,
-    min_detection_rate: float | None = None,
-    max_mean_offset_px: float | None = None,
-    max_median_centre_error_px: float | None = None,
-    max_median_error_px: float | None = None,
-    max_p95_error_px: float | None = None,
-    max_focal_error_rel: float | None = None,
-    max_principal_point_error_px: float | None = None,
-) -> int:
-    """`render-tag verify OUT [--config FILE] [--min-detection-rate X ...]`: 1 when a threshold is missed.
-
-    Command-line values (keywords, or the `thresholds` dict) override the config file, which overrides
-    the defaults; None means "not given".
-    """
-    options = {
-        "min_detection_rate": min_detection_rate,
-        "max_mean_offset_px": max_mean_offset_px,
-        "max_median_centre_error_px": max_median_centre_error_px,
-        "max_median_error_px": max_median_error_px,
-        "max_p95_error_px": max_p95_error_px,
-        "max_focal_error_rel": max_focal_error_rel,
-        "max_principal_point_error_px": max_principal_point_error_px,
-        **(thresholds or {}),
-    }
-    limits = load_thresholds(config_path, **options)
-    report = verify_dataset(out, limits, plot=plot)
-    print(report.summary())
-    return 0 if report.passed else 1

@@ -1,7 +1,7 @@
-"""The `render-tag` command line: parses arguments and hands each command to its module.
+"""The `render-tag` command line: parses arguments and hands each command to its module here.
 
-Exit codes (DESIGN.md): 0 all done; 1 some scenes failed or a gate or threshold was missed; 2 bad input
-(the message names the file and the field, and nothing is written).
+The CLI is the only layer that knows about arguments, printing and exit codes (exits.py); the
+commands' modules (compile, render, dataset, qa, addon) print what the domain functions return.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from render_tag_shared.errors import InputError
+from .exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, guarded
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "build_parser", "main"]
 
 
 def positive_int(text: str) -> int:
@@ -58,7 +58,7 @@ def fraction(text: str) -> float:
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
-    from .compiler import main_compile
+    from .compile import main_compile
 
     return main_compile(args.config, args.output, presets=args.preset, shard=args.shard)
 
@@ -83,29 +83,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return main_run(
         args.config,
         args.output,
+        presets=args.preset,
         workers=args.workers,
         resume=args.resume,
         force=args.force,
         blender=args.blender,
-        presets=args.preset,
         shard=args.shard,
     )
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
-    from .merge import main_merge
+    from .dataset import main_merge
 
     return main_merge(args.folders, dest=args.output)
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from .audit import main_audit
+    from .qa import main_audit
 
     return main_audit(args.folder, args.gates)
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from .verify import main_verify
+    from .qa import main_verify
 
     return main_verify(
         args.folder,
@@ -121,25 +121,25 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_preview(args: argparse.Namespace) -> int:
-    from .preview import main_preview
+    from .qa import main_preview
 
     return main_preview(args.folder, scene=args.scene, output=args.output)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .exports import main_export
+    from .dataset import main_export
 
     return main_export(args.folder, dest=args.output)
 
 
 def _cmd_addon_build(args: argparse.Namespace) -> int:
-    from .addon_build import main_build
+    from .addon import main_build
 
     return main_build(args.output, split_platforms=not args.single)
 
 
 def _cmd_addon_install(args: argparse.Namespace) -> int:
-    from .addon_build import main_install
+    from .addon import main_install
 
     return main_install(args.zip, blender=args.blender)
 
@@ -227,15 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        code: int = args.handler(args)
-    except InputError as exc:
-        print(f"render-tag: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("render-tag: interrupted", file=sys.stderr)
-        return 130
-    return code
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return guarded(lambda: handler(args))
 
 
 if __name__ == "__main__":

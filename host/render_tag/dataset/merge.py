@@ -41,7 +41,7 @@ from render_tag_shared.records import (
     rich_truth_document,
 )
 
-from .io import write_bytes_atomic, write_json_atomic, write_text_atomic
+from ..io import write_bytes_atomic, write_json_atomic, write_text_atomic
 from .labels import read_labels_folder
 
 __all__ = [
@@ -50,7 +50,6 @@ __all__ = [
     "coco_image_id",
     "dataset_versions",
     "file_sha256",
-    "main_merge",
     "merge_dataset",
     "record_sort_key",
 ]
@@ -449,10 +448,3 @@ def merge_dataset(
     for name, reason in report.skipped:
         log.warning("skipped %s: %s", name, reason)
     return report
-
-
-def main_merge(out_dirs: list[str] | list[Path] | str | Path, dest: str | Path | None = None) -> int:
-    """`render-tag merge OUT [OUT2 ...] [-o DEST]`: 0 when every label file merged, 1 when some were not."""
-    report = merge_dataset(out_dirs, dest)
-    print(report.summary())
-    return 0 if report.ok else 1

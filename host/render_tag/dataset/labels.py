@@ -14,7 +14,7 @@ from render_tag_shared.recipe import RecipeFile, SceneRecipe
 from render_tag_shared.records import ImageLabels
 from render_tag_shared.truth import image_labels
 
-from .io import write_json_atomic
+from ..io import write_json_atomic
 
 __all__ = ["image_file_name", "label_path", "write_labels_from_recipes"]
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from render_tag_shared.boards import BoardDefinition
 
-from .dataset import RenderTagDataset
-from .io import write_json_atomic, write_text_atomic
+from ..io import write_json_atomic, write_text_atomic
+from .reader import RenderTagDataset
 
 __all__ = [
     "camera_info",
@@ -29,7 +29,6 @@ __all__ = [
     "export_dataset",
     "kalibr_target",
     "kalibr_target_yaml",
-    "main_export",
 ]
 
 ROS_DISTORTION = {"none": "plumb_bob", "brown_conrady": "plumb_bob", "kannala_brandt": "equidistant"}
@@ -242,10 +241,3 @@ def export_dataset(out: str | Path, dest: str | Path | None = None) -> list[Path
     if len(ordered) > 1:
         written.append(write_json_atomic(folder / "cameras.json", index_doc))
     return written
-
-
-def main_export(out: str | Path, dest: str | Path | None = None) -> int:
-    """`render-tag export OUT [-o DIR]`: prints the files written."""
-    for path in export_dataset(out, dest):
-        print(path)
-    return 0

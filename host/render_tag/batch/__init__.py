@@ -1,0 +1,1 @@
+"""Rendering recipes in batch: options, plan and resume, the manifest, the worker pool and its launchers."""

@@ -1,0 +1,249 @@
+"""N persistent Blender workers: start once, render many; a failed job is retried on another worker.
+
+Everything runs in the caller's thread in one poll loop, so there are no locks: the loop hands jobs to
+idle workers, reads replies and heartbeats (transport.py), and lets the supervisor check every worker
+(supervisor.py). A job that fails (error reply, crash, timeout) is retried on another worker; after
+`retries` retries it is reported as failed with its last error, and the rest of the job goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from render_tag_shared.messages import Hello, RenderReply, RenderRequest, Timings, WorkerError
+from render_tag_shared.recipe import SceneRecipe
+
+from .launcher import Launcher
+from .options import WorkerLimits
+from .supervisor import PoolError, Slot, Supervisor, WorkerState
+from .transport import Transport
+
+__all__ = ["Job", "JobOutcome", "PoolError", "WorkerPool"]
+
+POLL_MS = 200
+
+
+@dataclass
+class Job:
+    """One recipe to render; `index` is its place in the manifest."""
+
+    index: int
+    recipe: SceneRecipe
+    out_dir: Path
+    attempts: int = 0
+    failed_on: set[int] = field(default_factory=set)
+    last_error: tuple[str, str] | None = None
+
+
+@dataclass
+class JobOutcome:
+    """The final word on a job: done, or failed after its retries."""
+
+    job: Job
+    status: Literal["done", "failed"]
+    worker_id: str | None
+    attempts: int
+    timings: Timings | None = None
+    image_ids: list[str] = field(default_factory=list)
+    error_type: str | None = None
+    error_message: str | None = None
+
+
+_LOST_JOB_ERRORS = {"crash": "WorkerCrashed", "render_timeout": "RenderTimeout"}
+"""The error a job gets when its worker is replaced for this reason (WorkerLost otherwise)."""
+
+
+class WorkerPool:
+    """Runs jobs on persistent workers; use as a context manager so workers never outlive it."""
+
+    def __init__(
+        self,
+        launcher: Launcher,
+        limits: WorkerLimits,
+        *,
+        workers: int = 1,
+        threads: int = 0,
+        log_dir: Path | None = None,
+        telemetry: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.limits = limits
+        self.transport = Transport(on_bad_message=self._bad_message)
+        self.supervisor = Supervisor(
+            launcher,
+            self.transport,
+            limits,
+            workers=workers,
+            threads=threads,
+            log_dir=log_dir,
+            telemetry=telemetry,
+        )
+        self.closed = False
+        self._running: dict[int, Job] = {}  # slot index -> its job
+        self._pending: deque[Job] = deque()
+        self._on_finish: Callable[[JobOutcome], None] | None = None
+
+    @property
+    def restarts(self) -> dict[str, int]:
+        return self.supervisor.restarts
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return self.supervisor.versions
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stops every worker and releases the sockets (a second call does nothing)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.supervisor.close()
+        self.transport.close()
+
+    def run(
+        self,
+        jobs: Sequence[Job],
+        on_start: Callable[[Job, str], None] | None = None,
+        on_finish: Callable[[JobOutcome], None] | None = None,
+    ) -> None:
+        """Renders every job; returns when each is done or failed. KeyboardInterrupt passes through
+        (the caller closes the pool); jobs in flight then simply stay unfinished."""
+        self._pending = deque(jobs)
+        self._on_finish = on_finish
+        self.supervisor.start_all()
+        while self._pending or self._running:
+            self._dispatch(on_start)
+            replies, beats = self.transport.poll(POLL_MS)
+            for identity, message in replies:
+                slot = self.supervisor.by_identity.get(identity)
+                if slot is not None:
+                    self._on_message(slot, message)
+            for beat in beats:
+                self.supervisor.on_heartbeat(beat)
+            self._check_health()
+            self.supervisor.check_startup()
+
+    # -- the steps of the loop -----------------------------------------------------------------------
+
+    def _dispatch(self, on_start: Callable[[Job, str], None] | None) -> None:
+        """Hands a pending job to every idle worker (recycling one that is due first)."""
+        for slot in self.supervisor.slots:
+            if slot.state is not WorkerState.IDLE or not self._pending:
+                continue
+            if slot.recycle_reason is not None:
+                self.supervisor.recycle(slot)
+                continue
+            job = self._pick(slot)
+            if job is None:
+                continue
+            job.attempts += 1
+            request = RenderRequest(
+                job_index=job.index, attempt=job.attempts, recipe=job.recipe, out_dir=str(job.out_dir)
+            )
+            if not self.transport.send(slot.identity, request):
+                job.attempts -= 1
+                self._pending.appendleft(job)
+                self.supervisor.restart(slot, "unreachable")
+                continue
+            self._running[slot.index], slot.job_index = job, job.index
+            slot.enter(WorkerState.BUSY)
+            if on_start is not None:
+                on_start(job, slot.worker_id)
+
+    def _on_message(self, slot: Slot, message: object) -> None:
+        if isinstance(message, Hello):
+            self.supervisor.on_hello(slot, message)
+        elif isinstance(message, WorkerError):
+            self.supervisor.on_error(slot, message)
+        elif isinstance(message, RenderReply):
+            job = self._running.get(slot.index)
+            if job is None or message.job_index != job.index or message.attempt != job.attempts:
+                return  # a late reply to a job given up on
+            self._release(slot)
+            slot.enter(WorkerState.IDLE)
+            slot.renders += 1
+            if message.rss_mb is not None:
+                slot.rss_mb = message.rss_mb
+            if message.status == "ok":
+                self._finish(
+                    JobOutcome(
+                        job,
+                        "done",
+                        slot.worker_id,
+                        job.attempts,
+                        timings=message.timings,
+                        image_ids=message.image_ids,
+                    )
+                )
+            else:
+                error_type = message.error_type or "Error"
+                self._attempt_failed(slot, slot.worker_id, job, error_type, message.error_message or "")
+            self.supervisor.plan_recycle(slot)
+
+    def _check_health(self) -> None:
+        now = time.monotonic()
+        for slot in self.supervisor.slots:
+            found = self.supervisor.problem(slot, now)
+            if found is None:
+                continue
+            reason, code = found
+            job, worker_id = self._running.get(slot.index), slot.worker_id
+            detail = f"exit code {code}" if code is not None else f"after {now - slot.state_since:.1f} s"
+            self.supervisor.replace(slot, reason, code)  # its telemetry still names the job
+            self._release(slot)
+            if job is not None:
+                error_type = _LOST_JOB_ERRORS.get(reason, "WorkerLost")
+                text = f"worker {worker_id} {reason.replace('_', ' ')} ({detail})"
+                self._attempt_failed(slot, worker_id, job, error_type, text)
+
+    # -- jobs ----------------------------------------------------------------------------------------
+
+    def _pick(self, slot: Slot) -> Job | None:
+        """The first job this slot may take: a retry goes to a worker it has not failed on yet."""
+        everyone = {s.index for s in self.supervisor.slots if s.state is not WorkerState.RETIRED}
+        for job in self._pending:
+            if slot.index not in job.failed_on or everyone <= job.failed_on:
+                self._pending.remove(job)
+                return job
+        return None
+
+    def _release(self, slot: Slot) -> None:
+        self._running.pop(slot.index, None)
+        slot.job_index = None
+
+    def _attempt_failed(self, slot: Slot, worker_id: str, job: Job, error_type: str, message: str) -> None:
+        job.failed_on.add(slot.index)
+        job.last_error = (error_type, message)
+        self.supervisor.emit(
+            "job_attempt_failed",
+            slot,
+            worker=worker_id,
+            job_index=job.index,
+            attempt=job.attempts,
+            error_type=error_type,
+            error_message=message[:500],
+        )
+        if job.attempts <= self.limits.retries:
+            self._pending.appendleft(job)
+        else:
+            outcome = JobOutcome(
+                job, "failed", worker_id, job.attempts, error_type=error_type, error_message=message
+            )
+            self._finish(outcome)
+
+    def _finish(self, outcome: JobOutcome) -> None:
+        if self._on_finish is not None:
+            self._on_finish(outcome)
+
+    def _bad_message(self, identity: bytes | None, error: str) -> None:
+        slot = self.supervisor.by_identity.get(identity) if identity is not None else None
+        self.supervisor.emit("bad_message", slot, error=error)

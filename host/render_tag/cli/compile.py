@@ -1,0 +1,46 @@
+"""`render-tag compile`: a config to recipes.json, with a progress display for long compiles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from render_tag_shared.recipe_io import dump_recipe_file
+
+from ..batch.telemetry import Progress
+from ..compile import compile_config, load_job_config, parse_shard, shard_range
+from ..io import write_text_atomic
+from .exits import EXIT_OK
+
+__all__ = ["PROGRESS_MIN_SCENES", "main_compile"]
+
+PROGRESS_MIN_SCENES = 2000
+"""Compiles smaller than this finish in a few seconds and show no progress."""
+
+
+def main_compile(config_path: str, output: str, presets: list[str], shard: str | None) -> int:
+    """Writes the recipes atomically; InputError propagates and nothing is written."""
+    shard_pair = parse_shard(shard)
+    config = load_job_config(config_path, presets)
+    count = len(shard_range(config.dataset.num_scenes, shard_pair))
+    progress = (
+        Progress(count, label="compile", unit="scenes", rate_unit="scenes/s")
+        if count >= PROGRESS_MIN_SCENES
+        else None
+    )
+
+    def report(done: int) -> None:
+        if progress is not None:
+            progress.update(done - progress.done)
+
+    recipes = compile_config(
+        config,
+        shard=shard_pair,
+        source=config_path,
+        base_dir=Path(config_path).parent,
+        recipe_dir=Path(output).parent,
+        progress=report if progress is not None else None,
+    )
+    if progress is not None:
+        progress.close()
+    write_text_atomic(output, dump_recipe_file(recipes))
+    return EXIT_OK

@@ -1,0 +1,64 @@
+"""`render-tag audit`, `verify` and `preview`: print the report; 1 when a gate or threshold is missed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..qa.audit import audit_dataset
+from ..qa.gates import VerifyThresholds
+from ..qa.preview import make_preview
+from ..qa.verify import verify_dataset
+from .exits import EXIT_FAILED, EXIT_OK
+
+__all__ = ["main_audit", "main_preview", "main_verify"]
+
+
+def main_audit(out: str | Path, gates_path: str | Path | None = None) -> int:
+    """`render-tag audit OUT [--gates FILE]`: prints the summary; 1 when a gate fails, else 0."""
+    report = audit_dataset(out, gates_path)
+    print(report.summary())
+    return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def main_verify(
+    out: str | Path,
+    thresholds: dict[str, float] | None = None,
+    config_path: str | Path | None = None,
+    plot: bool = True,
+    *,
+    min_detection_rate: float | None = None,
+    max_mean_offset_px: float | None = None,
+    max_median_centre_error_px: float | None = None,
+    max_median_error_px: float | None = None,
+    max_p95_error_px: float | None = None,
+    max_focal_error_rel: float | None = None,
+    max_principal_point_error_px: float | None = None,
+) -> int:
+    """`render-tag verify OUT [--config FILE] [--min-detection-rate X ...]`: 1 when a threshold is missed.
+
+    Command-line values (keywords, or the `thresholds` dict) override the config file, which overrides
+    the defaults; None means "not given".
+    """
+    options = {
+        "min_detection_rate": min_detection_rate,
+        "max_mean_offset_px": max_mean_offset_px,
+        "max_median_centre_error_px": max_median_centre_error_px,
+        "max_median_error_px": max_median_error_px,
+        "max_p95_error_px": max_p95_error_px,
+        "max_focal_error_rel": max_focal_error_rel,
+        "max_principal_point_error_px": max_principal_point_error_px,
+        **(thresholds or {}),
+    }
+    limits = VerifyThresholds.load(config_path, **options)
+    report = verify_dataset(out, limits, plot=plot)
+    print(report.summary())
+    return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def main_preview(
+    out: str | Path, scene: int | None = None, output: str | Path | None = None, max_images: int = 16
+) -> int:
+    """`render-tag preview OUT [--scene N] [-o FILE]`: writes the contact sheet, prints its path."""
+    path = make_preview(out, output, scene=scene, max_images=max_images)
+    print(path)
+    return EXIT_OK

@@ -1,0 +1,78 @@
+"""The pipeline: compile → render → merge → audit → preview, as `render-tag run` chains them.
+
+Each step is a domain function of its own package; this module only chains them and decides when a
+step is pointless (no scene done: nothing to merge; nothing merged: nothing to audit). It returns
+what each step produced, and the CLI prints it and turns it into an exit code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from render_tag_shared.errors import InputError
+from render_tag_shared.recipe import RecipeFile
+
+from .batch.options import RenderOptions
+from .batch.render import RenderRun, render_recipes
+from .compile import DEFAULT_JOB, compile_config, compile_default_job, load_job_config
+from .dataset import merge
+from .dataset.merge import MergeReport
+from .qa.audit import AuditReport, audit_dataset
+from .qa.preview import make_preview
+
+__all__ = ["PipelineResult", "compile_job", "render_and_merge", "run"]
+
+
+@dataclass
+class PipelineResult:
+    """What the steps produced; a step that did not run (or failed) leaves None and, when it failed,
+    its error's text."""
+
+    render: RenderRun
+    merge: MergeReport | None = None
+    merge_error: str | None = None
+    audit: AuditReport | None = None
+    preview: Path | None = None
+    qa_error: str | None = None
+
+
+def compile_job(config_path: str | Path | None, presets: list[str]) -> tuple[RecipeFile, str]:
+    """(the recipes, where they came from): a config file compiled, or the built-in default job."""
+    if config_path is None:
+        return compile_default_job(presets=presets), str(DEFAULT_JOB)
+    config = load_job_config(str(config_path), presets)
+    recipes = compile_config(config, source=str(config_path), base_dir=Path(config_path).parent)
+    return recipes, str(config_path)
+
+
+def render_and_merge(
+    recipe_file: RecipeFile, out: str | Path, options: RenderOptions, source: str = "recipes"
+) -> PipelineResult:
+    """Renders, then merges OUT once when a scene is done and the render was not interrupted
+    (unless `options.merge` is off)."""
+    rendered = render_recipes(recipe_file, out, options, source)
+    result = PipelineResult(render=rendered)
+    if options.merge and not rendered.summary.interrupted and rendered.any_done:
+        try:
+            result.merge = merge.merge_dataset(Path(out))
+        except InputError as exc:
+            result.merge_error = str(exc)
+    return result
+
+
+def run(
+    config_path: str | Path | None, out: str | Path, options: RenderOptions, presets: list[str]
+) -> PipelineResult:
+    """`run`: compile (no config: the default job), render and merge, then audit and draw the contact
+    sheet of what was merged."""
+    recipe_file, source = compile_job(config_path, presets)
+    result = render_and_merge(recipe_file, out, options, source)
+    if result.merge is None:  # interrupted, nothing done, or nothing to merge: no dataset to audit
+        return result
+    try:
+        result.audit = audit_dataset(out)
+        result.preview = make_preview(out)
+    except InputError as exc:
+        result.qa_error = str(exc)
+    return result
