@@ -58,9 +58,7 @@ def blender_chroot() -> Path:
 def stock_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The stock linux zip, exactly as a user builds it: `render-tag addon build` (its linux_x64 zip)."""
     out = tmp_path_factory.mktemp("dist")
-    done = subprocess.run(
-        [str(RENDER_TAG), "addon", "build", "-o", str(out)], capture_output=True, text=True
-    )
+    done = subprocess.run([str(RENDER_TAG), "addon", "build", "-o", str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     zips = sorted(out.glob("render_tag-*-linux_x64.zip"))
     assert len(zips) == 1, f"expected one linux zip in {out}: {sorted(p.name for p in out.iterdir())}"
@@ -80,12 +78,16 @@ def working_zip(stock_zip: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def installed_profile(blender_chroot: Path, working_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def installed_profile(
+    blender_chroot: Path, working_zip: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """A Blender profile (under /tmp, visible in the chroot) with the extension installed and enabled."""
     profile = tmp_path_factory.mktemp("blender-profile")
     done = install_zip(working_zip, profile)
     if done.returncode != 0:
-        pytest.fail(f"Blender 4.3 refused {working_zip.name} (exit {done.returncode}):\n{done.stdout[-3000:]}")
+        pytest.fail(
+            f"Blender 4.3 refused {working_zip.name} (exit {done.returncode}):\n{done.stdout[-3000:]}"
+        )
     return profile
 
 
