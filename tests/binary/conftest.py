@@ -1,0 +1,100 @@
+"""The real-binary tier (Debian 13's Blender 4.3.2 in a chroot): opt-in, loud when asked for.
+
+`make test` stays the `bpy`-module tier: unless RENDER_TAG_BINARY_TIER=1 (set by `make test-blender`)
+every test here is skipped with the reason. When the tier IS asked for, a missing chroot, wrapper
+or zip fails the tests; it never skips them.
+
+Zips: the install test always uses the stock linux zip from `render-tag addon build`. The render
+and UI tests use $RENDER_TAG_BINARY_ZIP when given (a hand-made zip, while the stock one lacks the
+Python 3.13 wheels), else the same stock zip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .blender_binary import BLENDER, CHROOT_RUN, RENDER_TAG, STAMP_NAME, chroot_dir, install_zip
+
+TIER_ENV = "RENDER_TAG_BINARY_TIER"
+ZIP_ENV = "RENDER_TAG_BINARY_ZIP"
+HERE = Path(__file__).resolve().parent
+
+
+def tier_requested() -> bool:
+    return os.environ.get(TIER_ENV) == "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip (with the reason) everything of this folder unless the tier was asked for."""
+    if tier_requested():
+        return
+    skip = pytest.mark.skip(reason=f"real-binary tier: run `make test-blender` ({TIER_ENV}=1)")
+    for item in items:
+        if HERE in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def blender_chroot() -> Path:
+    """The cached chroot; its absence is a failure of the tier, never a skip."""
+    root = chroot_dir()
+    if not (root / STAMP_NAME).is_file():
+        pytest.fail(f"no Blender chroot at {root}: `make test-blender` builds it (tools/blender_chroot.sh)")
+    for tool in (CHROOT_RUN, BLENDER):
+        if not os.access(tool, os.X_OK):
+            pytest.fail(f"{tool} is not executable")
+    if os.geteuid() != 0:
+        pytest.fail("the binary tier needs root (mount namespaces and chroot)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def stock_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The stock linux zip, exactly as a user builds it: `render-tag addon build` (its linux_x64 zip)."""
+    out = tmp_path_factory.mktemp("dist")
+    done = subprocess.run([str(RENDER_TAG), "addon", "build", "-o", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    zips = sorted(out.glob("render_tag-*-linux_x64.zip"))
+    assert len(zips) == 1, f"expected one linux zip in {out}: {sorted(p.name for p in out.iterdir())}"
+    return zips[0]
+
+
+@pytest.fixture(scope="session")
+def working_zip(stock_zip: Path) -> Path:
+    """$RENDER_TAG_BINARY_ZIP (a development stand-in) or the stock zip."""
+    override = os.environ.get(ZIP_ENV)
+    if not override:
+        return stock_zip
+    path = Path(override).resolve()
+    if not path.is_file():
+        pytest.fail(f"{ZIP_ENV}={override}: no such file")
+    return path
+
+
+@pytest.fixture(scope="session")
+def installed_profile(
+    blender_chroot: Path, working_zip: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A Blender profile (under /tmp, visible in the chroot) with the extension installed and enabled."""
+    profile = tmp_path_factory.mktemp("blender-profile")
+    done = install_zip(working_zip, profile)
+    if done.returncode != 0:
+        pytest.fail(
+            f"Blender 4.3 refused {working_zip.name} (exit {done.returncode}):\n{done.stdout[-3000:]}"
+        )
+    return profile
+
+
+@pytest.fixture
+def fresh_profile(blender_chroot: Path, tmp_path: Path) -> Iterator[Path]:
+    """An empty Blender profile for one test."""
+    profile = tmp_path / "blender-profile"
+    profile.mkdir()
+    yield profile
+    shutil.rmtree(profile, ignore_errors=True)
