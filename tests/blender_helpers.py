@@ -20,9 +20,7 @@ import pytest
 
 from render_tag_shared.families import get_family
 
-from .factories import look_at_opencv, pinhole, quat_from_axis_angle
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from .builders import REPO_ROOT, look_at, pinhole, quat_from_axis_angle
 
 
 def import_addon() -> ModuleType:
@@ -122,7 +120,7 @@ def tag_recipe(
         "objects": objects,
         "cameras": [
             {
-                "cam_to_world": look_at_opencv(eye, [0.0, 0.0, 0.0]),
+                "cam_to_world": look_at(eye, [0.0, 0.0, 0.0]),
                 "intrinsics": intrinsics,
                 "tone_mapping": {"curve": tone},
             }
@@ -166,7 +164,7 @@ def charuco_recipe(samples: int = 32) -> dict[str, Any]:
         ],
         "cameras": [
             {
-                "cam_to_world": look_at_opencv([0.04, -0.09, 0.33], [0.0, 0.0, 0.0]),
+                "cam_to_world": look_at([0.04, -0.09, 0.33], [0.0, 0.0, 0.0]),
                 "intrinsics": pinhole(310.0, 305.0, 158.9, 122.4, (320, 240)),
             }
         ],
@@ -191,7 +189,7 @@ def aprilgrid_recipe(samples: int = 32) -> dict[str, Any]:
         "margin_mm": 12.0,
         "pose": {"rotation_quaternion": quat_from_axis_angle((-0.3, 1.0, 0.2), 0.25)},
     }
-    recipe["cameras"][0]["cam_to_world"] = look_at_opencv([-0.03, -0.08, 0.37], [0.0, 0.0, 0.0])
+    recipe["cameras"][0]["cam_to_world"] = look_at([-0.03, -0.08, 0.37], [0.0, 0.0, 0.0])
     return recipe
 
 

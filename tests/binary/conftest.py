@@ -1,8 +1,8 @@
 """The real-binary tier (Debian 13's Blender 4.3.2 in a chroot): opt-in, loud when asked for.
 
-`make test` stays the `bpy`-module tier: unless RENDER_TAG_BINARY_TIER=1 (set by `make test-blender`)
-every test here is skipped with the reason. When the tier IS asked for, a missing chroot, wrapper
-or zip fails the tests; it never skips them.
+`make test` stays the `bpy`-module tier: tests/conftest.py collects this folder only when
+RENDER_TAG_BINARY_TIER=1 (set by `make test-blender`). When the tier is asked for, a missing chroot,
+wrapper or zip fails the tests; it never skips them.
 
 Zips: the install test always uses the stock linux zip from `render-tag addon build`. The render
 and UI tests use $RENDER_TAG_BINARY_ZIP when given (a hand-made zip, while the stock one lacks the
@@ -21,23 +21,7 @@ import pytest
 
 from .blender_binary import BLENDER, CHROOT_RUN, RENDER_TAG, STAMP_NAME, chroot_dir, install_zip
 
-TIER_ENV = "RENDER_TAG_BINARY_TIER"
 ZIP_ENV = "RENDER_TAG_BINARY_ZIP"
-HERE = Path(__file__).resolve().parent
-
-
-def tier_requested() -> bool:
-    return os.environ.get(TIER_ENV) == "1"
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip (with the reason) everything of this folder unless the tier was asked for."""
-    if tier_requested():
-        return
-    skip = pytest.mark.skip(reason=f"real-binary tier: run `make test-blender` ({TIER_ENV}=1)")
-    for item in items:
-        if HERE in Path(str(item.fspath)).resolve().parents:
-            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -33,10 +33,7 @@ from render_tag_shared.messages import (
 from render_tag_shared.recipe import RecipeFile, SceneRecipe
 from render_tag_shared.recipe_io import dump_recipe_file
 
-from .factories import look_at_opencv, pinhole
-
-HAVE_BPY = __import__("importlib.util").util.find_spec("bpy") is not None
-blender = pytest.mark.skipif(not HAVE_BPY, reason="needs the bpy module")
+from ..builders import look_at, pinhole
 
 
 def tiny_recipe(scene_id: int, samples: int = 2, hdri: str | None = None, cameras: int = 1) -> SceneRecipe:
@@ -76,7 +73,7 @@ def tiny_recipe(scene_id: int, samples: int = 2, hdri: str | None = None, camera
             "cameras": [
                 {
                     "name": f"cam{c}",
-                    "cam_to_world": look_at_opencv([0.05 * c, -0.3, 0.9], [0, 0, 0]),
+                    "cam_to_world": look_at([0.05 * c, -0.3, 0.9], [0, 0, 0]),
                     "intrinsics": pinhole(fx=150, fy=150, cx=79.5, cy=59.5, resolution=(160, 120)),
                 }
                 for c in range(cameras)
@@ -177,8 +174,6 @@ def test_shards_partition_the_job_deterministically() -> None:
 # -- with real workers ------------------------------------------------------------------------------
 
 
-@pytest.mark.blender
-@blender
 def test_two_workers_render_every_scene_and_a_second_plan_is_refused(tmp_path: Path, capsys: Any) -> None:
     recipes = [tiny_recipe(i, cameras=2 if i == 0 else 1) for i in range(4)]
     path = write_recipes(tmp_path / "recipes.json", recipes)
@@ -230,8 +225,6 @@ def test_two_workers_render_every_scene_and_a_second_plan_is_refused(tmp_path: P
     assert (out / "manifest.json").read_bytes() == manifest_bytes
 
 
-@pytest.mark.blender
-@blender
 def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     from render_tag.dataset.merge import merge_dataset
 
@@ -281,8 +274,6 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(tmp_path: Path) ->
     assert wait_gone(worker_pids(out)) == []
 
 
-@pytest.mark.blender
-@blender
 def test_a_killed_host_resumes_without_redoing_finished_images(tmp_path: Path) -> None:
     recipes = [tiny_recipe(i, samples=16) for i in range(8)]
     path = write_recipes(tmp_path / "recipes.json", recipes)
@@ -335,8 +326,6 @@ def test_a_killed_host_resumes_without_redoing_finished_images(tmp_path: Path) -
     assert len(list((out / "labels").glob("*.json"))) == 8
 
 
-@pytest.mark.blender
-@blender
 def test_a_failing_recipe_is_reported_and_the_others_are_written(tmp_path: Path, capsys: Any) -> None:
     missing = str(tmp_path / "no such folder" / "sky.hdr")
     recipes = [tiny_recipe(0), tiny_recipe(1, hdri=missing), tiny_recipe(2)]
@@ -358,8 +347,6 @@ def test_a_failing_recipe_is_reported_and_the_others_are_written(tmp_path: Path,
     assert "1 failed" in captured.out and "scene 1" in captured.err and "sky.hdr" in captured.err
 
 
-@pytest.mark.blender
-@blender
 def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_folder(tmp_path: Path) -> None:
     # The last scene takes seconds (512 samples): when two scenes are done it cannot be, so Ctrl-C
     # always lands in the middle of the render, however fast the machine.
@@ -404,8 +391,6 @@ def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_folder(tmp_path: Path) -> N
     assert len(list((out / "images").glob("*.png"))) == 6
 
 
-@pytest.mark.blender
-@blender
 def test_merging_the_shards_gives_the_dataset_of_one_run(tmp_path: Path) -> None:
     from render_tag.dataset.merge import merge_dataset
 
@@ -441,8 +426,6 @@ def test_the_launch_expression_carries_no_path(tmp_path: Path) -> None:
     assert payload["addon_module"] == "bl_ext.user_default.render_tag" and payload["host_pid"] == os.getpid()
 
 
-@pytest.mark.blender
-@blender
 def test_a_blender_binary_launcher_runs_the_same_worker(tmp_path: Path, monkeypatch: Any) -> None:
     """A stand-in `blender` that checks its arguments and runs the expression with this Python."""
     fake = tmp_path / "bin dir" / "blender"
@@ -467,8 +450,6 @@ def test_a_blender_binary_launcher_runs_the_same_worker(tmp_path: Path, monkeypa
     assert len(list((out / "images").glob("*.png"))) == 2
 
 
-@pytest.mark.blender
-@blender
 def test_a_hung_render_and_a_memory_ceiling_restart_the_worker(tmp_path: Path, capsys: Any) -> None:
     # A render far longer than its timeout: killed, reported, and the worker replaced.
     slow = write_recipes(tmp_path / "slow.json", [tiny_recipe(0, samples=512)])

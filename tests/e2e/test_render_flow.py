@@ -24,7 +24,7 @@ from render_tag.cli.render import main_render, render_recipes
 from render_tag_shared.errors import InputError
 from render_tag_shared.recipe import RecipeFile, SceneRecipe
 
-from .test_pool import HAVE_BPY, manifest, telemetry, tiny_recipe, wait_gone, worker_pids, write_recipes
+from .test_pool import manifest, telemetry, tiny_recipe, wait_gone, worker_pids, write_recipes
 
 FAIL_SEED = 666
 """A recipe with this random_seed fails after writing its first camera's image and labels."""
@@ -76,8 +76,6 @@ def render_recipe(recipe, out_dir, camera_indices=None):
 """
 )
 
-needs_bpy = pytest.mark.skipif(not HAVE_BPY, reason="the worker imports the bpy module")
-
 
 @pytest.fixture(scope="module")
 def stand_in(tmp_path_factory: pytest.TempPathFactory) -> BpyModuleLauncher:
@@ -96,7 +94,6 @@ def failing(scene_id: int, cameras: int = 2) -> SceneRecipe:
     return tiny_recipe(scene_id, cameras=cameras).model_copy(update={"random_seed": FAIL_SEED})
 
 
-@needs_bpy
 def test_force_replaces_a_corrupt_manifest_and_every_stale_file(
     tmp_path: Path, stand_in: BpyModuleLauncher
 ) -> None:
@@ -140,7 +137,6 @@ def test_force_replaces_a_corrupt_manifest_and_every_stale_file(
     assert wait_gone(worker_pids(out)) == []
 
 
-@needs_bpy
 def test_a_failed_scene_leaves_none_of_its_cameras(
     tmp_path: Path, stand_in: BpyModuleLauncher, capsys: Any
 ) -> None:
@@ -165,7 +161,6 @@ def test_a_failed_scene_leaves_none_of_its_cameras(
     assert "scene 1" in capsys.readouterr().err
 
 
-@needs_bpy
 def test_nothing_done_means_no_merge(tmp_path: Path, stand_in: BpyModuleLauncher) -> None:
     out = tmp_path / "out"
     recipes = RecipeFile(job_id="flow", recipes=[failing(0)])
@@ -175,7 +170,6 @@ def test_nothing_done_means_no_merge(tmp_path: Path, stand_in: BpyModuleLauncher
     assert not list((out / "images").glob("*.png"))
 
 
-@needs_bpy
 def test_run_merges_once_then_audits(tmp_path: Path, stand_in: BpyModuleLauncher, monkeypatch: Any) -> None:
     import render_tag.batch.render
     import render_tag.dataset.merge
@@ -265,7 +259,6 @@ def test_render_and_compile_shards_name_the_same_scenes() -> None:
         assert rendered == whole.recipes
 
 
-@needs_bpy
 def test_why_an_extension_did_not_enable_reaches_the_user(tmp_path: Path, capsys: Any) -> None:
     """addon_utils only prints why an extension failed; the worker keeps the error and the host shows it."""
     import sys

@@ -18,10 +18,9 @@ from render_tag_shared.geometry import invert_rigid
 from render_tag_shared.lens import project_points
 from render_tag_shared.recipe import SceneRecipe
 
-from .blender_helpers import addon_session, charuco_recipe, tag_recipe
-from .factories import look_at_opencv, pinhole, quat_from_axis_angle
+from ..blender_helpers import addon_session, charuco_recipe, tag_recipe
+from ..builders import look_at, pinhole, quat_from_axis_angle
 
-pytestmark = pytest.mark.blender
 _ = addon_session  # the fixture, imported for pytest
 
 CAMERAS = [
@@ -61,7 +60,7 @@ def test_blender_camera_projects_like_opencv(
     try:
         k = [[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]]
         addon_session.set_camera_intrinsics(cam, {"k_matrix": k, "resolution": [width, height]}, scene=scene)
-        cam_to_world = np.asarray(look_at_opencv([0.3, -1.1, 0.8], [0.05, 0.1, 0.0]))
+        cam_to_world = np.asarray(look_at([0.3, -1.1, 0.8], [0.05, 0.1, 0.0]))
         from addon.core.camera import blender_matrix, k_from_blender
 
         cam.matrix_world = blender_matrix(cam_to_world)
@@ -214,7 +213,7 @@ def test_export_build_export_round_trips(addon_session: Any) -> None:
     scene.camera = cam
     from addon.core.camera import blender_matrix
 
-    cam.matrix_world = blender_matrix(look_at_opencv([0.1, -0.8, 1.1], [0.0, 0.05, 0.0]))
+    cam.matrix_world = blender_matrix(look_at([0.1, -0.8, 1.1], [0.0, 0.05, 0.0]))
     addon_session.set_camera_intrinsics(
         cam,
         pinhole(
@@ -274,7 +273,7 @@ def test_host_recipe_builds_and_exports_unchanged(addon_session: Any) -> None:
     cams = [recipe.cameras[0].model_dump(mode="json") for _ in range(3)]
     for i, cam in enumerate(cams):
         cam["name"] = f"cam{i}"
-        cam["cam_to_world"] = look_at_opencv([0.03 * i, -0.12, 0.42 + 0.01 * i], [0.0, 0.0, 0.0])
+        cam["cam_to_world"] = look_at([0.03 * i, -0.12, 0.42 + 0.01 * i], [0.0, 0.0, 0.0])
         cam["sensor_noise"] = {"seed": 3 + i, "layers": [{"type": "gaussian", "sigma": 0.01}]}
     recipe = SceneRecipe.model_validate({**recipe.model_dump(mode="json"), "cameras": cams})
     for index in range(3):

@@ -28,7 +28,7 @@ from render_tag_shared.schema import committed_schema, generate_schemas
 from render_tag_shared.seeds import derive_seed, job_id
 from render_tag_shared.versions import ADDON_VERSION
 
-from .factories import look_at_opencv
+from ..builders import CHARUCO, REPO_ROOT, look_at
 
 
 def valid_recipe() -> dict[str, Any]:
@@ -48,14 +48,7 @@ def valid_recipe() -> dict[str, Any]:
                 "type": "BOARD",
                 "name": "board",
                 "pose": {"position": [0.5, 0, 0]},
-                "board": {
-                    "board_type": "charuco",
-                    "rows": 5,
-                    "cols": 7,
-                    "square_size_mm": 40,
-                    "marker_size_mm": 30,
-                    "dictionary": "DICT_5X5_100",
-                },
+                "board": CHARUCO,
             },
             {"type": "PLANE", "name": "floor", "pose": {"position": [0, 0, -0.01]}, "size_m": [3, 3]},
         ],
@@ -63,7 +56,7 @@ def valid_recipe() -> dict[str, Any]:
         "cameras": [
             {
                 "name": "cam0",
-                "cam_to_world": look_at_opencv([0, -0.5, 1.5], [0, 0, 0]),
+                "cam_to_world": look_at([0, -0.5, 1.5], [0, 0, 0]),
                 "intrinsics": {
                     "k_matrix": [[600, 0, 319.5], [0, 600, 239.5], [0, 0, 1]],
                     "resolution": [640, 480],
@@ -279,7 +272,7 @@ def test_recipe_file_carries_its_job_spec() -> None:
 
 def test_addon_version_constant_matches_the_manifest() -> None:
     """The host records ADDON_VERSION when it runs without a checkout: it must be the manifest's."""
-    manifest = Path(__file__).resolve().parents[1] / "blender_manifest.toml"
+    manifest = REPO_ROOT / "blender_manifest.toml"
     with manifest.open("rb") as handle:
         assert tomllib.load(handle)["version"] == ADDON_VERSION
 

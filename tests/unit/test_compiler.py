@@ -45,18 +45,12 @@ from render_tag_shared.recipe_io import (
 from render_tag_shared.seeds import derive_seed, job_id
 from render_tag_shared.versions import ADDON_VERSION
 
-EXAMPLE_YAML = (Path(__file__).parent / "data" / "design_example.yaml").read_text()
+from ..builders import CHARUCO, DATA
+
+EXAMPLE_YAML = (DATA / "design_example.yaml").read_text()
 """The DESIGN.md example config, verbatim."""
 
-CHARUCO_SUBJECT = {
-    "type": "BOARD",
-    "board_type": "charuco",
-    "rows": 5,
-    "cols": 7,
-    "square_size_mm": 40,
-    "marker_size_mm": 30,
-    "dictionary": "DICT_5X5_100",
-}
+CHARUCO_SUBJECT = {"type": "BOARD", **CHARUCO}
 APRILGRID_SUBJECT = {
     "type": "BOARD",
     "board_type": "aprilgrid",

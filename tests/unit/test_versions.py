@@ -7,7 +7,7 @@ from pathlib import Path
 
 from render_tag_shared.versions import ADDON_VERSION, MANIFEST_NAME, addon_version
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from ..builders import REPO_ROOT
 
 
 def test_checkout_zip_and_bare_install(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from render_tag_shared.geometry import invert_rigid, quat_to_matrix
 from render_tag_shared.recipe import SceneRecipe
 from render_tag_shared.truth import camera_ground_truth
 
-from .factories import look_at_opencv, pinhole, quat_from_axis_angle
+from ..builders import look_at, pinhole, quat_from_axis_angle
 
 RNG_SEED = 1234
 
@@ -25,7 +25,7 @@ def scene(objects: list[dict[str, Any]], eye: Any, target: Any = (0, 0, 0), **in
             "scene_id": 1,
             "random_seed": 1,
             "objects": objects,
-            "cameras": [{"cam_to_world": look_at_opencv(eye, target), "intrinsics": pinhole(**intrinsics)}],
+            "cameras": [{"cam_to_world": look_at(eye, target), "intrinsics": pinhole(**intrinsics)}],
         }
     )
 
@@ -95,7 +95,7 @@ def test_tag_corners_equal_cv2_projectpoints(model: str, coeffs: list[float]) ->
 def test_front_view_corners_run_clockwise_in_the_image_with_tl_top_left() -> None:
     recipe = scene([tag("t", 0)], eye=[0, 0, 1.0], target=[0, 0, 0])
     # Looking straight down with image "up" undefined: pick up = +y so the marker reads upright.
-    recipe.cameras[0].cam_to_world = look_at_opencv([0, 0, 1.0], [0, 0, 0], up=[0, 1, 0])
+    recipe.cameras[0].cam_to_world = look_at([0, 0, 1.0], [0, 0, 0], up=[0, 1, 0])
     (record,) = camera_ground_truth(recipe, 0)
     (tl, tr, br, bl) = np.asarray(record.corners)
     assert tl[0] < tr[0] and tl[1] < bl[1] and br[0] > bl[0] and br[1] > tr[1]
@@ -119,7 +119,7 @@ def test_front_view_corners_run_clockwise_in_the_image_with_tl_top_left() -> Non
 def test_eval_margin_and_outside_image_give_visibility_one() -> None:
     # The camera looks at a point 0.45 m to the side: the tag sits near the left edge (x 19.5 to 79.5).
     recipe = scene([tag("t", 0)], eye=[0.45, 0, 1.0], target=[0.45, 0, 0])
-    recipe.cameras[0].cam_to_world = look_at_opencv([0.45, 0, 1.0], [0.45, 0, 0], up=[0, 1, 0])
+    recipe.cameras[0].cam_to_world = look_at([0.45, 0, 1.0], [0.45, 0, 0], up=[0, 1, 0])
     (plain,) = camera_ground_truth(recipe, 0)
     xs = np.asarray(plain.corners)[:, 0]
     assert xs.min() < 40 and xs.min() > -0.5
@@ -130,7 +130,7 @@ def test_eval_margin_and_outside_image_give_visibility_one() -> None:
     assert [v for v, lft in zip(record.corners_visibility, left, strict=True) if lft] == [1] * int(left.sum())
     assert all(v == 2 for v, lft in zip(record.corners_visibility, left, strict=True) if not lft)
     np.testing.assert_allclose(record.corners, plain.corners)  # labelled points keep their coordinates
-    recipe.cameras[0].cam_to_world = look_at_opencv([0.49, 0, 1.0], [0.49, 0, 0], up=[0, 1, 0])
+    recipe.cameras[0].cam_to_world = look_at([0.49, 0, 1.0], [0.49, 0, 0], up=[0, 1, 0])
     (outside,) = camera_ground_truth(recipe, 0)
     assert 1 in outside.corners_visibility and all(v in (1, 2) for v in outside.corners_visibility)
 
@@ -149,7 +149,7 @@ def test_occluded_corners_get_the_sentinel() -> None:
         "size_m": [0.06, 0.06],
     }
     recipe = scene([tag("t", 0), occluder], eye=[0, 0, 1.0])
-    recipe.cameras[0].cam_to_world = look_at_opencv([0, 0, 1.0], [0, 0, 0], up=[0, 1, 0])
+    recipe.cameras[0].cam_to_world = look_at([0, 0, 1.0], [0, 0, 0], up=[0, 1, 0])
     (record,) = camera_ground_truth(recipe, 0)
     # The card hides the TR corner (+x, +y) only.
     assert record.corners_visibility == [2, 0, 2, 2]

@@ -20,7 +20,7 @@ import pytest
 from render_tag_shared.recipe import SceneRecipe
 from render_tag_shared.records import ImageLabels
 
-from .blender_helpers import (
+from ..blender_helpers import (
     addon_session,
     aprilgrid_recipe,
     charuco_detector_bias,
@@ -31,7 +31,7 @@ from .blender_helpers import (
     to_gray,
 )
 
-pytestmark = [pytest.mark.blender, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 _ = addon_session  # the fixture, imported for pytest
 
 

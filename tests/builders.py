@@ -1,13 +1,15 @@
-"""Small recipes for the dataset tests (merge, reader, audit, verify, exports): no compiler, no Blender.
+"""The builders every test tier shares: camera poses, intrinsics, the DESIGN.md board, small datasets.
 
-Tags lie in the world plane z = 0 facing +z; cameras look at them from above at several azimuths,
-elevations and rolls. The ground truth is the recipe's projection (`camera_ground_truth`).
+No compiler and no Blender here. In the dataset builders, tags lie in the world plane z = 0 facing
++z and cameras look at them from above at several azimuths, elevations and rolls; their ground truth
+is the recipe's projection (`camera_ground_truth`).
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +26,9 @@ from render_tag_shared.recipe import (
 )
 from render_tag_shared.recipe_io import dump_recipe_file
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+
 K = [[600.0, 0.0, 319.5], [0.0, 600.0, 239.5], [0.0, 0.0, 1.0]]
 CHARUCO = {
     "board_type": "charuco",
@@ -33,14 +38,19 @@ CHARUCO = {
     "marker_size_mm": 30.0,
     "dictionary": "DICT_5X5_100",
 }
+"""DESIGN.md's ChArUco board (5x7, 40 mm squares, 30 mm markers, DICT_5X5_100), in the config's units."""
 
 
-def look_at(eye: np.ndarray, target: np.ndarray, roll_deg: float = 0.0) -> list[list[float]]:
-    """cam_to_world (OpenCV axes: x right, y down, z forward) of a camera at `eye` looking at `target`."""
-    z = target - eye
-    z = z / np.linalg.norm(z)
-    up = np.array([0.0, 0.0, 1.0]) if abs(z[2]) < 0.99 else np.array([0.0, 1.0, 0.0])
-    x = np.cross(z, up)
+def look_at(eye: Any, target: Any, roll_deg: float = 0.0, up: Any = (0.0, 0.0, 1.0)) -> list[list[float]]:
+    """cam_to_world (OpenCV axes: x right, y down, z forward) of a camera at `eye` looking at `target`,
+    with `up` pointing up in the image (y when the view is nearly parallel to it), then rolled."""
+    eye_v, target_v = np.asarray(eye, float), np.asarray(target, float)
+    z = target_v - eye_v
+    z /= np.linalg.norm(z)
+    up_v = np.asarray(up, float)
+    if abs(float(np.dot(z, up_v / np.linalg.norm(up_v)))) > 0.99:
+        up_v = np.array([0.0, 1.0, 0.0])
+    x = np.cross(z, up_v)
     x /= np.linalg.norm(x)
     y = np.cross(z, x)
     r = np.stack([x, y, z], axis=1)
@@ -48,8 +58,20 @@ def look_at(eye: np.ndarray, target: np.ndarray, roll_deg: float = 0.0) -> list[
     r = r @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
     m = np.eye(4)
     m[:3, :3] = r
-    m[:3, 3] = eye
+    m[:3, 3] = eye_v
     return m.tolist()
+
+
+def quat_from_axis_angle(axis: Any, angle_rad: float) -> list[float]:
+    a = np.asarray(axis, float)
+    a /= np.linalg.norm(a)
+    return [float(np.cos(angle_rad / 2)), *(float(c) for c in a * np.sin(angle_rad / 2))]
+
+
+def pinhole(fx: float = 600.0, fy: float = 600.0, cx: float = 319.5, cy: float = 239.5,
+            resolution: tuple[int, int] = (640, 480), **extra: Any) -> dict[str, Any]:  # fmt: skip
+    """A recipe's pinhole intrinsics as a dict (K and resolution; anything else passed through)."""
+    return {"k_matrix": [[fx, 0, cx], [0, fy, cy], [0, 0, 1]], "resolution": list(resolution), **extra}
 
 
 def orbit(

@@ -23,7 +23,7 @@ from render_tag_shared.boards import BoardDefinition, board_keypoints, board_mar
 from render_tag_shared.lens import project_points
 from render_tag_shared.recipe import BoardObject
 
-from .dataset_builders import CHARUCO, build_dataset, camera, charuco_scene, orbit, tag_scene
+from ..builders import CHARUCO, build_dataset, camera, charuco_scene, orbit, tag_scene
 
 APRILGRID = {
     "board_type": "aprilgrid",

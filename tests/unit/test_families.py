@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -23,7 +22,9 @@ from render_tag_shared.families import (
     marker_texture,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+from ..builders import REPO_ROOT
+
+REPO = REPO_ROOT
 
 
 def cv_dict(family: str) -> cv2.aruco.Dictionary:

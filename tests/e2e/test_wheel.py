@@ -21,9 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from .blender_helpers import REPO_ROOT
-
-pytestmark = pytest.mark.slow
+from ..builders import REPO_ROOT
 
 SMALL_JOB = """\
 dataset: {name: wheel, num_scenes: 1, seed: 3}

@@ -21,8 +21,6 @@ import pytest
 
 from render_tag import extension as addon_build
 
-pytestmark = pytest.mark.blender
-
 MODULE = "bl_ext.user_default.render_tag"
 BUNDLED = sorted(
     [

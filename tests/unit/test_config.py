@@ -13,7 +13,7 @@ import yaml
 from render_tag_shared.config import BoardSubject, GenConfig, TagsSubject, load_config, parse_config
 from render_tag_shared.errors import InputError
 
-DATA = Path(__file__).parent / "data"
+from ..builders import DATA
 
 
 def example() -> dict[str, Any]:

@@ -16,7 +16,7 @@ from render_tag.qa.gates import AuditGates
 from render_tag_shared.errors import InputError
 from render_tag_shared.records import ImageLabels
 
-from .dataset_builders import build_dataset, charuco_scene, tag_scene
+from ..builders import build_dataset, charuco_scene, tag_scene
 
 
 def _edit(label: Path, edit) -> None:  # type: ignore[no-untyped-def]

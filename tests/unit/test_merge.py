@@ -13,7 +13,7 @@ from render_tag.dataset.merge import merge_dataset
 from render_tag_shared.errors import InputError
 from render_tag_shared.records import COORDINATE_CONVENTION
 
-from .dataset_builders import build_dataset, charuco_scene, tag_scene
+from ..builders import build_dataset, charuco_scene, tag_scene
 
 OUTPUTS = ("rich_truth.json", "coco_labels.json", "ground_truth.csv", "provenance.json")
 
@@ -170,7 +170,7 @@ def test_coco_polygons_follow_the_lens(tmp_path: Path, distortion: tuple[str, li
     """Under distortion straight edges curve: the COCO polygon is the traced outline, not the 4 corners."""
     from render_tag_shared.records import polygon_bbox_area
 
-    from .dataset_builders import camera, orbit
+    from ..builders import camera, orbit
 
     scene = tag_scene(0, n_cameras=1)
     lens = camera("cam0", orbit(0.5, 30, 60), distortion=distortion)
@@ -241,7 +241,7 @@ def test_board_polygons_are_clipped_to_the_image(tmp_path: Path) -> None:
 
     from render_tag_shared.records import ImageLabels
 
-    from .dataset_builders import camera, orbit
+    from ..builders import camera, orbit
 
     target = np.array([0.16, 0.0, 0.0])
     scene = charuco_scene(0, n_cameras=1)

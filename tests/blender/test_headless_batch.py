@@ -19,12 +19,8 @@ import sys
 import types
 from pathlib import Path
 
-import pytest
-
-from .blender_helpers import REPO_ROOT, import_addon
-from .factories import look_at_opencv, pinhole
-
-pytestmark = pytest.mark.blender
+from ..blender_helpers import import_addon
+from ..builders import REPO_ROOT, look_at, pinhole
 
 _LOAD = f"import sys; sys.path.insert(0, {str(REPO_ROOT)!r}); import bpy; import addon; addon.register(); "
 """The add-on loaded by path and registered by hand (the extension's package is `addon/`)."""
@@ -48,7 +44,7 @@ def _small_recipe(path: Path) -> Path:
         ],
         "cameras": [
             {
-                "cam_to_world": look_at_opencv([0.0, -0.05, 0.4], [0.0, 0.0, 0.0]),
+                "cam_to_world": look_at([0.0, -0.05, 0.4], [0.0, 0.0, 0.0]),
                 "intrinsics": pinhole(60.0, 60.0, 31.5, 23.5, (64, 48)),
             }
         ],

@@ -26,7 +26,7 @@ from render_tag_shared.geometry import matrix_to_quat
 from render_tag_shared.image_space import visibility
 from render_tag_shared.records import DetectionRecord, ImageLabels
 
-from .dataset_builders import CHARUCO
+from ..builders import CHARUCO
 
 W, H = 640, 480
 SS = 4  # supersampling factor

@@ -27,6 +27,8 @@ from render_tag_shared.boards import (
 )
 from render_tag_shared.families import get_family
 
+from ..builders import CHARUCO
+
 # OpenCV 4.11's CharucoDetector hands cornerSubPix `p - 0.5` and returns `result + 0.5`
 # (objdetect/src/aruco/charuco_detector.cpp, "adjust sub-pixel coordinates for cornerSubPix"), so
 # on an image whose pixel centres are integers its chessboard corners come out half a pixel
@@ -397,9 +399,7 @@ def test_opencv_alias_is_canonicalised() -> None:
 
 # -- (e) validation: every rule names its field ---------------------------------------------------
 
-GOOD_CHARUCO = dict(
-    board_type="charuco", rows=5, cols=7, square_size_mm=40, marker_size_mm=30, dictionary="DICT_5X5_100"
-)
+GOOD_CHARUCO = CHARUCO
 GOOD_GRID = dict(
     board_type="aprilgrid", rows=6, cols=6, marker_size_mm=50, spacing_ratio=0.3, dictionary="tag36h11"
 )

@@ -18,9 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from .blender_helpers import import_addon
-
-pytestmark = pytest.mark.blender
+from ..blender_helpers import import_addon
 
 OPERATORS = (
     "build_recipe",
@@ -487,3 +485,32 @@ def test_preferences_draw_and_cache_folder(addon: Any, tmp_path: Path) -> None:
     # installed, it is the extension's user folder (tests/test_extension.py checks that one).
     assert addon.preferences() is None
     assert addon.cache_dir().is_dir()
+
+
+def test_operators_take_their_fields_from_the_properties() -> None:
+    """One definition per field: the operator dialogs and the N-panel cannot drift apart."""
+    import importlib
+
+    from ..blender_helpers import import_addon
+
+    import_addon()
+    props = importlib.import_module("addon.props")
+    operators = importlib.import_module("addon.ui.operators")
+
+    def spec(deferred: object) -> tuple[object, dict[str, object]]:
+        keywords = dict(getattr(deferred, "keywords", {}))
+        keywords.pop("update", None)
+        keywords.pop("attr", None)  # Blender adds the field name on registration
+        return getattr(deferred, "function", None), keywords
+
+    settings = props.RenderTagObjectSettings.__annotations__
+    tag = operators.RENDER_TAG_OT_add_tag.__annotations__
+    for key in ("family", "tag_id", "size_mm", "border_bits", "margin_modules"):
+        assert spec(tag[key]) == spec(settings[key]), key
+    assert tag["size_mm"].keywords["min"] == 1.0
+    board = operators.RENDER_TAG_OT_add_board.__annotations__
+    assert spec(board["margin_mm"]) == spec(settings["board_margin_mm"])
+    scene = props.RenderTagSceneSettings.__annotations__
+    camera = operators.RENDER_TAG_OT_set_camera_intrinsics.__annotations__
+    for key in ("distortion_model", "distortion_coeffs", "eval_margin_px"):
+        assert spec(camera[key]) == spec(scene[key]), key

@@ -21,7 +21,7 @@ from render_tag_shared.records import (
 )
 from render_tag_shared.truth import camera_ground_truth
 
-from .factories import look_at_opencv, pinhole
+from ..builders import look_at, pinhole
 
 
 def recipe_with_two_tags(distortion: dict | None = None) -> SceneRecipe:
@@ -42,7 +42,7 @@ def recipe_with_two_tags(distortion: dict | None = None) -> SceneRecipe:
             ],
             "cameras": [
                 {
-                    "cam_to_world": look_at_opencv([0.1, -0.4, 0.8], [0.1, 0, 0]),
+                    "cam_to_world": look_at([0.1, -0.4, 0.8], [0.1, 0, 0]),
                     "intrinsics": pinhole(**(distortion or {})),
                 }
             ],

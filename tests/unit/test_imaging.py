@@ -13,7 +13,7 @@ from render_tag_shared import imaging
 from render_tag_shared.lens import project_points
 from render_tag_shared.recipe import CameraIntrinsics, CameraRecipe, DynamicRange, SensorNoise, ToneMapping
 
-from .factories import pinhole
+from ..builders import pinhole
 
 BC = pinhole(
     300.0,

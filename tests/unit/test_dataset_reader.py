@@ -14,7 +14,7 @@ from render_tag.dataset.merge import merge_dataset
 from render_tag_shared.errors import InputError
 from render_tag_shared.records import DetectionRecord
 
-from .dataset_builders import K, build_dataset, charuco_scene, tag_scene
+from ..builders import K, build_dataset, charuco_scene, tag_scene
 
 
 @pytest.fixture(scope="module")
