@@ -38,3 +38,5 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) dist output .pytest_cache .mypy_cache .ruff_cache
+
+-include mk/*.mk
