@@ -21,18 +21,24 @@ _skipped: list[str] = []
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     want_python = os.environ.get("RENDER_TAG_TIER_PYTHON")
-    have_python = "%d.%d" % sys.version_info[:2]
+    have_python = f"{sys.version_info[0]}.{sys.version_info[1]}"
     if want_python and have_python != want_python:
-        raise pytest.UsageError(f"tier: wants Python {want_python}, runs under {have_python} ({sys.executable})")
+        raise pytest.UsageError(
+            f"tier: wants Python {want_python}, runs under {have_python} ({sys.executable})"
+        )
     want_bpy = os.environ.get("RENDER_TAG_TIER_BPY")
     if want_bpy:
         try:
             import bpy
         except ImportError as exc:
-            raise pytest.UsageError(f"tier: the bpy module does not import ({exc}): pip install 'bpy=={want_bpy}.*'")
-        have = "%d.%d" % tuple(bpy.app.version[:2])
+            raise pytest.UsageError(
+                f"tier: the bpy module does not import ({exc}): pip install 'bpy=={want_bpy}.*'"
+            ) from exc
+        have = f"{bpy.app.version[0]}.{bpy.app.version[1]}"
         if have != want_bpy:
-            raise pytest.UsageError(f"tier: wants bpy {want_bpy}, imports {bpy.app.version_string} from {bpy.__file__}")
+            raise pytest.UsageError(
+                f"tier: wants bpy {want_bpy}, imports {bpy.app.version_string} from {bpy.__file__}"
+            )
         print(f"tier: Blender {bpy.app.version_string} (bpy module), Python {sys.version.split()[0]}")
 
 
