@@ -42,3 +42,29 @@ $(BPY53_STAMP): pyproject.toml shared/pyproject.toml $(BPY53_REQS) tools/find-py
 test-bpy53: setup-bpy53
 	RENDER_TAG_TIER_BPY=5.3 RENDER_TAG_TIER_PYTHON=3.13 \
 	$(BPY53_VENV)/bin/python -m pytest -p tests.matrix.tier_guard $(TIER_PYTEST_ARGS) $(BLENDER_TESTS)
+
+# ---------------------------------------------------------------------------------------------
+# make zip-matrix: the linux zip of this checkout on bpy 4.2 (.venv), 4.5 and 5.0.1 (Python 3.11)
+# and 5.3 (Python 3.13), each as a stock Blender sees it (tools/zip_matrix.py): install, enable,
+# Add Tag makes the tag active, render tests/matrix/data/*.yaml; labels compared, PNGs measured.
+# Each extra bpy gets its own venv in $(RENDER_TAG_CACHE) holding nothing but bpy and its wheels.
+
+MATRIX_OUT ?= $(RENDER_TAG_CACHE)/zip-matrix
+MATRIX_BPY311 ?= 4.5 5.0
+# (each X.Y installs the newest bpy==X.Y.*: 4.5.15 and 5.0.1 today)
+
+$(RENDER_TAG_CACHE)/venv-bpy%/.bpy-only:
+	@PY311=$$(sh tools/find-python.sh 3.11) || exit 1; \
+	rm -rf $(@D) && $$PY311 -m venv $(@D) && $(@D)/bin/python -m pip install --quiet 'bpy==$*.*' && touch $@
+
+zip-matrix: setup setup-bpy53 $(foreach v,$(MATRIX_BPY311),$(RENDER_TAG_CACHE)/venv-bpy$(v)/.bpy-only)
+	rm -rf $(MATRIX_OUT) && mkdir -p $(MATRIX_OUT)/dist
+	$(VENV)/bin/render-tag addon build -o $(MATRIX_OUT)/dist
+	for job in tests/matrix/data/*.yaml; do \
+		$(VENV)/bin/render-tag compile $$job -o $(MATRIX_OUT)/$$(basename $$job .yaml).json || exit 1; done
+	$(PY) tools/zip_matrix.py --zip $(MATRIX_OUT)/dist/render_tag-*-linux_x64.zip \
+		$(foreach j,$(wildcard tests/matrix/data/*.yaml),--recipes $(MATRIX_OUT)/$(basename $(notdir $(j))).json) \
+		--out $(MATRIX_OUT)/run $(PY) $(foreach v,$(MATRIX_BPY311),$(RENDER_TAG_CACHE)/venv-bpy$(v)/bin/python) \
+		$(BPY53_VENV)/bin/python
+
+.PHONY: zip-matrix

@@ -1,7 +1,9 @@
 """The extension zip on several Blenders: install, enable, add a tag, render; labels and pixels compared.
 
-    python tools/zip_matrix.py --zip dist/render_tag-0.1.0-linux_x64.zip --recipes recipes.json \
+    python tools/zip_matrix.py --zip dist/render_tag-0.1.0-linux_x64.zip --recipes a.json [--recipes b.json] \
         --out /tmp/matrix PYTHON [PYTHON ...]
+
+(`make zip-matrix` in mk/bpy-matrix.mk builds the zips, the venvs and the recipes and runs this.)
 
 Each PYTHON is the interpreter of a venv that holds a `bpy` wheel (4.2, 4.5, 5.0.1 under 3.11; 5.1 to
 5.3 under 3.13). It runs as a stock Blender would: `python -I -S` with a `sys.path` of a folder that
@@ -61,7 +63,8 @@ import json, sys
 sys.path.insert(0, sys.argv[1])
 import bpy, addon_utils
 addon_utils.enable("bl_ext.user_default.render_tag", default_set=True)
-bpy.ops.render_tag.render_recipe(filepath=sys.argv[2], output_dir=sys.argv[3])
+for recipes, out in zip(sys.argv[2::2], sys.argv[3::2]):
+    bpy.ops.render_tag.render_recipe(filepath=recipes, output_dir=out)
 print("REPORT " + json.dumps({"rendered": True}), flush=True)
 """
 
@@ -123,7 +126,7 @@ def _compare(base: Path, other: Path) -> dict[str, Any]:
     import cv2
     import numpy as np
 
-    labels_equal = True
+    labels_equal = bool(sorted((base / "labels").glob("*.json")))
     for path in sorted((base / "labels").glob("*.json")):
         twin = other / "labels" / path.name
         if not twin.is_file() or _strip(json.loads(path.read_text())) != _strip(json.loads(twin.read_text())):
@@ -151,7 +154,7 @@ def _compare(base: Path, other: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--zip", required=True, type=Path)
-    parser.add_argument("--recipes", required=True, type=Path)
+    parser.add_argument("--recipes", required=True, type=Path, action="append")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("pythons", nargs="+")
     args = parser.parse_args(argv)
@@ -169,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             row["render"] = _run(
                 python,
                 _RENDER,
-                [str(site), str(args.recipes.resolve()), str(work / "out")],
+                [str(site), *[str(a) for r in args.recipes for a in (r.resolve(), work / "out" / r.stem)]],
                 profile,
                 work / "render.log",
             )
@@ -188,8 +191,14 @@ def main(argv: list[str] | None = None) -> int:
         installed = inst.get("result") == ["FINISHED"]
         from_zip = inst.get("from_zip", {})
         bundled = "yes" if from_zip and all(from_zip.values()) and not inst.get("leaked") else "NO"
-        rendered = base and rend.get("rendered")
-        cmp = _compare(base["work"] / "out", row["work"] / "out") if rendered else {}
+        cmp: dict[str, Any] = {}
+        if base and rend.get("rendered"):
+            first, this = base["work"] / "out", row["work"] / "out"
+            parts = [_compare(first / r.stem, this / r.stem) for r in args.recipes]
+            cmp = {
+                "labels_equal": all(p["labels_equal"] for p in parts),
+                "png": "; ".join(f"{r.stem}: {p['png']}" for r, p in zip(args.recipes, parts, strict=True)),
+            }
         ok &= bool(inst.get("enabled") and rend.get("rendered") and cmp.get("labels_equal"))
         ok &= bundled == "yes" and inst.get("active_after_add_tag") == "tag0"
         reason = (
