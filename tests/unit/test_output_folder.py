@@ -263,8 +263,8 @@ def test_links_inside_out_are_refused_before_anything_is_written_or_deleted(
         (link,) = find_links(out)
         before = snapshot(tmp_path)
         for argv in (
-            render_argv(recipes, str(out)) + ["--force"],
-            render_argv(recipes, str(out)) + ["--resume"],
+            [*render_argv(recipes, str(out)), "--force"],
+            [*render_argv(recipes, str(out)), "--resume"],
             ["merge", str(out)],
             ["audit", str(out)],
             ["verify", str(out)],
