@@ -154,8 +154,15 @@ def render_recipes(
             )
             todo.append(Job(index=index, recipe=recipe, out_dir=out_dir.resolve()))
         records.append(record)
+    run_started = time.time()
     manifest = Manifest(
-        plan_hash=plan_hash, plan=plan, jobs=records, recipes=source, output=str(out_dir.resolve())
+        plan_hash=plan_hash,
+        plan=plan,
+        jobs=records,
+        recipes=source,
+        output=str(out_dir.resolve()),
+        created_at=run_started,
+        started_at=run_started,
     )
     if previous is not None and options.resume:
         manifest.created_at = previous.created_at
