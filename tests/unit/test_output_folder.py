@@ -140,7 +140,10 @@ def recipes(tmp_path: Path) -> Path:
     return path
 
 
-def test_o_must_be_a_folder_or_a_new_path(tmp_path: Path, recipes: Path, capsys: Any) -> None:
+def test_o_must_be_a_folder_or_a_new_path(
+    tmp_path: Path, recipes: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # `-o ''` must not become the current folder, but if it did: this one
     plain = tmp_path / "plain.txt"
     plain.write_text("mine")
     fifo = tmp_path / "fifo"
@@ -162,8 +165,11 @@ def test_o_must_be_a_folder_or_a_new_path(tmp_path: Path, recipes: Path, capsys:
     assert plain.read_text() == "mine" and stat.S_ISFIFO(fifo.lstat().st_mode)
 
 
-def test_an_output_file_never_replaces_a_fifo_or_a_folder(tmp_path: Path, capsys: Any) -> None:
+def test_an_output_file_never_replaces_a_fifo_or_a_folder(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`compile -o` and `preview -o` name files: a FIFO (standing in for a device node) stays a FIFO."""
+    monkeypatch.chdir(tmp_path)
     config = tmp_path / "job.yaml"
     config.write_text(
         "dataset: {name: f, num_scenes: 1, seed: 1}\n"
