@@ -10,9 +10,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from .errors import InputError
 
 __all__ = ["dumps_json", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
 
@@ -32,8 +35,16 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Writes `data` to `path` so that readers see the old file or the new one, never a mix."""
+    """Writes `data` to `path` so that readers see the old file or the new one, never a mix.
+
+    Only a regular file (or a link, which is replaced, not followed) is ever replaced: a device, a
+    FIFO or a socket at `path` is bad input, so `-o /dev/null` can never replace the device node.
+    """
     path = Path(path)
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        mode = os.lstat(path).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+            raise InputError(str(path), "", "exists and is not a regular file: it is not replaced")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)

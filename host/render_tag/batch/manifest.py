@@ -38,7 +38,9 @@ class JobRecord(BaseModel):
     timings: dict[str, float] | None = Field(None, description="seconds: build, render, post, write, total")
     error_type: str | None = None
     error_message: str | None = None
+    started_at: float | None = Field(None, description="when the host first sent it to a worker")
     finished_at: float | None = None
+    wall_s: float | None = Field(None, description="seconds from first start to finish, retries included")
     resumed: bool = Field(False, description="complete on disk from an earlier run, not rendered again")
 
 
@@ -49,9 +51,15 @@ class Manifest(BaseModel):
     plan_hash: str
     plan: dict[str, Any]
     status: Literal["running", "complete", "failed", "interrupted"] = "running"
-    created_at: float = Field(default_factory=time.time)
+    recipes: str | None = Field(None, description="the input: the recipes file (or config) rendered")
+    output: str | None = Field(None, description="the output folder, absolute")
+    created_at: float = Field(default_factory=time.time, description="when the first run into OUT started")
+    started_at: float = Field(default_factory=time.time, description="when the latest run started")
+    finished_at: float | None = Field(None, description="when the latest run ended (None: still running)")
     updated_at: float = Field(default_factory=time.time)
-    summary: dict[str, Any] = Field(default_factory=dict)
+    summary: dict[str, Any] = Field(
+        default_factory=dict, description="done (skipped ones included), skipped, failed, pending, ..."
+    )
     jobs: list[JobRecord] = Field(default_factory=list)
 
 
@@ -103,6 +111,7 @@ class ManifestWriter:
         for job in jobs:
             counts[job.status] += 1
         counts["resumed"] = sum(1 for job in jobs if job.resumed)
+        counts["skipped"] = counts["resumed"]  # the contract's name: complete before this run, not redone
         counts["images_done"] = sum(len(job.image_ids) for job in jobs if job.status == "done")
         counts["failed_scenes"] = [job.scene_id for job in jobs if job.status == "failed"]
         return counts

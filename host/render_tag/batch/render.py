@@ -154,7 +154,16 @@ def render_recipes(
             )
             todo.append(Job(index=index, recipe=recipe, out_dir=out_dir.resolve()))
         records.append(record)
-    manifest = Manifest(plan_hash=plan_hash, plan=plan, jobs=records)
+    run_started = time.time()
+    manifest = Manifest(
+        plan_hash=plan_hash,
+        plan=plan,
+        jobs=records,
+        recipes=source,
+        output=str(out_dir.resolve()),
+        created_at=run_started,
+        started_at=run_started,
+    )
     if previous is not None and options.resume:
         manifest.created_at = previous.created_at
     writer = ManifestWriter(out_dir, manifest)
@@ -185,11 +194,15 @@ def render_recipes(
     def on_start(job: Job, worker_id: str) -> None:
         record = writer.record(job.index)
         record.status, record.worker, record.attempts = "running", worker_id, job.attempts
+        if record.started_at is None:
+            record.started_at = time.time()
         writer.flush()
 
     def on_finish(outcome: JobOutcome) -> None:
         record = writer.record(outcome.job.index)
         record.worker, record.attempts, record.finished_at = outcome.worker_id, outcome.attempts, time.time()
+        if record.started_at is not None:
+            record.wall_s = round(record.finished_at - record.started_at, 4)
         images = len(outcome.job.recipe.cameras)
         if outcome.status == "done":
             record.status, record.error_type, record.error_message = "done", None, None
@@ -255,6 +268,7 @@ def render_recipes(
             manifest.status = "failed"
         else:
             manifest.status = "complete"
+        manifest.finished_at = time.time()
         writer.flush(force=True)
         telemetry(
             {

@@ -8,6 +8,7 @@ from render_tag_shared.recipe_io import dump_recipe_file
 
 from ..batch.telemetry import Progress
 from ..compile import compile_config, load_job_config, parse_shard, shard_range
+from ..dataset.folder import check_output_file
 from ..io import write_text_atomic
 from .exits import EXIT_OK
 
@@ -19,6 +20,7 @@ PROGRESS_MIN_SCENES = 2000
 
 def main_compile(config_path: str, output: str, presets: list[str], shard: str | None) -> int:
     """Writes the recipes atomically; InputError propagates and nothing is written."""
+    check_output_file(output)
     shard_pair = parse_shard(shard)
     config = load_job_config(config_path, presets)
     count = len(shard_range(config.dataset.num_scenes, shard_pair))

@@ -5,21 +5,33 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..dataset.exports import export_dataset
+from ..dataset.folder import check_output_folder
 from ..dataset.merge import merge_dataset
 from .exits import EXIT_FAILED, EXIT_OK
+from .hold import holding
 
 __all__ = ["main_export", "main_merge"]
 
 
 def main_merge(out_dirs: list[str] | list[Path] | str | Path, dest: str | Path | None = None) -> int:
     """`render-tag merge OUT [OUT2 ...] [-o DEST]`: 0 when every label file merged, 1 when some were not."""
-    report = merge_dataset(out_dirs, dest)
+    sources: list[str | Path] = [out_dirs] if isinstance(out_dirs, str | Path) else list(out_dirs)
+    target = dest if dest is not None else (sources[0] if sources else None)
+    if target is None:
+        report = merge_dataset([], dest)  # no folder: bad input, named by merge
+    else:
+        with holding(target, "render-tag merge", create=dest is not None, reads=tuple(sources)):
+            report = merge_dataset([Path(source) for source in sources], dest)
     print(report.summary())
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def main_export(out: str | Path, dest: str | Path | None = None) -> int:
     """`render-tag export OUT [-o DIR]`: prints the files written."""
-    for path in export_dataset(out, dest):
+    if dest is not None:
+        check_output_folder(dest)
+    with holding(out, "render-tag export", create=False):
+        written = export_dataset(out, dest)
+    for path in written:
         print(path)
     return EXIT_OK

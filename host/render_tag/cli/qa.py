@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..dataset.folder import check_output_file
 from ..qa.audit import audit_dataset
 from ..qa.gates import VerifyThresholds
 from ..qa.preview import make_preview
 from ..qa.verify import verify_dataset
 from .exits import EXIT_FAILED, EXIT_OK
+from .hold import holding
 
 __all__ = ["main_audit", "main_preview", "main_verify"]
 
 
 def main_audit(out: str | Path, gates_path: str | Path | None = None) -> int:
     """`render-tag audit OUT [--gates FILE]`: prints the summary; 1 when a gate fails, else 0."""
-    report = audit_dataset(out, gates_path)
+    with holding(out, "render-tag audit", create=False):
+        report = audit_dataset(out, gates_path)
     print(report.summary())
     return EXIT_OK if report.passed else EXIT_FAILED
 
@@ -50,7 +53,8 @@ def main_verify(
         **(thresholds or {}),
     }
     limits = VerifyThresholds.load(config_path, **options)
-    report = verify_dataset(out, limits, plot=plot)
+    with holding(out, "render-tag verify", create=False):
+        report = verify_dataset(out, limits, plot=plot)
     print(report.summary())
     return EXIT_OK if report.passed else EXIT_FAILED
 
@@ -59,6 +63,9 @@ def main_preview(
     out: str | Path, scene: int | None = None, output: str | Path | None = None, max_images: int = 16
 ) -> int:
     """`render-tag preview OUT [--scene N] [-o FILE]`: writes the contact sheet, prints its path."""
-    path = make_preview(out, output, scene=scene, max_images=max_images)
+    if output is not None:
+        check_output_file(output)
+    with holding(out, "render-tag preview", create=False):
+        path = make_preview(out, output, scene=scene, max_images=max_images)
     print(path)
     return EXIT_OK

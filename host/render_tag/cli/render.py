@@ -12,6 +12,7 @@ from render_tag_shared.recipe_io import load_recipe_file
 from ..batch.options import RenderOptions
 from ..pipeline import PipelineResult, render_and_merge, run
 from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, guarded
+from .hold import holding
 
 __all__ = ["main_render", "main_run", "render_recipes"]
 
@@ -20,8 +21,9 @@ def render_recipes(
     recipe_file: RecipeFile, out: str | Path, options: RenderOptions, source: str = "recipes"
 ) -> int:
     """Renders and merges (pipeline.render_and_merge), prints what happened; the exit code (InputError
-    raises, for the caller to map)."""
-    return _report(render_and_merge(recipe_file, out, options, source), Path(out))
+    raises, for the caller to map). OUT is held for the whole render (one writer per folder)."""
+    with holding(out, f"render-tag render {source}"):
+        return _report(render_and_merge(recipe_file, out, options, source), Path(out))
 
 
 def main_render(recipes_path: str | Path, out: str | Path, **options: Any) -> int:
@@ -34,7 +36,9 @@ def main_render(recipes_path: str | Path, out: str | Path, **options: Any) -> in
 
     def render() -> int:
         settings = RenderOptions(**options)
-        return render_recipes(load_recipe_file(recipes_path), out, settings, source=str(recipes_path))
+        return render_recipes(
+            load_recipe_file(recipes_path), out, settings, source=str(Path(recipes_path).resolve())
+        )
 
     return guarded(render)
 
@@ -47,7 +51,8 @@ def main_run(
 
     def run_all() -> int:
         settings = RenderOptions(**options)
-        return _report(run(config_path, out, settings, list(presets or [])), Path(out))
+        with holding(out, f"render-tag run {config_path or ''}".rstrip()):
+            return _report(run(config_path, out, settings, list(presets or [])), Path(out))
 
     return guarded(run_all)
 
@@ -61,6 +66,8 @@ def _report(result: PipelineResult, out: Path) -> int:
     for line in summary.failures[:20]:
         print(f"render-tag: failed: {line}", file=sys.stderr)
     print(summary.line())
+    if summary.skipped and not (summary.done or summary.failed or summary.pending or summary.interrupted):
+        print(f"nothing to render: all {summary.skipped} scenes in {out} were complete and are skipped")
     if summary.interrupted:
         print(f"render-tag: interrupted; finish with --resume ({out})", file=sys.stderr)
         return EXIT_INTERRUPTED
