@@ -3,7 +3,9 @@
 Both run the same constant program (LAUNCH_PROGRAM) with an argument list, never a shell: it loads the
 add-on (the installed extension, or the add-on folder by path) and runs its worker (`addon/worker.py`,
 the ZeroMQ serve loop). Everything variable travels as JSON in the environment variable
-RENDER_TAG_WORKER: a path with quotes, spaces or newlines is data there, never code. Each worker gets a
+RENDER_TAG_WORKER: a path with quotes, spaces or newlines is data there, never code. The run's secret
+travels in an environment variable of its own (messages.KEY_ENV), never on the command line, which
+every user of the machine can read, nor in a log. Each worker gets a
 process group of its own (a new session), so the terminal's Ctrl-C reaches only the host, which stops
 workers itself, and killing the group takes down anything the worker started.
 """
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from render_tag_shared.errors import InputError
+from render_tag_shared.messages import KEY_ENV
 
 from ..addon_source import ADDON_DIR_ENV, addon_version
 from ..addon_source import addon_dir as addon_dir_default
@@ -124,10 +127,15 @@ class WorkerSettings:
     threads: int = 0
     heartbeat_s: float = 1.0
     log_path: Path | None = None
+    identity: str = field(default="", repr=False)
+    """The worker's ZeroMQ routing id (random: see transport.new_identity); its name when empty."""
+    key: bytes = field(default=b"", repr=False)
+    """The run's secret that seals every message (see messages.seal); never in `payload`."""
 
     def payload(self, launcher: Launcher) -> dict[str, Any]:
         return {
             "worker_id": self.worker_id,
+            "identity": self.identity or self.worker_id,
             "request_endpoint": self.request_endpoint,
             "heartbeat_endpoint": self.heartbeat_endpoint,
             "threads": self.threads,
@@ -223,6 +231,7 @@ class Launcher:
         """Starts one worker in a new session, output appended to its log file (or discarded)."""
         env = dict(os.environ)
         env[ENV_VAR] = json.dumps(settings.payload(self))
+        env[KEY_ENV] = settings.key.hex()
         env.setdefault("PYTHONUNBUFFERED", "1")
         log: IO[bytes] | None = None
         if settings.log_path is not None:
