@@ -32,9 +32,9 @@ import bpy
 import zmq
 
 from render_tag_shared.messages import (
-    Heartbeat,
     KEY_BYTES,
     KEY_ENV,
+    Heartbeat,
     Hello,
     RenderReply,
     RenderRequest,
@@ -194,7 +194,8 @@ def serve(config: dict[str, Any]) -> int:
     worker_id = str(config["worker_id"])
     key = read_key()
     if key is None:  # no socket can be trusted without it: say why in the log, as a failed load does
-        print(f"{STARTUP_FAILED}KeyError: no valid ${KEY_ENV} (the run's secret)", file=sys.stderr, flush=True)
+        said = f"{STARTUP_FAILED}KeyError: no valid ${KEY_ENV} (the run's secret)"
+        print(said, file=sys.stderr, flush=True)
         return EXIT_STARTUP_FAILED
     context = zmq.Context()
     telemetry = Telemetry()

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from render_tag_shared.errors import InputError
-from render_tag_shared.messages import KEY_ENV
+from render_tag_shared.messages import KEY_ENV, PROTOCOL_VERSION
 
 from ..addon_source import ADDON_DIR_ENV, addon_version
 from ..addon_source import addon_dir as addon_dir_default
@@ -91,6 +91,12 @@ def load(config):
 try:
     import bpy  # first: with the bpy module, Blender's own modules (addon_utils) import only after it
     worker = importlib.import_module(load(config).__name__ + ".worker")
+    from render_tag_shared.messages import PROTOCOL_VERSION as protocol
+    if protocol != config["protocol"]:  # an older installed extension: say so now, not by silence
+        raise ImportError(
+            f"the add-on speaks worker protocol {{protocol}}, the host {{config['protocol']}}: "
+            "install the add-on of this render-tag version"
+        )
 except BaseException as exc:
     import traceback
     traceback.print_exc()
@@ -136,6 +142,7 @@ class WorkerSettings:
         return {
             "worker_id": self.worker_id,
             "identity": self.identity or self.worker_id,
+            "protocol": PROTOCOL_VERSION,
             "request_endpoint": self.request_endpoint,
             "heartbeat_endpoint": self.heartbeat_endpoint,
             "threads": self.threads,
