@@ -255,13 +255,13 @@ def test_a_local_attacker_cannot_take_part_in_a_run(tmp_path: Path) -> None:
 def test_heartbeats_do_not_extend_a_render_past_its_timeout(tmp_path: Path) -> None:
     """The heartbeat thread keeps beating while the render thread is busy (or stuck): the render is
     still cut at `timeout_s` from when it was handed out, whatever the heartbeats say."""
-    path = write_recipes(tmp_path / "slow.json", [tiny_recipe(0, samples=8192)])
+    path = write_recipes(tmp_path / "slow.json", [tiny_recipe(0, samples=65536)])
     out = tmp_path / "out"
     code = main_render(
         path,
         out,
         workers=1,
-        timeout_s=4.0,
+        timeout_s=3.0,
         heartbeat_s=0.1,
         telemetry_every_s=0.1,
         retries=0,

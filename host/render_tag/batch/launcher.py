@@ -3,11 +3,12 @@
 Both run the same constant program (LAUNCH_PROGRAM) with an argument list, never a shell: it loads the
 add-on (the installed extension, or the add-on folder by path) and runs its worker (`addon/worker.py`,
 the ZeroMQ serve loop). Everything variable travels as JSON in the environment variable
-RENDER_TAG_WORKER: a path with quotes, spaces or newlines is data there, never code. The run's secret
-travels in an environment variable of its own (messages.KEY_ENV), never on the command line, which
-every user of the machine can read, nor in a log. Each worker gets a
+RENDER_TAG_WORKER: a path with quotes, spaces or newlines is data there, never code. Each worker gets a
 process group of its own (a new session), so the terminal's Ctrl-C reaches only the host, which stops
 workers itself, and killing the group takes down anything the worker started.
+
+The run's secret travels in an environment variable of its own (messages.KEY_ENV): never on the
+command line, which every user of the machine can read in /proc, nor in the settings JSON or a log.
 """
 
 from __future__ import annotations
