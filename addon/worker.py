@@ -9,6 +9,10 @@ Two channels: requests and replies on a DEALER socket (the host's ROUTER picks t
 and heartbeats on a PUSH socket from a thread of their own, so the host hears from a worker while
 Blender renders (Cycles releases the GIL). The heartbeat thread also watches the host: when the host
 process is gone the worker exits at once instead of rendering for nobody.
+
+Every message both ways is sealed with the run's secret (render_tag_shared.messages.seal), which the
+host hands over in the environment (KEY_ENV, removed from os.environ once read); the DEALER's routing
+id is the random identity the host chose. A message from the host socket without the MAC is ignored.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import bpy
 import zmq
 
 from render_tag_shared.messages import (
+    KEY_BYTES,
+    KEY_ENV,
     Heartbeat,
     Hello,
     RenderReply,
@@ -36,8 +42,8 @@ from render_tag_shared.messages import (
     Timings,
     WorkerError,
     WorkerState,
-    decode_host_message,
-    encode,
+    open_host_message,
+    seal,
 )
 from render_tag_shared.versions import addon_version
 
@@ -45,6 +51,18 @@ from . import api
 
 EXIT_HOST_GONE = 3
 EXIT_STARTUP_FAILED = 4
+STARTUP_FAILED = "render_tag worker: startup failed: "
+"""The log line the host's launcher reads back when a worker cannot start (launcher.STARTUP_FAILED)."""
+
+
+def read_key() -> bytes | None:
+    """The run's secret from the environment (removed from os.environ: nothing this worker starts gets
+    it); None when it is missing or malformed."""
+    try:
+        key = bytes.fromhex(os.environ.pop(KEY_ENV, ""))
+    except ValueError:
+        return None
+    return key if len(key) == KEY_BYTES else None
 
 
 def read_rss_mb() -> tuple[float, float]:
@@ -96,7 +114,9 @@ class Telemetry:
             return self.state, self.job_index, self.renders_done
 
 
-def heartbeat_loop(context: Any, config: dict[str, Any], telemetry: Telemetry, stop: threading.Event) -> None:
+def heartbeat_loop(
+    context: Any, config: dict[str, Any], key: bytes, telemetry: Telemetry, stop: threading.Event
+) -> None:
     """Sends a Heartbeat every `heartbeat_s`; exits the process when the host has gone away."""
     socket = context.socket(zmq.PUSH)
     socket.setsockopt(zmq.LINGER, 0)
@@ -126,7 +146,7 @@ def heartbeat_loop(context: Any, config: dict[str, Any], telemetry: Telemetry, s
                 sent_at=time.time(),
             )
             with contextlib.suppress(zmq.Again):
-                socket.send(encode(beat), zmq.NOBLOCK)
+                socket.send(seal(beat, key), zmq.NOBLOCK)
             stop.wait(interval)
     finally:
         socket.close(0)
@@ -172,16 +192,21 @@ def serve(config: dict[str, Any]) -> int:
     _set_parent_death_signal()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the host decides when a worker stops
     worker_id = str(config["worker_id"])
+    key = read_key()
+    if key is None:  # no socket can be trusted without it: say why in the log, as a failed load does
+        said = f"{STARTUP_FAILED}KeyError: no valid ${KEY_ENV} (the run's secret)"
+        print(said, file=sys.stderr, flush=True)
+        return EXIT_STARTUP_FAILED
     context = zmq.Context()
     telemetry = Telemetry()
     stop = threading.Event()
     beats = threading.Thread(
-        target=heartbeat_loop, args=(context, config, telemetry, stop), name="heartbeat", daemon=True
+        target=heartbeat_loop, args=(context, config, key, telemetry, stop), name="heartbeat", daemon=True
     )
     beats.start()
     socket = context.socket(zmq.DEALER)
     socket.setsockopt(zmq.LINGER, 2000)
-    socket.setsockopt(zmq.ROUTING_ID, worker_id.encode())
+    socket.setsockopt(zmq.ROUTING_ID, str(config.get("identity") or worker_id).encode())
     socket.connect(config["request_endpoint"])
 
     try:
@@ -194,7 +219,7 @@ def serve(config: dict[str, Any]) -> int:
             error_message=str(exc),
             traceback=traceback.format_exc(),
         )
-        socket.send(encode(error))
+        socket.send(seal(error, key))
         stop.set()
         beats.join(timeout=2.0)
         socket.close(2000)
@@ -210,7 +235,7 @@ def serve(config: dict[str, Any]) -> int:
         threads=int(config.get("threads", 0)),
         startup_s=round(time.monotonic() - started, 3),
     )
-    socket.send(encode(hello))
+    socket.send(seal(hello, key))
     telemetry.set("idle")
     poller = zmq.Poller()
     poller.register(socket, zmq.POLLIN)
@@ -218,7 +243,11 @@ def serve(config: dict[str, Any]) -> int:
         while True:
             if not poller.poll(1000):
                 continue
-            message = decode_host_message(socket.recv())
+            try:
+                message = open_host_message(socket.recv(), key)
+            except ValueError as exc:  # not from our host (or not a message): ignored, never decoded
+                print(f"render_tag worker: message ignored: {str(exc)[:200]}", file=sys.stderr, flush=True)
+                continue
             if isinstance(message, Shutdown):
                 break
             assert isinstance(message, RenderRequest)
@@ -251,7 +280,7 @@ def serve(config: dict[str, Any]) -> int:
                 telemetry.renders_done += 1
             reply.rss_mb = round(read_rss_mb()[0], 2)
             telemetry.set("idle")
-            socket.send(encode(reply))
+            socket.send(seal(reply, key))
     finally:
         telemetry.set("stopping")
         if thread_budget is not None and thread_budget in bpy.app.handlers.render_pre:

@@ -3,19 +3,37 @@
 Both ends validate every message with these models: a worker runs inside Blender's interpreter and the
 host in its own, so the wire format is plain JSON (never pickle, which would let either side run code
 in the other). This module is pure Python: the ZeroMQ transport lives in the host and the worker.
+
+Every message on the wire is sealed: an HMAC-SHA256 under a secret of the run (new for each pool,
+handed to its workers in the environment, never on a command line nor in a log) precedes the JSON.
+The loopback sockets are open to any process of the machine; a message that does not carry the run's
+MAC is dropped unread, so a process without the secret can neither pose as a worker (hello, reply,
+heartbeat) nor as the host. The MAC also names the direction, so a message is never accepted back the
+way it came.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import secrets
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from .recipe import SceneRecipe
 
-PROTOCOL_VERSION = 1
-"""Bumped when a message changes incompatibly; a worker of another version is refused at hello."""
+PROTOCOL_VERSION = 2
+"""Bumped when a message changes incompatibly; a worker of another version is refused at hello.
+2: every message sealed with the run's MAC (`seal`)."""
+
+KEY_ENV = "RENDER_TAG_WORKER_KEY"
+"""The environment variable that hands a worker its run's secret (hex), read once and removed."""
+KEY_BYTES = 32
+MAC_BYTES = 32
+_TO_WORKER = b"render-tag host->worker\0"
+_TO_HOST = b"render-tag worker->host\0"
 
 STAGES = ("build", "render", "post", "write")
 """The stages a render is timed in: scene build, Blender's render call, numpy post-processing, files."""
@@ -144,6 +162,46 @@ def decode_host_message(data: bytes) -> RenderRequest | Shutdown:
 def decode_worker_message(data: bytes) -> Hello | RenderReply | Heartbeat | WorkerError:
     """A message a worker sent; raises pydantic's ValidationError or ValueError on anything else."""
     return _WORKER_ADAPTER.validate_python(_loads(data))
+
+
+class Unauthenticated(ValueError):
+    """A message without the run's MAC: not from the run's host or workers, never decoded."""
+
+
+def new_key() -> bytes:
+    """A fresh 256-bit secret for one run."""
+    return secrets.token_bytes(KEY_BYTES)
+
+
+def seal(message: Message, key: bytes) -> bytes:
+    """The MAC of (direction, JSON) followed by the JSON; the direction follows from the message type."""
+    direction = _TO_WORKER if isinstance(message, RenderRequest | Shutdown) else _TO_HOST
+    payload = encode(message)
+    return _mac(key, direction, payload) + payload
+
+
+def open_host_message(data: bytes, key: bytes) -> RenderRequest | Shutdown:
+    """A sealed message from the run's host; Unauthenticated, ValidationError or ValueError otherwise."""
+    return decode_host_message(_unseal(data, key, _TO_WORKER))
+
+
+def open_worker_message(data: bytes, key: bytes) -> Hello | RenderReply | Heartbeat | WorkerError:
+    """A sealed message from one of the run's workers; Unauthenticated, ValidationError or ValueError
+    otherwise."""
+    return decode_worker_message(_unseal(data, key, _TO_HOST))
+
+
+def _mac(key: bytes, direction: bytes, payload: bytes) -> bytes:
+    if len(key) != KEY_BYTES:
+        raise ValueError(f"a run's key has {KEY_BYTES} bytes, got {len(key)}")
+    return hmac.new(key, direction + payload, hashlib.sha256).digest()
+
+
+def _unseal(data: bytes, key: bytes, direction: bytes) -> bytes:
+    mac, payload = data[:MAC_BYTES], data[MAC_BYTES:]
+    if len(data) <= MAC_BYTES or not hmac.compare_digest(mac, _mac(key, direction, payload)):
+        raise Unauthenticated(f"a message of {len(data)} bytes without this run's MAC (dropped unread)")
+    return payload
 
 
 def _loads(data: bytes) -> Any:

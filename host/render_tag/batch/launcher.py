@@ -6,6 +6,9 @@ the ZeroMQ serve loop). Everything variable travels as JSON in the environment v
 RENDER_TAG_WORKER: a path with quotes, spaces or newlines is data there, never code. Each worker gets a
 process group of its own (a new session), so the terminal's Ctrl-C reaches only the host, which stops
 workers itself, and killing the group takes down anything the worker started.
+
+The run's secret travels in an environment variable of its own (messages.KEY_ENV): never on the
+command line, which every user of the machine can read in /proc, nor in the settings JSON or a log.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from render_tag_shared.errors import InputError
+from render_tag_shared.messages import KEY_ENV, PROTOCOL_VERSION
 
 from ..addon_source import ADDON_DIR_ENV, addon_version
 from ..addon_source import addon_dir as addon_dir_default
@@ -88,6 +92,12 @@ def load(config):
 try:
     import bpy  # first: with the bpy module, Blender's own modules (addon_utils) import only after it
     worker = importlib.import_module(load(config).__name__ + ".worker")
+    from render_tag_shared.messages import PROTOCOL_VERSION as protocol
+    if protocol != config["protocol"]:  # an older installed extension: say so now, not by silence
+        raise ImportError(
+            f"the add-on speaks worker protocol {{protocol}}, the host {{config['protocol']}}: "
+            "install the add-on of this render-tag version"
+        )
 except BaseException as exc:
     import traceback
     traceback.print_exc()
@@ -124,10 +134,16 @@ class WorkerSettings:
     threads: int = 0
     heartbeat_s: float = 1.0
     log_path: Path | None = None
+    identity: str = field(default="", repr=False)
+    """The worker's ZeroMQ routing id (random: see transport.new_identity); its name when empty."""
+    key: bytes = field(default=b"", repr=False)
+    """The run's secret that seals every message (see messages.seal); never in `payload`."""
 
     def payload(self, launcher: Launcher) -> dict[str, Any]:
         return {
             "worker_id": self.worker_id,
+            "identity": self.identity or self.worker_id,
+            "protocol": PROTOCOL_VERSION,
             "request_endpoint": self.request_endpoint,
             "heartbeat_endpoint": self.heartbeat_endpoint,
             "threads": self.threads,
@@ -223,6 +239,7 @@ class Launcher:
         """Starts one worker in a new session, output appended to its log file (or discarded)."""
         env = dict(os.environ)
         env[ENV_VAR] = json.dumps(settings.payload(self))
+        env[KEY_ENV] = settings.key.hex()
         env.setdefault("PYTHONUNBUFFERED", "1")
         log: IO[bytes] | None = None
         if settings.log_path is not None:

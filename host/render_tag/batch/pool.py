@@ -26,6 +26,7 @@ from .transport import Transport
 __all__ = ["Job", "JobOutcome", "PoolError", "WorkerPool"]
 
 POLL_MS = 200
+BAD_MESSAGES_LOGGED = 20
 
 
 @dataclass
@@ -83,6 +84,7 @@ class WorkerPool:
             telemetry=telemetry,
         )
         self.closed = False
+        self._bad_messages = 0
         self._running: dict[int, Job] = {}  # slot index -> its job
         self._pending: deque[Job] = deque()
         self._on_finish: Callable[[JobOutcome], None] | None = None
@@ -125,7 +127,7 @@ class WorkerPool:
             replies, beats = self.transport.poll(POLL_MS)
             for identity, message in replies:
                 slot = self.supervisor.by_identity.get(identity)
-                if slot is not None:
+                if slot is not None and message.worker_id == slot.worker_id:
                     self._on_message(slot, message)
             for beat in beats:
                 self.supervisor.on_heartbeat(beat)
@@ -245,5 +247,9 @@ class WorkerPool:
             self._on_finish(outcome)
 
     def _bad_message(self, identity: bytes | None, error: str) -> None:
-        slot = self.supervisor.by_identity.get(identity) if identity is not None else None
-        self.supervisor.emit("bad_message", slot, error=error)
+        """Telemetry of a message dropped unread: the first ones, then every 1000th (a flood from
+        another process must not fill the disk)."""
+        self._bad_messages += 1
+        if self._bad_messages <= BAD_MESSAGES_LOGGED or self._bad_messages % 1000 == 0:
+            slot = self.supervisor.by_identity.get(identity) if identity is not None else None
+            self.supervisor.emit("bad_message", slot, error=error, count=self._bad_messages)

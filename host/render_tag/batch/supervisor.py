@@ -4,13 +4,17 @@ A slot is one place in the pool; its worker process is replaced on every restart
 a new identity). The supervisor starts workers, hears their hellos and heartbeats, and finds a crash,
 a render past its timeout, a lost heartbeat, a failed start-up, a memory ceiling and a render count.
 It never touches jobs: the pool hands them out and retries them.
+
+Heartbeats come from a thread of the worker's own, so they say the process is alive, not that its
+render makes progress: a render is bounded by `timeout_s` from the moment it was handed out, whatever
+the heartbeats say, and a stuck render thread holds its job no longer than that.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,7 @@ from render_tag_shared.messages import PROTOCOL_VERSION, Heartbeat, Hello, Shutd
 
 from .launcher import STARTUP_FAILED, Launcher, WorkerProcess, WorkerSettings
 from .options import WorkerLimits
-from .transport import Transport
+from .transport import Transport, new_identity
 
 __all__ = ["MAX_STARTUP_STRIKES", "PoolError", "Slot", "Supervisor", "WorkerState"]
 
@@ -49,7 +53,7 @@ class Slot:
     index: int
     generation: int = 0
     process: WorkerProcess | None = None
-    identity: bytes = b""
+    identity: bytes = field(default=b"", repr=False)  # the ZeroMQ routing id: random, never logged
     state: WorkerState = WorkerState.DOWN
     started_at: float = 0.0
     state_since: float = 0.0
@@ -67,7 +71,8 @@ class Slot:
 
     @property
     def worker_id(self) -> str:
-        return self.identity.decode() if self.identity else f"w{self.index}"
+        """The worker's name in messages, telemetry and the manifest (the identity is its secret)."""
+        return f"w{self.index}.{self.generation}" if self.generation else f"w{self.index}"
 
     def enter(self, state: WorkerState) -> None:
         self.state, self.state_since = state, time.monotonic()
@@ -109,15 +114,17 @@ class Supervisor:
 
     def start(self, slot: Slot, reason: str) -> None:
         slot.generation += 1
-        slot.identity = f"w{slot.index}.{slot.generation}".encode()
+        slot.identity = new_identity()
         slot.log_path = self.log_dir / f"worker-{slot.index}.log" if self.log_dir else None
         settings = WorkerSettings(
-            worker_id=slot.identity.decode(),
+            worker_id=slot.worker_id,
             request_endpoint=self.transport.request_endpoint,
             heartbeat_endpoint=self.transport.heartbeat_endpoint,
             threads=self.threads,
             heartbeat_s=self.limits.heartbeat_s,
             log_path=slot.log_path,
+            identity=slot.identity.decode(),
+            key=self.transport.key,
         )
         slot.process = self.launcher.start(settings)
         self.by_identity[slot.identity] = slot
@@ -242,7 +249,7 @@ class Supervisor:
         self.emit("worker_error", slot, error_type=error.error_type, error_message=error.error_message[:2000])
 
     def on_heartbeat(self, beat: Heartbeat) -> None:
-        slot = self.by_identity.get(beat.worker_id.encode())
+        slot = next((s for s in self.by_identity.values() if s.worker_id == beat.worker_id), None)
         if slot is None:
             return
         slot.last_beat = time.monotonic()
