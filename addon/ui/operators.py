@@ -90,9 +90,17 @@ def load_recipes(path: str) -> RecipeFile:
 
 
 def _select_only(context: bpy.types.Context, obj: bpy.types.Object) -> None:
-    """Makes a new object the active one when the view layer allows it (it always does headless)."""
+    """Makes a new object the active and only selected one, as Blender's own Add menu does.
+
+    From Blender 5.0 an object just linked into a collection is in `view_layer.objects` only after
+    `view_layer.update()`; without it the new object stayed unselected and the old one active.
+    """
     view_layer = context.view_layer
-    if view_layer is None or obj.name not in view_layer.objects:
+    if view_layer is None:
+        return
+    if obj.name not in view_layer.objects:
+        view_layer.update()
+    if obj.name not in view_layer.objects:  # linked into a scene this view layer does not show
         return
     for other in view_layer.objects.selected:
         other.select_set(False)

@@ -514,3 +514,20 @@ def test_operators_take_their_fields_from_the_properties() -> None:
     camera = operators.RENDER_TAG_OT_set_camera_intrinsics.__annotations__
     for key in ("distortion_model", "distortion_coeffs", "eval_margin_px"):
         assert spec(camera[key]) == spec(scene[key]), key
+
+
+@pytest.mark.parametrize("operator", ["add_tag", "add_board"])
+def test_adding_makes_the_new_object_active_and_the_only_one_selected(scene: Any, operator: str) -> None:
+    """As Blender's own Add menu does, on every version (5.0+ needs a view-layer update first)."""
+    import bpy
+
+    cube = scene.objects["Cube"]
+    bpy.context.view_layer.objects.active = cube
+    cube.select_set(True)
+    before = set(scene.objects)
+    assert getattr(bpy.ops.render_tag, operator)() == {"FINISHED"}
+    (new,) = set(scene.objects) - before
+    assert new.render_tag.kind == ("TAG" if operator == "add_tag" else "BOARD")
+    assert bpy.context.view_layer.objects.active == new
+    assert list(bpy.context.view_layer.objects.selected) == [new]
+    assert not cube.select_get()
