@@ -29,6 +29,7 @@ __all__ = [
     "add_board",
     "add_tag",
     "build_scene",
+    "compute_devices",
     "export_scene_recipe",
     "purge_orphans",
     "refresh_object",
@@ -121,6 +122,16 @@ def render_recipe_file(
     for recipe in recipes[start:stop]:
         results.extend(render_recipe(recipe, out_dir))
     return results
+
+
+def compute_devices() -> dict[str, Any]:
+    """What Cycles can render on here: `{"backends": [...], "devices": [[backend, name, id], ...]}`.
+
+    The host asks a worker for this before rendering recipes that say `renderer.device: gpu`, so a
+    machine without a GPU is refused up front (exit 2) instead of failing scene after scene.
+    """
+    devices, backends = renderer.cycles_devices()
+    return {"backends": backends, "devices": [[d.backend, d.name, d.id] for d in devices]}
 
 
 def purge_orphans() -> int:

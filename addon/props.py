@@ -112,6 +112,15 @@ def scene_fields(*names: str) -> Fields:
         ),
         "samples": IntProperty(name="Samples", min=1, default=32),
         "denoise": BoolProperty(name="Denoise", default=False),
+        "device": EnumProperty(
+            name="Device",
+            items=[
+                ("auto", "Auto", "A GPU when Blender reports one, else the CPU (with a warning)"),
+                ("cpu", "CPU", "Always the CPU"),
+                ("gpu", "GPU", "The best GPU backend Cycles reports; an error when there is none"),
+            ],
+            default="auto",
+        ),
     }
     return {name: specs[name] for name in names or specs}
 

@@ -14,6 +14,7 @@ process is gone the worker exits at once instead of rendering for nobody.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -45,6 +46,8 @@ from . import api
 
 EXIT_HOST_GONE = 3
 EXIT_STARTUP_FAILED = 4
+DEVICES_LINE = "render_tag devices: "
+"""Prefix of the one line a worker started in `devices` mode prints (render_tag.batch.launcher reads it)."""
 
 
 def read_rss_mb() -> tuple[float, float]:
@@ -270,6 +273,9 @@ def main(config: dict[str, Any]) -> None:
     interpreter's teardown runs (the add-on unregisters itself at exit, see addon/__init__.py) and
     the exit code is the worker's own.
     """
+    if config.get("mode") == "devices":  # the host's question before rendering: no sockets needed
+        print(DEVICES_LINE + json.dumps(api.compute_devices()), flush=True)
+        return
     code = serve(config)
     if code:
         sys.exit(code)
