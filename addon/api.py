@@ -20,7 +20,7 @@ from render_tag_shared.recipe import BoardObject, CameraIntrinsics, SceneRecipe,
 from render_tag_shared.recipe_io import load_recipe_file
 from render_tag_shared.truth import image_labels
 
-from .core import authoring, datablocks, export, renderer
+from .core import authoring, datablocks, export, renderer, viewport
 from .core import scene as scenes
 from .core.settings import object_model
 
@@ -31,11 +31,14 @@ __all__ = [
     "build_scene",
     "compute_devices",
     "export_scene_recipe",
+    "marker_textures_shown",
     "purge_orphans",
     "refresh_object",
     "render_recipe",
     "render_recipe_file",
     "set_camera_intrinsics",
+    "set_marker_textures",
+    "show_marker_textures",
 ]
 
 
@@ -219,6 +222,27 @@ def set_camera_intrinsics(
         else CameraIntrinsics.model_validate(intrinsics)
     )
     authoring.apply_intrinsics(camera_object, intr, scene)
+
+
+# --------------------------------------------------------------------------- viewport
+
+
+def show_marker_textures() -> int:
+    """Make markers visible in Solid view: 3D viewports on Blender's default colour switch to Texture.
+
+    Each viewport at most once a session (see `core/viewport.py`); returns how many switched.
+    """
+    return viewport.show_marker_textures()
+
+
+def marker_textures_shown(screen: Any) -> bool:
+    """True when every 3D viewport of `screen` shows textures in Solid view."""
+    return viewport.marker_textures_shown(screen)
+
+
+def set_marker_textures(screen: Any, show: bool) -> int:
+    """Solid colour Texture (show) or Material for `screen`'s 3D viewports; returns how many."""
+    return viewport.set_marker_textures(screen, show)
 
 
 # --------------------------------------------------------------------------- export
