@@ -20,7 +20,7 @@ from render_tag_shared.recipe import BoardObject, CameraIntrinsics, SceneRecipe,
 from render_tag_shared.recipe_io import load_recipe_file
 from render_tag_shared.truth import image_labels
 
-from .core import authoring, datablocks, export, renderer
+from .core import authoring, datablocks, export, renderer, viewport
 from .core import scene as scenes
 from .core.settings import object_model
 
@@ -29,12 +29,16 @@ __all__ = [
     "add_board",
     "add_tag",
     "build_scene",
+    "compute_devices",
     "export_scene_recipe",
+    "marker_textures_shown",
     "purge_orphans",
     "refresh_object",
     "render_recipe",
     "render_recipe_file",
     "set_camera_intrinsics",
+    "set_marker_textures",
+    "show_marker_textures",
 ]
 
 
@@ -123,6 +127,16 @@ def render_recipe_file(
     return results
 
 
+def compute_devices() -> dict[str, Any]:
+    """What Cycles can render on here: `{"backends": [...], "devices": [[backend, name, id], ...]}`.
+
+    The host asks a worker for this before rendering recipes that say `renderer.device: gpu`, so a
+    machine without a GPU is refused up front (exit 2) instead of failing scene after scene.
+    """
+    devices, backends = renderer.cycles_devices()
+    return {"backends": backends, "devices": [[d.backend, d.name, d.id] for d in devices]}
+
+
 def purge_orphans() -> int:
     """Remove every datablock without users (Blender's recursive purge); returns how many went."""
     datablocks.remove_owned_orphans()
@@ -208,6 +222,27 @@ def set_camera_intrinsics(
         else CameraIntrinsics.model_validate(intrinsics)
     )
     authoring.apply_intrinsics(camera_object, intr, scene)
+
+
+# --------------------------------------------------------------------------- viewport
+
+
+def show_marker_textures() -> int:
+    """Make markers visible in Solid view: 3D viewports on Blender's default colour switch to Texture.
+
+    Each viewport at most once a session (see `core/viewport.py`); returns how many switched.
+    """
+    return viewport.show_marker_textures()
+
+
+def marker_textures_shown(screen: Any) -> bool:
+    """True when every 3D viewport of `screen` shows textures in Solid view."""
+    return viewport.marker_textures_shown(screen)
+
+
+def set_marker_textures(screen: Any, show: bool) -> int:
+    """Solid colour Texture (show) or Material for `screen`'s 3D viewports; returns how many."""
+    return viewport.set_marker_textures(screen, show)
 
 
 # --------------------------------------------------------------------------- export

@@ -27,14 +27,14 @@ from render_tag_shared.lens import DISTORTION_MODELS
 from .callbacks import refresh_object as _refresh  # globals without `bpy`: see callbacks.py
 from .core.settings import COEFF_SLOTS
 
-FAMILY_ITEMS = [(name, name, f"{name} markers") for name in FAMILY_NAMES]
+FAMILY_ITEMS = [(name, name, f"{name} markers (OpenCV's images, bit for bit)") for name in FAMILY_NAMES]
 """Enum items shared by the N-panel's properties and the operators' dialogs."""
 BOARD_TYPE_ITEMS = [
     ("charuco", "ChArUco", "OpenCV ChArUco board"),
     ("aprilgrid", "AprilGrid", "Kalibr AprilGrid"),
 ]
 _LENS_LABELS = {
-    "none": ("Pinhole", "No distortion"),
+    "none": ("Pinhole", "No distortion: K alone"),
     "brown_conrady": ("Brown-Conrady", "k1, k2, p1, p2, k3 (cv2.projectPoints)"),
     "kannala_brandt": ("Kannala-Brandt", "k1..k4 (cv2.fisheye)"),
 }
@@ -52,6 +52,7 @@ def object_fields(*names: str, update: Update = None) -> Fields:
     specs: Fields = {
         "kind": EnumProperty(
             name="Kind",
+            description="What this object is in an exported recipe; None leaves it out",
             items=[
                 ("NONE", "None", "Not part of the recipe"),
                 ("TAG", "Tag", "A single marker"),
@@ -61,34 +62,152 @@ def object_fields(*names: str, update: Update = None) -> Fields:
             default="NONE",
             **u,
         ),
-        "family": EnumProperty(name="Family", items=FAMILY_ITEMS, default="tag36h11", **u),
-        "tag_id": IntProperty(name="ID", min=0, default=0, **u),
+        "family": EnumProperty(
+            name="Family",
+            description="Marker dictionary: AprilTag families and OpenCV's ArUco dictionaries",
+            items=FAMILY_ITEMS,
+            default="tag36h11",
+            **u,
+        ),
+        "tag_id": IntProperty(
+            name="ID",
+            description="The marker's id within its family (0 up to the family's size - 1)",
+            min=0,
+            default=0,
+            **u,
+        ),
         "size_mm": FloatProperty(
-            name="Size (mm)", description="Edge of the black border", min=1.0, default=100.0, **u
+            name="Size (mm)",
+            description="Edge of the black border, as OpenCV measures a marker, in millimetres",
+            min=1.0,
+            default=100.0,
+            **u,
         ),
-        "border_bits": IntProperty(name="Border bits", min=1, max=4, default=1, **u),
+        "border_bits": IntProperty(
+            name="Border bits",
+            description="Width of the black border, in modules (bits) of the marker's grid",
+            min=1,
+            max=4,
+            default=1,
+            **u,
+        ),
         "margin_modules": FloatProperty(
-            name="Quiet zone", description="White margin in modules", min=0.0, default=1.0, **u
+            name="Quiet zone",
+            description="White margin around the black border, in modules (bits) of the marker's grid",
+            min=0.0,
+            default=1.0,
+            **u,
         ),
-        "roughness": FloatProperty(name="Roughness", min=0.0, max=1.0, default=0.9, **u),
-        "board_type": EnumProperty(name="Board", items=BOARD_TYPE_ITEMS, default="charuco", **u),
-        "rows": IntProperty(name="Rows", min=1, default=5, **u),
-        "cols": IntProperty(name="Columns", min=1, default=7, **u),
-        "square_size_mm": FloatProperty(name="Square (mm)", min=0.1, default=40.0, **u),
-        "marker_size_mm": FloatProperty(name="Marker (mm)", min=0.1, default=30.0, **u),
-        "spacing_ratio": FloatProperty(name="Spacing ratio", min=0.01, default=0.3, **u),
-        "dictionary": EnumProperty(name="Dictionary", items=FAMILY_ITEMS, default="DICT_5X5_100", **u),
-        "legacy_pattern": BoolProperty(name="Legacy pattern", default=False, **u),
+        "roughness": FloatProperty(
+            name="Roughness",
+            description="Surface roughness of the print, unitless from 0 (mirror) to 1 (matte)",
+            min=0.0,
+            max=1.0,
+            default=0.9,
+            **u,
+        ),
+        "board_type": EnumProperty(
+            name="Board",
+            description="Board layout: OpenCV's ChArUco or Kalibr's AprilGrid",
+            items=BOARD_TYPE_ITEMS,
+            default="charuco",
+            **u,
+        ),
+        "rows": IntProperty(
+            name="Rows",
+            description="Squares (ChArUco) or tags (AprilGrid) down the board",
+            min=1,
+            default=5,
+            **u,
+        ),
+        "cols": IntProperty(
+            name="Columns",
+            description="Squares (ChArUco) or tags (AprilGrid) across the board",
+            min=1,
+            default=7,
+            **u,
+        ),
+        "square_size_mm": FloatProperty(
+            name="Square (mm)",
+            description="Edge of a chessboard square, in millimetres",
+            min=0.1,
+            default=40.0,
+            **u,
+        ),
+        "marker_size_mm": FloatProperty(
+            name="Marker (mm)",
+            description="Edge of a marker's black border, in millimetres",
+            min=0.1,
+            default=30.0,
+            **u,
+        ),
+        "spacing_ratio": FloatProperty(
+            name="Spacing ratio",
+            description="AprilGrid: gap between tags over the tag size, unitless (Kalibr's tagSpacing)",
+            min=0.01,
+            default=0.3,
+            **u,
+        ),
+        "dictionary": EnumProperty(
+            name="Dictionary",
+            description="Marker dictionary of the board's markers",
+            items=FAMILY_ITEMS,
+            default="DICT_5X5_100",
+            **u,
+        ),
+        "legacy_pattern": BoolProperty(
+            name="Legacy pattern",
+            description="ChArUco: the layout of OpenCV before 4.6, which differs for an even number of rows",
+            default=False,
+            **u,
+        ),
         "board_border_bits": IntProperty(
-            name="Marker border", description="0: the library's default", min=0, max=4, default=0, **u
+            name="Marker border",
+            description="Black border of each marker, in modules (bits); 0: the library's default",
+            min=0,
+            max=4,
+            default=0,
+            **u,
         ),
-        "board_margin_mm": FloatProperty(name="Margin (mm)", min=0.0, default=0.0, **u),
-        "plane_size_m": FloatVectorProperty(name="Size (m)", size=2, min=0.001, default=(1.0, 1.0), **u),
+        "board_margin_mm": FloatProperty(
+            name="Margin (mm)",
+            description="White margin around the board's pattern, in millimetres",
+            min=0.0,
+            default=0.0,
+            **u,
+        ),
+        "plane_size_m": FloatVectorProperty(
+            name="Size (m)",
+            description="Width and height of the plane, in metres",
+            size=2,
+            min=0.001,
+            default=(1.0, 1.0),
+            **u,
+        ),
         "plane_color": FloatVectorProperty(
-            name="Colour", subtype="COLOR", size=3, min=0.0, max=1.0, default=(0.5, 0.5, 0.5), **u
+            name="Colour",
+            description="Linear RGB of the plane's surface, unitless from 0 to 1 (used without a texture)",
+            subtype="COLOR",
+            size=3,
+            min=0.0,
+            max=1.0,
+            default=(0.5, 0.5, 0.5),
+            **u,
         ),
-        "plane_texture": StringProperty(name="Texture", subtype="FILE_PATH", default="", **u),
-        "texture_repeat": FloatProperty(name="Repeat", min=0.001, default=1.0, **u),
+        "plane_texture": StringProperty(
+            name="Texture",
+            description="Image file on the plane; empty: the plain colour",
+            subtype="FILE_PATH",
+            default="",
+            **u,
+        ),
+        "texture_repeat": FloatProperty(
+            name="Repeat",
+            description="How many times the texture repeats across the plane, unitless",
+            min=0.001,
+            default=1.0,
+            **u,
+        ),
     }
     return {name: specs[name] for name in names or specs}
 
@@ -96,22 +215,83 @@ def object_fields(*names: str, update: Update = None) -> Fields:
 def scene_fields(*names: str) -> Fields:
     """The named fields of the scene's settings (recipe stepping, lens model, renderer), defined only here."""
     specs: Fields = {
-        "recipe_path": StringProperty(name="Recipe file", subtype="FILE_PATH", default=""),
-        "scene_index": IntProperty(name="Scene", min=0, default=0),
-        "camera_index": IntProperty(name="Camera", min=0, default=0),
-        "output_dir": StringProperty(name="Output", subtype="DIR_PATH", default="//render_tag_output"),
-        "eval_margin_px": FloatProperty(name="Eval margin (px)", min=0.0, default=0.0),
-        "distortion_model": EnumProperty(name="Lens model", items=LENS_ITEMS, default="none"),
+        "recipe_path": StringProperty(
+            name="Recipe file",
+            description="A recipes.json to step through and render",
+            subtype="FILE_PATH",
+            default="",
+        ),
+        "scene_index": IntProperty(
+            name="Scene",
+            description="Which scene of the recipe file is built (0: the first)",
+            min=0,
+            default=0,
+        ),
+        "camera_index": IntProperty(
+            name="Camera",
+            description="Which camera of that scene the view looks through (0: the first)",
+            min=0,
+            default=0,
+        ),
+        "output_dir": StringProperty(
+            name="Output",
+            description="Folder that Render File writes images/ and labels/ into",
+            subtype="DIR_PATH",
+            default="//render_tag_output",
+        ),
+        "eval_margin_px": FloatProperty(
+            name="Eval margin",
+            description="Corners closer than this to the image edge count as not visible, in pixels (px)",
+            subtype="PIXEL",
+            min=0.0,
+            default=0.0,
+        ),
+        "distortion_model": EnumProperty(
+            name="Lens model",
+            description="Lens distortion of the camera, as OpenCV models it",
+            items=LENS_ITEMS,
+            default="none",
+        ),
         "distortion_coeffs": FloatVectorProperty(
-            name="Coefficients", size=COEFF_SLOTS, default=(0.0,) * COEFF_SLOTS
+            name="Coefficients",
+            description="Distortion coefficients in OpenCV's order, unitless (normalised image coordinates); "
+            "only the lens model's first ones are used",
+            size=COEFF_SLOTS,
+            default=(0.0,) * COEFF_SLOTS,
         ),
         "renderer_mode": EnumProperty(
             name="Renderer",
-            items=[("cycles", "Cycles", ""), ("eevee", "EEVEE", ""), ("workbench", "Workbench", "")],
+            description="Render engine of the recipe",
+            items=[
+                ("cycles", "Cycles", "Path tracing: the accurate one, for data"),
+                (
+                    "eevee",
+                    "EEVEE",
+                    "Rasterised with shading: fast on a GPU, about 30 s a frame on software GL",
+                ),
+                ("workbench", "Workbench", "Flat textures, no lighting: the fastest preview"),
+            ],
             default="cycles",
         ),
-        "samples": IntProperty(name="Samples", min=1, default=32),
-        "denoise": BoolProperty(name="Denoise", default=False),
+        "samples": IntProperty(
+            name="Samples",
+            description="Samples per pixel (Cycles; EEVEE's anti-aliasing samples)",
+            min=1,
+            default=32,
+        ),
+        "denoise": BoolProperty(
+            name="Denoise", description="Denoise Cycles' render with OpenImageDenoise", default=False
+        ),
+        "device": EnumProperty(
+            name="Device",
+            description="Where Cycles renders (the labels' render_environment records what was used)",
+            items=[
+                ("auto", "Auto", "A GPU when Blender reports one, else the CPU (with a warning)"),
+                ("cpu", "CPU", "Always the CPU"),
+                ("gpu", "GPU", "The best GPU backend Cycles reports; an error when there is none"),
+            ],
+            default="auto",
+        ),
     }
     return {name: specs[name] for name in names or specs}
 

@@ -18,6 +18,7 @@ id is the random identity the host chose. A message from the host socket without
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -63,6 +64,10 @@ def read_key() -> bytes | None:
     except ValueError:
         return None
     return key if len(key) == KEY_BYTES else None
+
+
+DEVICES_LINE = "render_tag devices: "
+"""Prefix of the one line a worker started in `devices` mode prints (render_tag.batch.launcher reads it)."""
 
 
 def read_rss_mb() -> tuple[float, float]:
@@ -299,6 +304,9 @@ def main(config: dict[str, Any]) -> None:
     interpreter's teardown runs (the add-on unregisters itself at exit, see addon/__init__.py) and
     the exit code is the worker's own.
     """
+    if config.get("mode") == "devices":  # the host's question before rendering: no sockets needed
+        print(DEVICES_LINE + json.dumps(api.compute_devices()), flush=True)
+        return
     code = serve(config)
     if code:
         sys.exit(code)

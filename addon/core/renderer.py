@@ -9,13 +9,16 @@ tone mapping, noise and quantisation then happen in `render_tag_shared.imaging`.
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import tempfile
 from typing import Any
 
 import bpy
 import numpy as np
 
+from render_tag_shared.devices import ComputeDevice, DeviceChoice, choose_device
 from render_tag_shared.recipe import RendererSettings
 
 from .datablocks import need, pixel_buffer, set_enum
@@ -55,6 +58,9 @@ def render_environment(scene: bpy.types.Scene) -> dict[str, str]:
         "cpu": cpu,
     }
     if scene.render.engine == "CYCLES":
+        stored = scene.get(DEVICE_PROP)
+        if isinstance(stored, str):  # what was asked for, the backend, and why auto fell back
+            environment.update(json.loads(stored))
         environment["device"] = scene.cycles.device
         environment["denoiser"] = scene.cycles.denoiser if scene.cycles.use_denoising else "none"
     return environment
@@ -76,19 +82,59 @@ def _set_engine(scene: bpy.types.Scene, mode: str) -> str:
     raise RuntimeError(f"this Blender has none of the EEVEE engines {EEVEE_IDS}")
 
 
-def gpu_available() -> bool:
-    """True when Cycles has a compute device type set up with at least one GPU (then all are enabled)."""
-    try:
-        prefs: Any = need(bpy.context.preferences, "preferences").addons["cycles"].preferences
-        prefs.refresh_devices()  # Cycles' own preferences class: not in the stubs
-    except (KeyError, AttributeError):
-        return False
-    if getattr(prefs, "compute_device_type", "NONE") == "NONE":
-        return False
-    gpus = [d for d in prefs.devices if d.type != "CPU"]
-    for device in gpus:  # the user's Blender may have them switched off
-        device.use = True
-    return bool(gpus)
+DEVICE_PROP = "render_tag_device"
+"""Scene custom property: the device choice of the last `configure_renderer` (JSON), for the labels."""
+
+
+def _cycles_preferences() -> Any:
+    """Cycles' add-on preferences (its own class, not in the stubs), or None without Cycles."""
+    user = bpy.context.preferences
+    addon = user.addons.get("cycles") if user is not None else None
+    return addon.preferences if addon is not None else None
+
+
+def cycles_devices() -> tuple[list[ComputeDevice], list[str]]:
+    """Every device Cycles reports for each compute backend of this build, and those backends.
+
+    Asked per backend (not from `compute_device_type`): a factory-startup Blender has none set, which
+    is how a GPU used to be missed and the CPU used silently.
+    """
+    prefs = _cycles_preferences()
+    if prefs is None:
+        return [], []
+    backends = [str(item[0]) for item in prefs.get_device_types(bpy.context) if item[0] != "NONE"]
+    devices = [
+        ComputeDevice(backend, str(entry.name), str(entry.id))
+        for backend in backends
+        for entry in prefs.get_devices_for_type(backend)
+        if entry.type == backend
+    ]
+    return devices, backends
+
+
+def select_device(scene: bpy.types.Scene, requested: str) -> DeviceChoice:
+    """Point Cycles at the device `renderer.device` asks for (`render_tag_shared.devices` decides).
+
+    GpuUnavailableError (before anything renders) for `gpu` without a GPU; `auto` without one renders on
+    the CPU and says so on stderr (the worker's log). The choice is kept on the scene for the labels.
+    """
+    devices, backends = cycles_devices() if requested.lower() != "cpu" else ([], [])
+    choice = choose_device(requested, devices, backends)
+    cycles = need(scene.cycles, "Cycles settings")
+    if choice.device == "GPU":
+        prefs = _cycles_preferences()
+        prefs.compute_device_type = choice.backend
+        wanted = {(d.backend, d.id) for d in choice.devices}
+        for entry in prefs.devices:  # only the chosen GPUs: no CPU mixed in, so pixels are one device's
+            entry.use = (str(entry.type), str(entry.id)) in wanted
+    cycles.device = choice.device
+    if choice.fallback is not None:
+        print(
+            f"render_tag: warning: renderer.device auto: {choice.fallback}; rendering on the CPU",
+            file=sys.stderr,
+        )
+    scene[DEVICE_PROP] = json.dumps(choice.environment(), sort_keys=True)
+    return choice
 
 
 def configure_renderer(scene: bpy.types.Scene, settings: RendererSettings) -> str:
@@ -111,7 +157,7 @@ def configure_renderer(scene: bpy.types.Scene, settings: RendererSettings) -> st
     set_enum(need(scene.display_settings, "display settings"), "display_device", "sRGB")
     if engine == "CYCLES":
         cycles = need(scene.cycles, "Cycles settings")
-        cycles.device = "GPU" if settings.device == "GPU" and gpu_available() else "CPU"
+        select_device(scene, settings.device)
         cycles.samples = settings.samples
         cycles.use_adaptive_sampling = settings.noise_threshold is not None
         if settings.noise_threshold is not None:

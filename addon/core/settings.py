@@ -59,6 +59,7 @@ class SceneSettings(Protocol):
     renderer_mode: str
     samples: int
     denoise: bool
+    device: str
 
 
 def object_settings(obj: bpy.types.Object) -> ObjectSettings | None:
@@ -207,6 +208,7 @@ def write_scene_settings(scene: bpy.types.Scene, recipe: SceneRecipe, camera_ind
     settings.renderer_mode = recipe.renderer.mode
     settings.samples = recipe.renderer.samples
     settings.denoise = recipe.renderer.denoise
+    settings.device = recipe.renderer.device
 
 
 def read_scene_settings(scene: bpy.types.Scene) -> dict[str, Any] | None:
@@ -223,5 +225,6 @@ def read_scene_settings(scene: bpy.types.Scene) -> dict[str, Any] | None:
             "mode": settings.renderer_mode,
             "samples": int(settings.samples),
             "denoise": bool(settings.denoise),
+            "device": settings.device,
         },
     }

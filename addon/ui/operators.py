@@ -90,9 +90,17 @@ def load_recipes(path: str) -> RecipeFile:
 
 
 def _select_only(context: bpy.types.Context, obj: bpy.types.Object) -> None:
-    """Makes a new object the active one when the view layer allows it (it always does headless)."""
+    """Makes a new object the active and only selected one, as Blender's own Add menu does.
+
+    From Blender 5.0 an object just linked into a collection is in `view_layer.objects` only after
+    `view_layer.update()`; without it the new object stayed unselected and the old one active.
+    """
     view_layer = context.view_layer
-    if view_layer is None or obj.name not in view_layer.objects:
+    if view_layer is None:
+        return
+    if obj.name not in view_layer.objects:
+        view_layer.update()
+    if obj.name not in view_layer.objects:  # linked into a scene this view layer does not show
         return
     for other in view_layer.objects.selected:
         other.select_set(False)
@@ -126,6 +134,7 @@ def _build(context, path: str, scene_index: int, camera_index: int) -> str:
         )
     recipe = recipes[scene_index]
     built = api.build_scene(recipe, camera_index)
+    api.show_marker_textures()
     for scene in (context.scene, built) if built != context.scene else (built,):
         settings = scene.render_tag
         settings.recipe_path = path
@@ -146,10 +155,16 @@ class RENDER_TAG_OT_build_recipe(_FileInvoke, bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender wants a plain set)
 
     __annotations__ = {
-        "filepath": StringProperty(name="Recipe file", subtype="FILE_PATH"),
+        "filepath": StringProperty(
+            name="Recipe file", description="The recipes.json to build a scene from", subtype="FILE_PATH"
+        ),
         "filter_glob": StringProperty(default="*.json", options={"HIDDEN"}),
-        "scene_index": IntProperty(name="Scene index", min=0),
-        "camera_index": IntProperty(name="Camera index", min=0),
+        "scene_index": IntProperty(
+            name="Scene index", description="Which scene of the file to build (0: the first)", min=0
+        ),
+        "camera_index": IntProperty(
+            name="Camera index", description="Which of its cameras to look through (0: the first)", min=0
+        ),
     }
     if TYPE_CHECKING:
         filepath: str
@@ -168,7 +183,9 @@ class RENDER_TAG_OT_step_scene(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender wants a plain set)
 
     __annotations__ = {
-        "delta": IntProperty(name="Step", default=1),
+        "delta": IntProperty(
+            name="Step", description="How many scenes to move: 1 the next, -1 the previous (wraps)", default=1
+        ),
     }
     if TYPE_CHECKING:
         delta: int
@@ -193,7 +210,11 @@ class RENDER_TAG_OT_step_camera(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender wants a plain set)
 
     __annotations__ = {
-        "delta": IntProperty(name="Step", default=1),
+        "delta": IntProperty(
+            name="Step",
+            description="How many cameras to move: 1 the next, -1 the previous (wraps)",
+            default=1,
+        ),
     }
     if TYPE_CHECKING:
         delta: int
@@ -221,11 +242,20 @@ class RENDER_TAG_OT_render_recipe(bpy.types.Operator):
     bl_label = "Render Recipe File"
 
     __annotations__ = {
-        "filepath": StringProperty(name="Recipe file", subtype="FILE_PATH"),
-        "output_dir": StringProperty(name="Output folder", subtype="DIR_PATH"),
-        "start": IntProperty(name="Start", min=0, default=0),
+        "filepath": StringProperty(
+            name="Recipe file", description="The recipes.json to render", subtype="FILE_PATH"
+        ),
+        "output_dir": StringProperty(
+            name="Output folder", description="Where images/ and labels/ are written", subtype="DIR_PATH"
+        ),
+        "start": IntProperty(
+            name="Start", description="Index of the first scene to render (0: the first)", min=0, default=0
+        ),
         "stop": IntProperty(
-            name="Stop", description="One past the last scene; -1: to the end", min=-1, default=-1
+            name="Stop",
+            description="Index one past the last scene to render; -1: to the end",
+            min=-1,
+            default=-1,
         ),
     }
     if TYPE_CHECKING:
@@ -254,13 +284,23 @@ class RENDER_TAG_OT_export_recipe(_FileInvoke, bpy.types.Operator):
     bl_label = "Export Recipe"
 
     __annotations__ = {
-        "filepath": StringProperty(name="Recipe file", subtype="FILE_PATH"),
+        "filepath": StringProperty(
+            name="Recipe file",
+            description="The recipes.json to write (replaced if it exists)",
+            subtype="FILE_PATH",
+        ),
         "filter_glob": StringProperty(default="*.json", options={"HIDDEN"}),
         "scene_id": IntProperty(
-            name="Scene id", description="-1: keep the built recipe's (or 0)", min=-1, default=-1
+            name="Scene id",
+            description="scene_id of the exported recipe (names its images); -1: the built recipe's (or 0)",
+            min=-1,
+            default=-1,
         ),
         "random_seed": IntProperty(
-            name="Random seed", description="-1: keep the built recipe's (or 0)", min=-1, default=-1
+            name="Random seed",
+            description="random_seed of the exported recipe (sensor noise); -1: the built recipe's (or 0)",
+            min=-1,
+            default=-1,
         ),
     }
     if TYPE_CHECKING:
@@ -296,7 +336,7 @@ class RENDER_TAG_OT_add_tag(bpy.types.Operator):
 
     __annotations__ = {
         **object_fields("family", "tag_id", "size_mm", "border_bits", "margin_modules"),
-        "name": StringProperty(name="Name", description="Empty: tag0, tag1, ..."),
+        "name": StringProperty(name="Name", description="Name of the new object; empty: tag0, tag1, ..."),
     }
     if TYPE_CHECKING:
         family: str
@@ -319,6 +359,7 @@ class RENDER_TAG_OT_add_tag(bpy.types.Operator):
                 scene=context.scene,
             )
             _select_only(context, obj)
+            api.show_marker_textures()
             overlay.mark_dirty()
             return f"added {obj.name}: {self.family} id {self.tag_id}"
 
@@ -347,7 +388,7 @@ class RENDER_TAG_OT_add_board(bpy.types.Operator):
     __annotations__ = {
         **object_fields(*_BOARD_FIELDS),
         "margin_mm": object_fields("board_margin_mm")["board_margin_mm"],
-        "name": StringProperty(name="Name", description="Empty: board0, board1, ..."),
+        "name": StringProperty(name="Name", description="Name of the new object; empty: board0, board1, ..."),
     }
     if TYPE_CHECKING:
         board_type: str
@@ -385,6 +426,7 @@ class RENDER_TAG_OT_add_board(bpy.types.Operator):
                 scene=context.scene,
             )
             _select_only(context, obj)
+            api.show_marker_textures()
             overlay.mark_dirty()
             return f"added {obj.name}: {self.board_type} {self.rows}x{self.cols} {self.dictionary}"
 
@@ -403,13 +445,33 @@ class RENDER_TAG_OT_set_camera_intrinsics(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender wants a plain set)
 
     __annotations__ = {
-        "camera": StringProperty(name="Camera", description="Camera object; empty: the scene's camera"),
-        "fx": FloatProperty(name="fx", min=1e-3, default=600.0),
-        "fy": FloatProperty(name="fy", min=1e-3, default=600.0),
-        "cx": FloatProperty(name="cx", default=319.5),
-        "cy": FloatProperty(name="cy", default=239.5),
-        "width": IntProperty(name="Width", min=1, default=640),
-        "height": IntProperty(name="Height", min=1, default=480),
+        "camera": StringProperty(
+            name="Camera", description="Name of the camera object; empty: the scene's camera"
+        ),
+        "fx": FloatProperty(
+            name="fx",
+            description="Focal length along x, in pixels (px), as in OpenCV's K",
+            min=1e-3,
+            default=600.0,
+        ),
+        "fy": FloatProperty(
+            name="fy",
+            description="Focal length along y, in pixels (px), as in OpenCV's K",
+            min=1e-3,
+            default=600.0,
+        ),
+        "cx": FloatProperty(
+            name="cx",
+            description="Principal point x, in pixels (px); the top-left pixel's centre is 0",
+            default=319.5,
+        ),
+        "cy": FloatProperty(
+            name="cy",
+            description="Principal point y, in pixels (px); the top-left pixel's centre is 0",
+            default=239.5,
+        ),
+        "width": IntProperty(name="Width", description="Image width in pixels", min=1, default=640),
+        "height": IntProperty(name="Height", description="Image height in pixels", min=1, default=480),
         **scene_fields(*_LENS_FIELDS),
     }
     if TYPE_CHECKING:
@@ -502,7 +564,10 @@ class RENDER_TAG_OT_preview_render(bpy.types.Operator):
 
     __annotations__ = {
         "samples": IntProperty(
-            name="Samples", description="0: the preferences' preview samples", min=0, default=0
+            name="Samples",
+            description="Cycles samples per pixel of the preview; 0: the preferences' preview samples",
+            min=0,
+            default=0,
         ),
     }
     if TYPE_CHECKING:
@@ -570,6 +635,24 @@ class RENDER_TAG_OT_toggle_overlay(bpy.types.Operator):
         return _call(self, toggle)
 
 
+class RENDER_TAG_OT_toggle_marker_textures(bpy.types.Operator):
+    """Show markers' textures in Solid view (colour Texture), or go back to Blender's Material colour"""
+
+    bl_idname = "render_tag.toggle_marker_textures"
+    bl_label = "Marker Textures"
+    bl_options = {"REGISTER", "UNDO"}  # noqa: RUF012 (Blender wants a plain set)
+
+    def execute(self, context):
+        def toggle() -> str:
+            show = not api.marker_textures_shown(context.screen)
+            count = api.set_marker_textures(context.screen, show)
+            if count == 0:
+                return "no 3D viewport on this screen"
+            return f"Solid view colour: {'Texture' if show else 'Material'} in {count} viewport(s)"
+
+        return _call(self, toggle)
+
+
 CLASSES = (
     RENDER_TAG_OT_build_recipe,
     RENDER_TAG_OT_step_scene,
@@ -581,6 +664,7 @@ CLASSES = (
     RENDER_TAG_OT_set_camera_intrinsics,
     RENDER_TAG_OT_preview_render,
     RENDER_TAG_OT_toggle_overlay,
+    RENDER_TAG_OT_toggle_marker_textures,
 )
 
 

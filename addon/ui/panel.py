@@ -5,6 +5,7 @@ from typing import Literal
 import bpy
 
 from ..core import camera as cam_adapter
+from ..core import viewport
 from ..core.datablocks import camera_data
 from . import overlay
 
@@ -32,9 +33,17 @@ class VIEW3D_PT_render_tag(_RenderTagPanel):
     bl_label = "Render Tag"
 
     def draw(self, context):
-        row = ui_layout(self).row(align=True)
+        layout = ui_layout(self)
+        row = layout.row(align=True)
         row.operator("render_tag.add_tag", icon="IMAGE_PLANE")
         row.operator("render_tag.add_board", icon="MESH_GRID")
+        shown = viewport.marker_textures_shown(getattr(context, "screen", None))
+        layout.operator(
+            "render_tag.toggle_marker_textures",
+            text="Textures in Solid View",
+            icon="TEXTURE",
+            depress=shown,
+        )
 
 
 class VIEW3D_PT_render_tag_object(_RenderTagPanel):
@@ -107,7 +116,7 @@ class VIEW3D_PT_render_tag_camera(_RenderTagPanel):
         layout.prop(settings, "eval_margin_px")
         layout.prop(camera.data.dof, "use_dof", text="Depth of field")
         if camera.data.dof.use_dof:
-            layout.prop(camera.data.dof, "focus_distance")
+            layout.prop(camera.data.dof, "focus_distance", text="Focus")
             layout.prop(camera.data.dof, "aperture_fstop")
 
 
@@ -195,6 +204,8 @@ class VIEW3D_PT_render_tag_preview(_RenderTagPanel):
         row = col.row(align=True)
         row.prop(settings, "samples")
         row.prop(settings, "denoise")
+        if settings.renderer_mode == "cycles":
+            col.row(align=True).prop(settings, "device", expand=True)
         layout.operator("render_tag.preview_render", icon="RENDER_STILL")
         on = overlay.is_enabled()
         layout.operator(

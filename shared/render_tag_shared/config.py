@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .boards import BoardDefinition
+from .devices import DeviceRequest
 from .errors import InputError, input_error_from_validation
 from .families import get_family
 from .lens import DistortionModel, expected_coeff_count
@@ -171,6 +172,11 @@ class RendererSection(StrictModel):
     denoise: bool = False
     noise_threshold: PositiveFloat | None = None
     max_bounces: int = Field(4, ge=0)
+    device: DeviceRequest = Field(
+        "auto",
+        description="cpu; gpu (exit 2 before rendering when Blender reports no GPU); auto (a GPU when there "
+        "is one, else the CPU with a warning in the log and the labels' render_environment)",
+    )
 
 
 def _check_range(value: tuple[float, float] | None) -> tuple[float, float] | None:

@@ -22,13 +22,14 @@ from pydantic import (
 )
 
 from .boards import BoardDefinition, keypoints_object_frame
+from .devices import DeviceRequest
 from .families import get_family, marker_identity
 from .geometry import pose_matrix
 from .lens import DistortionModel, expected_coeff_count
 from .overscan import equidistant_overscan, linear_overscan
 from .seeds import spec_hash
 
-SCHEMA_VERSION = "1.1.0"
+SCHEMA_VERSION = "1.2.0"
 """Major.minor.patch of the recipe contract; a file with another major version is refused."""
 
 ASSET_PATHS = (
@@ -218,9 +219,20 @@ class RendererSettings(StrictModel):
     denoise: bool = False
     noise_threshold: PositiveFloat | None = Field(None, description="adaptive sampling; None turns it off")
     max_bounces: int = Field(4, ge=0, le=1024)
-    device: Literal["CPU", "GPU"] = "CPU"
+    device: DeviceRequest = Field(
+        "auto",
+        description="Cycles' device: cpu; gpu (an error when Blender reports no GPU); auto (a GPU when "
+        "there is one, else the CPU with a warning). The label's render_environment says what was used. "
+        "Recipes of contract 1.1 wrote CPU or GPU: read as cpu and gpu",
+    )
     seed: int = Field(0, ge=0, lt=2**31, description="Cycles' sampling seed (32-bit in Blender)")
     filter_width_px: PositiveFloat = Field(1.5, le=10.0)
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _device_case(cls, value: Any) -> Any:
+        """Contract 1.1 wrote `CPU` / `GPU`; those files still load (and `GPU` now means gpu, strictly)."""
+        return value.lower() if isinstance(value, str) and value in ("CPU", "GPU") else value
 
 
 class OverscanTarget(StrictModel):

@@ -31,6 +31,7 @@ OPERATORS = (
     "set_camera_intrinsics",
     "preview_render",
     "toggle_overlay",
+    "toggle_marker_textures",
 )
 
 
@@ -514,3 +515,146 @@ def test_operators_take_their_fields_from_the_properties() -> None:
     camera = operators.RENDER_TAG_OT_set_camera_intrinsics.__annotations__
     for key in ("distortion_model", "distortion_coeffs", "eval_margin_px"):
         assert spec(camera[key]) == spec(scene[key]), key
+
+
+@pytest.mark.parametrize("operator", ["add_tag", "add_board"])
+def test_adding_makes_the_new_object_active_and_the_only_one_selected(scene: Any, operator: str) -> None:
+    """As Blender's own Add menu does, on every version (5.0+ needs a view-layer update first)."""
+    import bpy
+
+    cube = scene.objects["Cube"]
+    bpy.context.view_layer.objects.active = cube
+    cube.select_set(True)
+    before = set(scene.objects)
+    assert getattr(bpy.ops.render_tag, operator)() == {"FINISHED"}
+    (new,) = set(scene.objects) - before
+    assert new.render_tag.kind == ("TAG" if operator == "add_tag" else "BOARD")
+    assert bpy.context.view_layer.objects.active == new
+    assert list(bpy.context.view_layer.objects.selected) == [new]
+    assert not cube.select_get()
+
+
+LABEL_PX = 78
+"""Width of the label column of a property-split row at Blender's default sidebar width, UI scale 1
+(measured on the binary tier's screenshot: "Marker border", 74 px, fits; "Eval margin (px)", 86 px,
+was cut to "Eval margin (…")."""
+CHECKBOX_PX = 100
+"""A checkbox's label sits in the value column, right of the box."""
+
+
+class SplitLayout:
+    """A recording layout that knows which labels Blender draws in the split label column."""
+
+    def __init__(self, labels: list[tuple[str, int]], split: bool = False) -> None:
+        self.labels = labels
+        self.use_property_split = split
+
+    def _child(self, *args: Any, **kwargs: Any) -> SplitLayout:
+        return SplitLayout(self.labels, self.use_property_split)
+
+    row = column = box = split = _child
+
+    def prop(self, data: Any, key: str, text: str | None = None, **kwargs: Any) -> None:
+        prop = data.bl_rna.properties[key]
+        label = prop.name if text is None else text
+        if self.use_property_split and label and not kwargs.get("expand"):
+            self.labels.append((label, CHECKBOX_PX if prop.type == "BOOLEAN" else LABEL_PX))
+
+    def operator(self, idname: str, **kwargs: Any) -> _OperatorProps:
+        return _OperatorProps(idname)
+
+    def label(self, **kwargs: Any) -> None:
+        pass
+
+
+def test_no_label_is_cut_off_at_the_default_sidebar_width(addon: Any, scene: Any) -> None:
+    """Every split-row label of every panel, for each kind of object, fits its column (Blender's
+    UI font at 11 px, as `blf` measures it); the binary tier's screenshots show the result."""
+    import blf
+    import bpy
+
+    panel = addon.ui.panel
+    bpy.ops.render_tag.add_tag()
+    tag = bpy.context.view_layer.objects.active
+    bpy.ops.render_tag.add_board()
+    board = bpy.context.view_layer.objects.active
+    plane = bpy.data.objects.new("plane", bpy.data.meshes.new("plane"))
+    scene.collection.objects.link(plane)
+    plane.render_tag.kind = "PLANE"
+    scene.render_tag.distortion_model = "brown_conrady"
+    scene.camera.data.dof.use_dof = True
+    lights = []
+    for kind in ("POINT", "SUN", "SPOT", "AREA"):
+        light = bpy.data.objects.new(kind, bpy.data.lights.new(kind, kind))
+        scene.collection.objects.link(light)
+        lights.append(light)
+    labels: list[tuple[str, int]] = []
+    for active in (tag, board, plane, *lights):
+        for cls in panel.CLASSES:
+            context = SimpleNamespace(scene=scene, active_object=active, screen=None)
+            if hasattr(cls, "poll") and not cls.poll(context):
+                continue
+            cls.draw(SimpleNamespace(layout=SplitLayout(labels)), context)
+    board.render_tag.board_type = "aprilgrid"
+    for cls in panel.CLASSES:
+        cls.draw(
+            SimpleNamespace(layout=SplitLayout(labels)), SimpleNamespace(scene=scene, active_object=board)
+        )
+    assert {"Eval margin", "Size (mm)", "Legacy pattern", "Spacing ratio", "Focus"} <= {t for t, _ in labels}
+    blf.size(0, 11)
+    too_wide = sorted(
+        {f"{t!r}: {blf.dimensions(0, t)[0]:.0f} > {w} px" for t, w in labels if blf.dimensions(0, t)[0] > w}
+    )
+    assert not too_wide, "labels cut off at the default sidebar width:\n" + "\n".join(too_wide)
+
+
+def _solid_colours(bpy: Any) -> dict[tuple[str, int], str]:
+    return {
+        (screen.name, index): area.spaces.active.shading.color_type
+        for screen in bpy.data.screens
+        for index, area in enumerate(screen.areas)
+        if area.type == "VIEW_3D"
+    }
+
+
+def test_adding_a_marker_shows_textures_in_solid_view_once(scene: Any) -> None:
+    """Views on Blender's default Material colour switch to Texture when a marker is added; a view the
+    user set otherwise is left alone, and one switched back by the user stays switched back."""
+    import bpy
+
+    before = _solid_colours(bpy)
+    assert len(before) >= 5 and "MATERIAL" in before.values()  # the factory file: a 3D view per workspace
+    layout = bpy.data.screens["Layout"]
+    (index,) = [i for i, a in enumerate(layout.areas) if a.type == "VIEW_3D"]
+    modeling = bpy.data.screens["Modeling"]
+    modeling_view = next(a for a in modeling.areas if a.type == "VIEW_3D").spaces.active
+    modeling_view.shading.color_type = "OBJECT"  # the user's choice
+    assert bpy.ops.render_tag.add_tag() == {"FINISHED"}
+    after = _solid_colours(bpy)
+    for key, colour in before.items():
+        if key[0] == "Modeling":
+            assert after[key] == "OBJECT"
+        elif colour == "MATERIAL":
+            assert after[key] == "TEXTURE", key
+        else:
+            assert after[key] == colour, key
+    layout.areas[index].spaces.active.shading.color_type = "MATERIAL"  # the user switches back
+    assert bpy.ops.render_tag.add_board() == {"FINISHED"}
+    assert _solid_colours(bpy)[("Layout", index)] == "MATERIAL"
+
+
+def test_the_panel_toggle_switches_the_current_screen(addon: Any, scene: Any) -> None:
+    import bpy
+
+    screen = bpy.context.screen
+    assert screen is not None and screen.name == "Layout"
+    assert not addon.api.marker_textures_shown(screen)
+    assert bpy.ops.render_tag.toggle_marker_textures() == {"FINISHED"}
+    assert addon.api.marker_textures_shown(screen)
+    assert {c for (name, _), c in _solid_colours(bpy).items() if name == "Layout"} == {"TEXTURE"}
+    assert bpy.ops.render_tag.toggle_marker_textures() == {"FINISHED"}
+    assert {c for (name, _), c in _solid_colours(bpy).items() if name == "Layout"} == {"MATERIAL"}
+    assert bpy.ops.render_tag.add_tag() == {"FINISHED"}  # the user chose: adding does not override it
+    assert not addon.api.marker_textures_shown(screen)
+    log = _draw(addon.ui.panel.VIEW3D_PT_render_tag, SimpleNamespace(scene=scene, screen=screen))
+    assert "operator render_tag.toggle_marker_textures" in log

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from render_tag_shared.devices import ComputeDevice
 from render_tag_shared.errors import InputError
 from render_tag_shared.messages import KEY_ENV, PROTOCOL_VERSION
 
@@ -49,6 +50,8 @@ EXTENSION_MODULE = "bl_ext.user_default.render_tag"
 ADDON_PACKAGE = "render_tag_addon"
 """The name the add-on folder is imported under when loaded by path (never a bare `addon`)."""
 EXIT_STARTUP_FAILED = 4
+DEVICES_LINE = "render_tag devices: "
+"""What a worker started with `mode: devices` prints before its JSON device list (addon/worker.py)."""
 STARTUP_FAILED = "render_tag worker: startup failed: "
 """The line a worker prints (to its log) when the add-on cannot be loaded; the pool shows it."""
 
@@ -234,6 +237,34 @@ class Launcher:
 
     def describe(self) -> str:
         return self.kind
+
+    def compute_devices(self, timeout_s: float = 180.0) -> tuple[list[ComputeDevice], list[str]]:
+        """Asks a worker (one short run of the launch program) which devices Cycles sees here.
+
+        RuntimeError, with the end of its output, when the worker cannot answer.
+        """
+        settings = WorkerSettings(worker_id="devices", request_endpoint="", heartbeat_endpoint="")
+        env = dict(os.environ)
+        env[ENV_VAR] = json.dumps({**settings.payload(self), "mode": "devices"})
+        try:
+            done = subprocess.run(
+                self.command(settings),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=timeout_s,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise RuntimeError(f"{self.describe()}: no device list: {exc}") from exc
+        for line in done.stdout.splitlines():
+            if line.startswith(DEVICES_LINE):
+                report = json.loads(line[len(DEVICES_LINE) :])
+                devices = [ComputeDevice(*entry) for entry in report["devices"]]
+                return devices, [str(b) for b in report["backends"]]
+        tail = " | ".join((done.stdout + done.stderr).strip().splitlines()[-5:])
+        raise RuntimeError(f"{self.describe()}: no device list (exit {done.returncode}): {tail}")
 
     def start(self, settings: WorkerSettings) -> WorkerProcess:
         """Starts one worker in a new session, output appended to its log file (or discarded)."""

@@ -18,6 +18,7 @@ from render_tag_shared.recipe import RecipeFile, recipe_hash
 from render_tag_shared.recipe_io import dump_recipe_file
 
 from ..io import write_text_atomic
+from .devices import require_devices
 from .launcher import make_launcher
 from .manifest import MANIFEST, JobRecord, Manifest, ManifestWriter, load_manifest
 from .options import RenderOptions
@@ -103,6 +104,7 @@ def render_recipes(
     shard = resolve_shard(options.shard)
     selected = shard_slice(recipe_file.recipes, shard)
     launcher = options.launcher if options.launcher is not None else make_launcher(options.blender)
+    require_devices(selected, launcher, source)  # a gpu recipe without a GPU: exit 2 before any render
     plan, plan_hash = make_plan(
         selected,
         job_id=recipe_file.job_id,

@@ -153,6 +153,7 @@ class SceneCompiler:
             denoise=self.context.config.renderer.denoise,
             noise_threshold=self.context.config.renderer.noise_threshold,
             max_bounces=self.context.config.renderer.max_bounces,
+            device=self.context.config.renderer.device,
             seed=derive_seed(seed, "renderer") % _CYCLES_SEED_LIMIT,
         )
         # The pose check sees the subject only: the background lies below it and can never hide it.
