@@ -17,7 +17,13 @@ from .launcher import Launcher
 
 __all__ = ["RenderOptions", "WorkerLimits"]
 
-_CLI_NAMES = {"workers": "--workers", "shard": "--shard", "blender": "--blender"}
+_CLI_NAMES = {
+    "workers": "--workers",
+    "shard": "--shard",
+    "blender": "--blender",
+    "dask": "--dask",
+    "chunk_size": "--chunk-size",
+}
 """Options the command line sets, named as the user typed them in errors."""
 
 
@@ -59,6 +65,8 @@ class RenderOptions(WorkerLimits):
     progress: bool = True
     merge: bool = True
     launcher: Launcher | None = Field(None, description="None: from `blender` (see make_launcher)")
+    dask: str | None = Field(None, description="`local[:N]` or `tcp://HOST:PORT`: render on Dask distributed")
+    chunk_size: int | None = Field(None, ge=1, description="scenes per Dask task; None: from the job's size")
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
