@@ -18,6 +18,7 @@ import contextlib
 import logging
 import math
 import os
+import socket
 import threading
 import time
 import uuid
@@ -35,7 +36,7 @@ from render_tag_shared.recipe import RecipeFile, recipe_hash
 from ..io import write_text_atomic
 from .chunks import ChunkResult, TransientChunkError, check_chunk_set, run_chunk
 from .launcher import Launcher
-from .options import RenderOptions, WorkerLimits
+from .options import RenderOptions, WorkerLimits, parse_dask_address
 from .plan import (
     Plan,
     PlanEnvironmentMismatch,
@@ -55,6 +56,7 @@ __all__ = [
     "PLAN_FILE",
     "BlenderWorkerPlugin",
     "ChunkRefused",
+    "check_scheduler",
     "chunk_attempts",
     "chunk_task",
     "connect",
@@ -70,21 +72,24 @@ MAX_AUTO_CHUNK = 25
 
 
 def parse_address(text: str) -> tuple[str, int | None]:
-    """`local` → ("local", None), `local:N` → ("local", N), `tcp://HOST:PORT` → (that, None)."""
-    text = text.strip()
-    if text == "local":
-        return "local", None
-    if text.startswith("local:"):
-        count = text.removeprefix("local:")
-        if not count.isdigit() or int(count) < 1:
-            raise InputError("--dask", "", f"local:N needs N >= 1 workers, got {text!r}")
-        return "local", int(count)
-    if text.startswith("tcp://"):
-        host, _, port = text.removeprefix("tcp://").rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise InputError("--dask", "", f"expected tcp://HOST:PORT, got {text!r}")
-        return text, None
-    raise InputError("--dask", "", f"expected local, local:N or tcp://HOST:PORT, got {text!r}")
+    """The --dask address (options.parse_dask_address), InputError naming --dask when it is not one."""
+    try:
+        return parse_dask_address(text)
+    except ValueError as exc:
+        raise InputError("--dask", "", str(exc)) from None
+
+
+def check_scheduler(address: str, timeout_s: float = 5.0) -> None:
+    """Before anything is written: a tcp:// scheduler must accept a connection (InputError naming --dask)."""
+    kind, _ = parse_address(address)
+    if kind == "local":
+        return
+    host, _, port = address.removeprefix("tcp://").rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise InputError("--dask", "", f"no Dask scheduler answers at {address}: {exc}") from None
 
 
 @contextlib.contextmanager

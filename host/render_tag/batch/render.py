@@ -15,7 +15,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Literal
 
-from render_tag_shared.errors import InputError
 from render_tag_shared.messages import Timings
 from render_tag_shared.recipe import RecipeFile, recipe_hash
 from render_tag_shared.recipe_io import dump_recipe_file
@@ -130,6 +129,10 @@ def render_recipes(
         blender_version=launcher.blender_version(),
         shard=shard,
     )
+    if options.dask is not None:
+        from .dask_engine import check_scheduler  # the `dask` extra (RenderOptions checked it)
+
+        check_scheduler(options.dask)
     # --force redoes everything: the old manifest is not needed, and a corrupt one must not stop it.
     has_manifest = (out_dir / MANIFEST).exists()
     previous = load_manifest(out_dir) if has_manifest and not options.force else None
@@ -243,12 +246,10 @@ def render_recipes(
     try:
         with sigterm_as_interrupt():
             if todo and options.dask is not None:
-                try:
-                    from .dask_engine import render_on_dask
-                except ImportError as exc:
-                    raise InputError(
-                        "--dask", "", f"needs Dask distributed ({exc}): pip install 'render-tag[dask]'"
-                    ) from None
+                from .dask_engine import (
+                    render_on_dask,
+                )  # the `dask` extra (RenderOptions checked it is there)
+
                 render_on_dask(selected_file, shard, todo, out_dir, options, launcher, on_finish, telemetry)
             elif todo:
                 pool = WorkerPool(
