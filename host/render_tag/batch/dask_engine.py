@@ -125,22 +125,25 @@ class BlenderWorkerPlugin(WorkerPlugin):
     chunk and closed on teardown (the plugin unregistered, the worker closing). The pool retries nothing:
     retries are Dask's."""
 
-    def __init__(self, launcher: Launcher, limits: WorkerLimits, threads: int) -> None:
+    def __init__(self, launcher: Launcher, limits: WorkerLimits, threads: dict[str, int]) -> None:
         self.launcher = launcher
         self.limits = limits.model_copy(update={"retries": 0})
-        self.threads = threads
+        self.threads_by_worker = threads
+        self.threads = 0
         self._pool: WorkerPool | None = None
         self._log_dir: Path | None = None
         self.lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"launcher": self.launcher, "limits": self.limits, "threads": self.threads}
+        return {"launcher": self.launcher, "limits": self.limits, "threads": self.threads_by_worker}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["launcher"], state["limits"], state["threads"])  # type: ignore[misc]
 
     def setup(self, worker: Any) -> None:
         self.versions = (self.launcher.addon_version(), self.launcher.blender_version())
+        # A worker that joined after the run started: Blender's own default (all cores).
+        self.threads = self.threads_by_worker.get(worker.address, 0)
 
     def teardown(self, worker: Any) -> None:
         self.close()
@@ -219,6 +222,23 @@ def chunk_task(
     return result
 
 
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def blender_threads(client: Any) -> dict[str, int]:
+    """Cycles threads for each Dask worker's Blender: its machine's cores shared among the Dask workers on
+    that machine (2 workers on 2 cores: 1 each, as the local pool's `--workers 2`)."""
+    cores: dict[str, int] = client.run(_cores)
+    hosts = {address: info["host"] for address, info in client.scheduler_info()["workers"].items()}
+    per_host: dict[str, int] = {}
+    for address in cores:
+        per_host[hosts.get(address, address)] = per_host.get(hosts.get(address, address), 0) + 1
+    return {
+        address: max(1, count // per_host[hosts.get(address, address)]) for address, count in cores.items()
+    }
+
+
 def auto_chunk_size(jobs: int, workers: int) -> int:
     """About four chunks per worker (a straggler costs little), at most MAX_AUTO_CHUNK scenes each."""
     return max(1, min(MAX_AUTO_CHUNK, math.ceil(jobs / max(1, 4 * workers))))
@@ -277,12 +297,9 @@ def render_on_dask(
     plan, PoolError when the chunks do not assemble into the plan."""
     assert options.dask is not None
     with connect(options.dask, options.workers) as client:
-        if parse_address(options.dask)[0] == "local":
-            workers = len(client.scheduler_info()["workers"])
-            threads = default_workers(workers)[1]
-        else:
-            client.wait_for_workers(1, timeout=options.startup_timeout_s)
-            workers, threads = len(client.scheduler_info()["workers"]), 0  # Blender takes the node's cores
+        client.wait_for_workers(1, timeout=options.startup_timeout_s)
+        threads = blender_threads(client)
+        workers = len(threads)
         chunk_size = options.chunk_size or auto_chunk_size(len(recipe_file.recipes), workers)
         plan = build_plan(
             recipe_file,
