@@ -113,6 +113,10 @@ def test_render_chunk_per_cluster_index_assembles_to_the_pool_bytes(
         assert {Path(p).name: h for p, h in listed.items() if p.startswith("images/")} == image_hashes(folder)
         assert len(listed) == 2 * len(image_hashes(folder))  # every image and its label
         folders.append(folder)
+    # The scheduler retries an index that already finished: nothing is rendered again.
+    monkeypatch.setenv("JOB_COMPLETION_INDEX", "0")
+    assert cli_main(["render-chunk", str(plan_path), "-o", str(folders[1]), "--workers", "1"]) == 0
+    assert all(job["resumed"] for job in manifest(folders[1])["jobs"])
     dest = tmp_path / "assembled"
     assert cli_main(["merge", *map(str, folders), "-o", str(dest)]) == 0
     assert image_hashes(dest) == pool_reference

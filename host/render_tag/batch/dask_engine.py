@@ -55,6 +55,7 @@ __all__ = [
     "EVENT_TOPIC",
     "PLAN_FILE",
     "BlenderWorkerPlugin",
+    "ChunkFailed",
     "ChunkRefused",
     "check_scheduler",
     "chunk_attempts",
@@ -181,6 +182,15 @@ class ChunkRefused:
         return kinds.get(self.error_type, InputError)(self.source, self.field, self.message)
 
 
+@dataclass
+class ChunkFailed:
+    """A chunk that failed in a way no retry cures (not bad input, not transient: a bug): returned as a
+    value so that Dask does not retry it; its scenes are reported failed with this error."""
+
+    error_type: str
+    message: str
+
+
 _PLANS: dict[tuple[str, int, int, str], Plan] = {}
 """Plans verified in this process, by (path, mtime, size, hash): a file that changes is verified again."""
 
@@ -199,8 +209,9 @@ def _verified_plan(path: str, plan_hash: str) -> Plan:
 
 def chunk_task(
     plugin_name: str, plan_path: str, plan_hash: str, chunk: int, out_dir: str, run_id: str
-) -> ChunkResult | ChunkRefused:
-    """One chunk on a Dask worker: the plan hash first, then the chunk on this worker's Blender."""
+) -> ChunkResult | ChunkRefused | ChunkFailed:
+    """One chunk on a Dask worker: the plan hash first, then the chunk on this worker's Blender. Only a
+    TransientChunkError is raised (for Dask to retry); every other failure is returned."""
     worker = distributed.get_worker()
     worker.log_event(EVENT_TOPIC, {"run": run_id, "chunk": chunk, "event": "started", "pid": os.getpid()})
     try:
@@ -218,6 +229,11 @@ def chunk_task(
     except InputError as exc:
         worker.log_event(EVENT_TOPIC, {"run": run_id, "chunk": chunk, "event": "refused"})
         return ChunkRefused(type(exc).__name__, exc.source, exc.field, exc.message)
+    except TransientChunkError:
+        raise
+    except Exception as exc:
+        worker.log_event(EVENT_TOPIC, {"run": run_id, "chunk": chunk, "event": "failed"})
+        return ChunkFailed(type(exc).__name__, str(exc))
     worker.log_event(EVENT_TOPIC, {"run": run_id, "chunk": chunk, "event": "finished"})
     return result
 
@@ -336,20 +352,22 @@ def render_on_dask(
                 try:
                     value = future.result()
                 except Exception as exc:  # retries spent (TransientChunkError), or KilledWorker
+                    value = ChunkFailed(type(exc).__name__, str(exc))
+                if isinstance(value, ChunkRefused):
+                    raise value.error()
+                if isinstance(value, ChunkFailed):
                     failed_chunks.append(chunk)
-                    _lost_chunk(plan, chunk, out_dir, wanted, exc, on_finish)
+                    _lost_chunk(plan, chunk, out_dir, wanted, value, on_finish)
                     telemetry(
                         {
                             "t": round(time.time(), 3),
                             "event": "chunk_failed",
                             "chunk": chunk,
-                            "error_type": type(exc).__name__,
-                            "error_message": str(exc)[:500],
+                            "error_type": value.error_type,
+                            "error_message": value.message[:500],
                         }
                     )
                     continue
-                if isinstance(value, ChunkRefused):
-                    raise value.error()
                 results.append((f"chunk {chunk} ({value.host}, pid {value.pid})", value))
                 for job in value.jobs:
                     if job.job_index in wanted:
@@ -402,7 +420,7 @@ def _lost_chunk(
     chunk: int,
     out_dir: Path,
     wanted: dict[int, Job],
-    error: BaseException,
+    error: ChunkFailed,
     on_finish: Callable[[JobOutcome], None],
 ) -> None:
     """A chunk Dask gave up on: its scenes complete on disk are done, the others failed with its error."""
@@ -419,7 +437,7 @@ def _lost_chunk(
                     "failed",
                     None,
                     job.attempts,
-                    error_type=type(error).__name__,
-                    error_message=str(error),
+                    error_type=error.error_type,
+                    error_message=error.message,
                 )
             )

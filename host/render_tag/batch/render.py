@@ -142,13 +142,13 @@ def render_recipes(
     out_dir.mkdir(parents=True, exist_ok=True)
     if options.force:
         clear_outputs(out_dir)
-    selected_file = RecipeFile(
+    sliced = RecipeFile(
         schema_version=recipe_file.schema_version,
         job_id=recipe_file.job_id,
         job_spec=recipe_file.job_spec,
         recipes=selected,
     )
-    write_text_atomic(out_dir / "recipes.json", dump_recipe_file(selected_file))
+    write_text_atomic(out_dir / "recipes.json", dump_recipe_file(sliced))
     old_records = {r.job_index: r for r in previous.jobs} if previous is not None and options.resume else {}
 
     records: list[JobRecord] = []
@@ -246,11 +246,9 @@ def render_recipes(
     try:
         with sigterm_as_interrupt():
             if todo and options.dask is not None:
-                from .dask_engine import (
-                    render_on_dask,
-                )  # the `dask` extra (RenderOptions checked it is there)
+                from .dask_engine import render_on_dask  # the `dask` extra (RenderOptions checked it)
 
-                render_on_dask(selected_file, shard, todo, out_dir, options, launcher, on_finish, telemetry)
+                render_on_dask(sliced, shard, todo, out_dir, options, launcher, on_finish, telemetry)
             elif todo:
                 pool = WorkerPool(
                     launcher,
@@ -318,13 +316,16 @@ def render_chunk(
     out: str | Path,
     options: RenderOptions,
     expected_hash: str | None = None,
+    source: str | None = None,
 ) -> ChunkRender:
     """Chunk `chunk` of a plan into its own folder OUT: `render-tag render-chunk` without the command line.
 
     The plan hash is verified first (PlanHashMismatch, nothing written), then the add-on and Blender
     versions (PlanEnvironmentMismatch); the scenes render like `render` renders them (resume, manifest,
-    persistent workers), and OUT/chunk.json records the result with every file's SHA-256."""
-    source = str(plan) if not isinstance(plan, Plan) else "plan"
+    persistent workers), and OUT/chunk.json records the result with every file's SHA-256. A chunk run
+    again (a scheduler's retry) resumes its folder: only what is not complete is rendered, to the same
+    bytes (--force redoes it)."""
+    source = source or (str(plan) if not isinstance(plan, Plan) else "plan")
     plan = plan if isinstance(plan, Plan) else load_plan(plan, expected_hash)
     recipes = plan.chunk_recipes(chunk)
     launcher = options.launcher if options.launcher is not None else make_launcher(options.blender)
@@ -336,7 +337,10 @@ def render_chunk(
         recipes=recipes,
     )
     # The chunk is the slice: no shard from the environment (a cluster's index picks the chunk).
-    settings = options.model_copy(update={"launcher": launcher, "shard": "0/1", "merge": False})
+    resume = not options.force
+    settings = options.model_copy(
+        update={"launcher": launcher, "shard": "0/1", "merge": False, "resume": resume}
+    )
     started = time.monotonic()
     run = render_recipes(sliced, out, settings, source=f"{source}#chunk{chunk}")
     offset = plan.chunk_range(chunk).start

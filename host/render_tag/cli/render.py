@@ -83,7 +83,7 @@ def main_render_chunk(plan_path: str | Path, chunk: str | None, out: str | Path,
         plan = load_plan(plan_path)
         index = resolve_chunk(chunk, plan.num_chunks)
         settings = RenderOptions(**options)
-        rendered = render_chunk(plan, index, out, settings)
+        rendered = render_chunk(plan, index, out, settings, source=str(plan_path))
         summary = rendered.run.summary
         for line in summary.failures[:20]:
             print(f"render-tag: failed: {line}", file=sys.stderr)
