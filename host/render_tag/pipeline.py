@@ -12,8 +12,11 @@ from pathlib import Path
 
 from render_tag_shared.errors import InputError
 from render_tag_shared.recipe import RecipeFile
+from render_tag_shared.recipe_io import load_recipe_file
 
+from .batch.launcher import Launcher
 from .batch.options import RenderOptions
+from .batch.plan import DEFAULT_CHUNK_SIZE, Plan, build_plan
 from .batch.render import RenderRun, render_recipes
 from .compile import DEFAULT_JOB, compile_config, compile_default_job, load_job_config
 from .dataset import merge
@@ -21,7 +24,7 @@ from .dataset.merge import MergeReport
 from .qa.audit import AuditReport, audit_dataset
 from .qa.preview import make_preview
 
-__all__ = ["PipelineResult", "compile_job", "render_and_merge", "run"]
+__all__ = ["PipelineResult", "compile_job", "is_recipe_file", "plan_job", "render_and_merge", "run"]
 
 
 @dataclass
@@ -44,6 +47,37 @@ def compile_job(config_path: str | Path | None, presets: list[str]) -> tuple[Rec
     config = load_job_config(str(config_path), presets)
     recipes = compile_config(config, source=str(config_path), base_dir=Path(config_path).parent)
     return recipes, str(config_path)
+
+
+def is_recipe_file(path: str | Path) -> bool:
+    """A recipes.json (a JSON object with `recipes` or one recipe, or a list), not a config."""
+    import json
+
+    try:
+        data = json.loads(Path(path).read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return False  # YAML, or unreadable: the config reader says why
+    return isinstance(data, list) or (isinstance(data, dict) and ("recipes" in data or "scene_id" in data))
+
+
+def plan_job(
+    source: str | Path,
+    presets: list[str],
+    launcher: Launcher,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> Plan:
+    """`render-tag plan CONFIG|RECIPES`: the recipes (compiled from a config, or read), their hashes, the
+    add-on and Blender versions of `launcher`, the renderer settings and the chunking, with the plan hash."""
+    if is_recipe_file(source):
+        recipe_file = load_recipe_file(source)
+    else:
+        recipe_file, _ = compile_job(source, presets)
+    return build_plan(
+        recipe_file,
+        addon_version=launcher.addon_version(),
+        blender_version=launcher.blender_version(),
+        chunk_size=chunk_size,
+    )
 
 
 def render_and_merge(

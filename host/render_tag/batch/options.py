@@ -7,18 +7,44 @@ fields restated as keywords.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from render_tag_shared.errors import InputError
 
 from .launcher import Launcher
 
-__all__ = ["RenderOptions", "WorkerLimits"]
+__all__ = ["RenderOptions", "WorkerLimits", "parse_dask_address"]
 
-_CLI_NAMES = {"workers": "--workers", "shard": "--shard", "blender": "--blender"}
+_CLI_NAMES = {
+    "workers": "--workers",
+    "shard": "--shard",
+    "blender": "--blender",
+    "dask": "--dask",
+    "chunk_size": "--chunk-size",
+}
 """Options the command line sets, named as the user typed them in errors."""
+
+
+def parse_dask_address(text: str) -> tuple[str, int | None]:
+    """`local` → ("local", None), `local:N` → ("local", N), `tcp://HOST:PORT` → (it, None); ValueError
+    otherwise."""
+    text = text.strip()
+    if text == "local":
+        return "local", None
+    if text.startswith("local:"):
+        count = text.removeprefix("local:")
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"local:N needs N >= 1 workers, got {text!r}")
+        return "local", int(count)
+    if text.startswith("tcp://"):
+        host, _, port = text.removeprefix("tcp://").rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected tcp://HOST:PORT, got {text!r}")
+        return text, None
+    raise ValueError(f"expected local, local:N or tcp://HOST:PORT, got {text!r}")
 
 
 class WorkerLimits(BaseModel):
@@ -43,7 +69,8 @@ class WorkerLimits(BaseModel):
             first = exc.errors(include_url=False)[0]
             name = str(first["loc"][0]) if first["loc"] else ""
             given = f", got {first['input']!r}" if "input" in first else ""
-            raise InputError(_CLI_NAMES.get(name, name), "", f"{first['msg']}{given}") from None
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise InputError(_CLI_NAMES.get(name, name), "", f"{message}{given}") from None
 
 
 class RenderOptions(WorkerLimits):
@@ -59,6 +86,22 @@ class RenderOptions(WorkerLimits):
     progress: bool = True
     merge: bool = True
     launcher: Launcher | None = Field(None, description="None: from `blender` (see make_launcher)")
+    dask: str | None = Field(None, description="`local[:N]` or `tcp://HOST:PORT`: render on Dask distributed")
+    chunk_size: int | None = Field(None, ge=1, description="scenes per Dask task; None: from the job's size")
+
+    @field_validator("dask")
+    @classmethod
+    def _dask(cls, value: str | None) -> str | None:
+        """Checked before anything is written: the address, and that the `dask` extra is installed."""
+        if value is None:
+            return None
+        try:
+            parse_dask_address(value)
+        except ValueError as exc:
+            raise ValueError(str(exc).rpartition(", got")[0]) from None
+        if importlib.util.find_spec("distributed") is None:
+            raise ValueError("needs Dask distributed: pip install 'render-tag[dask]'")
+        return value.strip()
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)

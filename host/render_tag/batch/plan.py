@@ -4,19 +4,27 @@ Resume does not trust the manifest blindly: a job counts as complete only when e
 label files exists and the labels carry the recipe's hash; anything else is rendered again. The plan
 hash (recipes, add-on version, Blender version, shard) guards against finishing one dataset with the
 renders of another, and OUT is checked before a byte is written.
+
+A plan file (`render-tag plan`, `Plan`) is the same plan written down for a scheduler: the recipes, their
+hashes, the add-on and Blender versions, the renderer settings and the chunking (scenes per chunk), with
+a hash over all of it. A chunk verifies that hash before it renders (chunks.py).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from render_tag_shared.errors import InputError
-from render_tag_shared.recipe import SceneRecipe, recipe_hash
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from render_tag_shared.errors import InputError, input_error_from_validation
+from render_tag_shared.recipe import RecipeFile, SceneRecipe, recipe_hash
+from render_tag_shared.recipe_io import resolve_asset_paths
 from render_tag_shared.seeds import spec_hash
 
 from .manifest import MANIFEST, Manifest
@@ -24,10 +32,20 @@ from .options import RenderOptions
 
 __all__ = [
     "MERGED_OUTPUTS",
+    "PLAN_VERSION",
+    "Plan",
+    "PlanEnvironmentMismatch",
+    "PlanError",
+    "PlanHashMismatch",
+    "build_plan",
+    "check_environment",
     "check_plan",
     "clear_outputs",
+    "dump_plan",
     "job_complete",
+    "load_plan",
     "make_plan",
+    "parse_plan",
     "prepare_folder",
     "remove_job_outputs",
 ]
@@ -58,6 +76,173 @@ def make_plan(
         "shard": f"{shard[0]}/{shard[1]}",
     }
     return plan, spec_hash(plan)
+
+
+PLAN_VERSION = 1
+DEFAULT_CHUNK_SIZE = 8
+"""Scenes per chunk of `render-tag plan`: a chunk is a scheduler's unit of work and of retry."""
+
+
+class PlanError(InputError):
+    """A plan that must not be rendered. Bad input (exit 2) and never retried: it fails the same way
+    on every machine."""
+
+    retryable = False
+
+
+class PlanHashMismatch(PlanError):
+    """The plan's content no longer matches its hash (edited, truncated, or another plan than expected)."""
+
+
+class PlanEnvironmentMismatch(PlanError):
+    """The add-on or Blender here is not the one the plan fixes: its images would not be the plan's."""
+
+
+class Plan(BaseModel):
+    """plan.json: what a scheduler holds. The first fields are `make_plan`'s (what makes one dataset);
+    the rest fix the renderer settings, the chunking and the recipes themselves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plan_version: Literal[1] = 1
+    job_id: str | None
+    num_jobs: int = Field(ge=0)
+    recipes_sha256: str
+    addon_version: str
+    blender_version: str
+    shard: str
+    renderers: list[dict[str, Any]] = Field(description="the distinct renderer settings (seed aside)")
+    chunk_size: int = Field(ge=1, description="scenes per chunk; chunk K holds jobs K*size .. K*size+size-1")
+    num_chunks: int = Field(ge=0)
+    recipe_hashes: list[str]
+    recipe_file: RecipeFile
+    plan_hash: str = Field("", description="SHA-256 of the canonical JSON of every other field")
+
+    def body(self) -> dict[str, Any]:
+        """What the hash is taken over: everything but the hash itself."""
+        return self.model_dump(mode="json", exclude={"plan_hash"})
+
+    def dataset_plan(self) -> dict[str, Any]:
+        """The fields `make_plan` returns: what the manifest of a render of these recipes records."""
+        return {key: getattr(self, key) for key in _DATASET_KEYS}
+
+    def chunk_range(self, chunk: int) -> range:
+        """The job indices of chunk `chunk` (InputError naming --chunk when there is no such chunk)."""
+        if not 0 <= chunk < self.num_chunks:
+            raise InputError(
+                "--chunk", "", f"chunk {chunk} is not in 0..{self.num_chunks - 1} ({self.num_chunks} chunks)"
+            )
+        start = chunk * self.chunk_size
+        return range(start, min(start + self.chunk_size, self.num_jobs))
+
+    def chunk_recipes(self, chunk: int) -> list[SceneRecipe]:
+        return [self.recipe_file.recipes[i] for i in self.chunk_range(chunk)]
+
+
+_DATASET_KEYS = ("job_id", "num_jobs", "recipes_sha256", "addon_version", "blender_version", "shard")
+
+
+def build_plan(
+    recipe_file: RecipeFile,
+    *,
+    addon_version: str,
+    blender_version: str,
+    shard: tuple[int, int] = (0, 1),
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> Plan:
+    """The plan of these recipes (already this shard's slice), chunked `chunk_size` scenes at a time."""
+    if chunk_size < 1:
+        raise InputError("--chunk-size", "", f"must be at least 1, got {chunk_size}")
+    recipes = recipe_file.recipes
+    dataset, _ = make_plan(
+        recipes,
+        job_id=recipe_file.job_id,
+        addon_version=addon_version,
+        blender_version=blender_version,
+        shard=shard,
+    )
+    renderers: list[dict[str, Any]] = []
+    for recipe in recipes:
+        settings = recipe.renderer.model_dump(mode="json", exclude={"seed"})
+        if settings not in renderers:
+            renderers.append(settings)
+    plan = Plan(
+        **dataset,
+        renderers=renderers,
+        chunk_size=chunk_size,
+        num_chunks=math.ceil(len(recipes) / chunk_size),
+        recipe_hashes=[recipe_hash(r) for r in recipes],
+        recipe_file=recipe_file,
+    )
+    plan.plan_hash = spec_hash(plan.body())
+    return plan
+
+
+def dump_plan(plan: Plan) -> str:
+    """plan.json's text: its fields in order, the hash last."""
+    return json.dumps(plan.model_dump(mode="json"), indent=1, allow_nan=False) + "\n"
+
+
+def parse_plan(text: str | bytes, source: str, expected_hash: str | None = None) -> Plan:
+    """Verifies the plan hash first, then reads the plan. A plan whose content no longer matches its hash
+    (or is not the plan `expected_hash` names) raises PlanHashMismatch; a malformed one InputError."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise InputError(source, "", f"not a plan file (not valid JSON: {exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("plan_hash"), str):
+        raise InputError(
+            source, "plan_hash", "not a plan file (no plan_hash): make one with `render-tag plan`"
+        )
+    stated = data.pop("plan_hash")
+    actual = spec_hash(data)
+    if actual != stated:
+        raise PlanHashMismatch(
+            source,
+            "plan_hash",
+            f"the plan's content does not match its hash (says {stated[:12]}, content is {actual[:12]}): "
+            "it was changed after it was made; make it again with `render-tag plan`",
+        )
+    if expected_hash is not None and stated != expected_hash:
+        raise PlanHashMismatch(
+            source, "plan_hash", f"this is plan {stated[:12]}, not plan {expected_hash[:12]} of this chunk"
+        )
+    try:
+        plan = Plan.model_validate({**data, "plan_hash": stated})
+    except ValidationError as exc:
+        raise input_error_from_validation(source, exc, data=data) from None
+    if (
+        len(plan.recipe_file.recipes) != plan.num_jobs
+        or len(plan.recipe_hashes) != plan.num_jobs
+        or plan.num_chunks != math.ceil(plan.num_jobs / plan.chunk_size)
+    ):
+        raise InputError(source, "num_jobs", "the counts of recipes, hashes and chunks disagree")
+    return plan
+
+
+def load_plan(path: str | Path, expected_hash: str | None = None) -> Plan:
+    """Reads and verifies plan.json; relative asset paths resolve against its folder (as in recipes.json)."""
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise InputError(str(path), "", f"cannot read: {exc.strerror}") from None
+    plan = parse_plan(text, str(path), expected_hash)
+    resolved = [resolve_asset_paths(r, path.parent) for r in plan.recipe_file.recipes]
+    plan.recipe_file = plan.recipe_file.model_copy(update={"recipes": resolved})
+    return plan
+
+
+def check_environment(plan: Plan, addon_version: str, blender_version: str, source: str) -> None:
+    """Refuses to render a plan with another add-on or Blender than the one it fixes."""
+    for field, planned, here in (
+        ("addon_version", plan.addon_version, addon_version),
+        ("blender_version", plan.blender_version, _version_number(blender_version)),
+    ):
+        if planned != here:
+            raise PlanEnvironmentMismatch(
+                source, field, f"the plan fixes {planned}, this machine has {here}: its images would differ"
+            )
 
 
 def check_plan(existing: Manifest, plan: dict[str, Any], plan_hash: str, out_dir: Path) -> None:

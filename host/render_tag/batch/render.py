@@ -13,22 +13,41 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Literal
 
+from render_tag_shared.messages import Timings
 from render_tag_shared.recipe import RecipeFile, recipe_hash
 from render_tag_shared.recipe_io import dump_recipe_file
 
 from ..io import write_text_atomic
+from .chunks import CHUNK_RESULT, ChunkJob, ChunkResult, chunk_files
 from .devices import require_devices
 from .launcher import make_launcher
 from .manifest import MANIFEST, JobRecord, Manifest, ManifestWriter, load_manifest
 from .options import RenderOptions
-from .plan import clear_outputs, job_complete, make_plan, prepare_folder, remove_job_outputs
+from .plan import (
+    Plan,
+    check_environment,
+    clear_outputs,
+    job_complete,
+    load_plan,
+    make_plan,
+    prepare_folder,
+    remove_job_outputs,
+)
 from .pool import Job, JobOutcome, PoolError, WorkerPool
 from .shards import resolve_shard, shard_slice
 from .sizing import default_workers
 from .telemetry import TELEMETRY, Progress, TelemetryLog
 
-__all__ = ["RenderRun", "RenderSummary", "render_recipes", "sigterm_as_interrupt"]
+__all__ = [
+    "ChunkRender",
+    "RenderRun",
+    "RenderSummary",
+    "render_chunk",
+    "render_recipes",
+    "sigterm_as_interrupt",
+]
 
 
 @contextlib.contextmanager
@@ -112,6 +131,10 @@ def render_recipes(
         blender_version=launcher.blender_version(),
         shard=shard,
     )
+    if options.dask is not None:
+        from .dask_engine import check_scheduler  # the `dask` extra (RenderOptions checked it)
+
+        check_scheduler(options.dask)
     # --force redoes everything: the old manifest is not needed, and a corrupt one must not stop it.
     has_manifest = (out_dir / MANIFEST).exists()
     previous = load_manifest(out_dir) if has_manifest and not options.force else None
@@ -237,7 +260,11 @@ def render_recipes(
     pool_error: str | None = None
     try:
         with sigterm_as_interrupt():
-            if todo:
+            if todo and options.dask is not None:
+                from .dask_engine import render_on_dask  # the `dask` extra (RenderOptions checked it)
+
+                render_on_dask(sliced, shard, todo, out_dir, options, launcher, on_finish, telemetry)
+            elif todo:
                 pool = WorkerPool(
                     launcher,
                     options,
@@ -266,7 +293,7 @@ def render_recipes(
         unfinished = any(r.status == "pending" for r in manifest.jobs)
         if summary.interrupted:
             manifest.status = "interrupted"
-        elif failed_now or unfinished:
+        elif failed_now or unfinished or pool_error is not None:
             manifest.status = "failed"
         else:
             manifest.status = "complete"
@@ -289,3 +316,84 @@ def render_recipes(
         telemetry.close()
 
     return RenderRun(summary=summary, manifest=manifest, pool_error=pool_error)
+
+
+@dataclass
+class ChunkRender:
+    """`render_chunk`'s answer: the chunk's result and the render that made it (summary, manifest)."""
+
+    result: ChunkResult
+    run: RenderRun
+
+
+def render_chunk(
+    plan: Plan | str | Path,
+    chunk: int,
+    out: str | Path,
+    options: RenderOptions,
+    expected_hash: str | None = None,
+    source: str | None = None,
+) -> ChunkRender:
+    """Chunk `chunk` of a plan into its own folder OUT: `render-tag render-chunk` without the command line.
+
+    The plan hash is verified first (PlanHashMismatch, nothing written), then the add-on and Blender
+    versions (PlanEnvironmentMismatch); the scenes render like `render` renders them (resume, manifest,
+    persistent workers), and OUT/chunk.json records the result with every file's SHA-256. A chunk run
+    again (a scheduler's retry) resumes its folder: only what is not complete is rendered, to the same
+    bytes (--force redoes it)."""
+    source = source or (str(plan) if not isinstance(plan, Plan) else "plan")
+    plan = plan if isinstance(plan, Plan) else load_plan(plan, expected_hash)
+    recipes = plan.chunk_recipes(chunk)
+    launcher = options.launcher if options.launcher is not None else make_launcher(options.blender)
+    check_environment(plan, launcher.addon_version(), launcher.blender_version(), source)
+    sliced = RecipeFile(
+        schema_version=plan.recipe_file.schema_version,
+        job_id=plan.recipe_file.job_id,
+        job_spec=plan.recipe_file.job_spec,
+        recipes=recipes,
+    )
+    # The chunk is the slice: no shard from the environment (a cluster's index picks the chunk).
+    resume = not options.force
+    settings = options.model_copy(
+        update={"launcher": launcher, "shard": "0/1", "merge": False, "resume": resume}
+    )
+    started = time.monotonic()
+    run = render_recipes(sliced, out, settings, source=f"{source}#chunk{chunk}")
+    offset = plan.chunk_range(chunk).start
+    jobs = [_from_record(record, offset) for record in run.manifest.jobs]
+    out_dir = Path(out)
+    result = ChunkResult(
+        plan_hash=plan.plan_hash,
+        chunk=chunk,
+        num_chunks=plan.num_chunks,
+        status=_status(run.manifest),
+        jobs=jobs,
+        files=chunk_files(out_dir, jobs),
+        elapsed_s=round(time.monotonic() - started, 3),
+    )
+    write_text_atomic(out_dir / CHUNK_RESULT, result.model_dump_json(indent=1) + "\n")
+    return ChunkRender(result=result, run=run)
+
+
+def _status(manifest: Manifest) -> Literal["complete", "failed", "interrupted"]:
+    if manifest.status in ("complete", "interrupted"):
+        return manifest.status
+    return "failed"
+
+
+def _from_record(record: JobRecord, offset: int) -> ChunkJob:
+    timings = None
+    if record.timings is not None:
+        timings = Timings(**{k: v for k, v in record.timings.items() if k in Timings.model_fields})
+    return ChunkJob(
+        job_index=offset + record.job_index,
+        scene_id=record.scene_id,
+        image_ids=record.image_ids,
+        status="done" if record.status == "done" else "failed",
+        resumed=record.resumed,
+        worker=record.worker,
+        attempts=record.attempts,
+        timings=timings,
+        error_type=record.error_type or (None if record.status == "done" else "NotRendered"),
+        error_message=record.error_message,
+    )

@@ -1,4 +1,5 @@
-"""This machine's shard of a render: `--shard I/N`, or a cluster's array-index variables."""
+"""This machine's shard of a render (`--shard I/N`) or chunk of a plan (`--chunk K`), or either from a
+cluster's array-index variables."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from render_tag_shared.recipe import SceneRecipe
 
 from ..compile.shards import parse_shard, shard_range
 
-__all__ = ["SHARD_COUNT_VARS", "SHARD_INDEX_VARS", "resolve_shard", "shard_slice"]
+__all__ = [
+    "CHUNK_INDEX_VARS",
+    "SHARD_COUNT_VARS",
+    "SHARD_INDEX_VARS",
+    "resolve_chunk",
+    "resolve_shard",
+    "shard_slice",
+]
 
 SHARD_INDEX_VARS = ("AWS_BATCH_JOB_ARRAY_INDEX", "CLOUD_RUN_TASK_INDEX", "JOB_COMPLETION_INDEX")
 SHARD_COUNT_VARS = {
@@ -57,6 +65,40 @@ def resolve_shard(shard: str | None, environ: dict[str, str] | None = None) -> t
             f"${index_var}", "", f"index {index} is not in 0..{count - 1} (count from ${count_var})"
         )
     return index, count
+
+
+CHUNK_INDEX_VARS = (
+    "JOB_COMPLETION_INDEX",
+    "SLURM_ARRAY_TASK_ID",
+    "AWS_BATCH_JOB_ARRAY_INDEX",
+    "CLOUD_RUN_TASK_INDEX",
+)
+"""A chunk per index: a Kubernetes Indexed Job (`completions` = the plan's chunks), a SLURM array
+(`--array=0-<chunks-1>`), AWS Batch or Cloud Run. The index is the chunk as it stands: a SLURM array of
+`--array=3,7` reruns chunks 3 and 7; the plan knows the count, so no count variable is needed."""
+
+
+def resolve_chunk(chunk: str | int | None, num_chunks: int, environ: dict[str, str] | None = None) -> int:
+    """The chunk to render: `--chunk K`, or (no --chunk, or `--chunk '*'`) the first index variable set.
+
+    InputError naming --chunk or the variable when it is not a whole number in 0..num_chunks-1."""
+    env = dict(os.environ) if environ is None else environ
+    if chunk is not None and str(chunk).strip() != "*":
+        source, text = "--chunk", str(chunk).strip()
+    else:
+        name = next((var for var in CHUNK_INDEX_VARS if env.get(var, "").strip()), None)
+        if name is None:
+            raise InputError(
+                "--chunk", "", f"give --chunk K, or run where one of {', '.join(CHUNK_INDEX_VARS)} is set"
+            )
+        source, text = f"${name}", env[name].strip()
+    try:
+        index = int(text)
+    except ValueError:
+        raise InputError(source, "", f"expected a whole number, got {text!r}") from None
+    if not 0 <= index < num_chunks:
+        raise InputError(source, "", f"chunk {index} is not in 0..{num_chunks - 1} ({num_chunks} chunks)")
+    return index
 
 
 def _env_int(env: dict[str, str], name: str) -> int:

@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from ..batch.plan import DEFAULT_CHUNK_SIZE
 from .exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, guarded
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "build_parser", "main"]
@@ -74,6 +75,28 @@ def _cmd_render(args: argparse.Namespace) -> int:
         force=args.force,
         shard=args.shard,
         blender=args.blender,
+        dask=args.dask,
+        chunk_size=args.chunk_size,
+    )
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from .render import main_plan
+
+    return main_plan(args.source, args.output, args.chunk_size, args.preset, blender=args.blender)
+
+
+def _cmd_render_chunk(args: argparse.Namespace) -> int:
+    from .render import main_render_chunk
+
+    return main_render_chunk(
+        args.plan,
+        args.chunk,
+        args.output,
+        workers=args.workers,
+        resume=args.resume,
+        force=args.force,
+        blender=args.blender,
     )
 
 
@@ -89,6 +112,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         force=args.force,
         blender=args.blender,
         shard=args.shard,
+        dask=args.dask,
+        chunk_size=args.chunk_size,
     )
 
 
@@ -165,6 +190,17 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--force", action="store_true", help="redo everything")
         sub.add_argument("--blender", default=None, help="a Blender binary (default: $BLENDER, PATH, bpy)")
 
+    def dask_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--dask",
+            default=None,
+            metavar="local[:N]|tcp://HOST:PORT",
+            help="render on Dask distributed: a local cluster of N workers, or an existing scheduler",
+        )
+        sub.add_argument(
+            "--chunk-size", type=positive_int, default=None, help="scenes per Dask task (default: auto)"
+        )
+
     sub = command("compile", _cmd_compile, "compile a config into deterministic recipes")
     sub.add_argument("config")
     sub.add_argument("-o", "--output", required=True, help="recipes.json to write")
@@ -175,13 +211,32 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("recipes")
     sub.add_argument("-o", "--output", required=True)
     render_options(sub)
+    dask_options(sub)
     sub.add_argument("--shard", default=None, help="I/N (default: from the cluster's array index)")
+
+    sub = command("plan", _cmd_plan, "the plan a scheduler holds: recipes, hashes, versions, chunks")
+    sub.add_argument("source", metavar="CONFIG|RECIPES")
+    sub.add_argument("-o", "--output", required=True, help="plan.json to write")
+    sub.add_argument("--chunk-size", type=positive_int, default=DEFAULT_CHUNK_SIZE, help="scenes per chunk")
+    sub.add_argument("--preset", action="append", default=[], help="a named preset or a preset file")
+    sub.add_argument("--blender", default=None, help="the Blender the plan fixes (default: as render)")
+
+    sub = command("render-chunk", _cmd_render_chunk, "render one chunk of a plan (verifies its hash first)")
+    sub.add_argument("plan")
+    sub.add_argument(
+        "--chunk",
+        default=None,
+        help="K (default: $JOB_COMPLETION_INDEX, $SLURM_ARRAY_TASK_ID, $AWS_BATCH_JOB_ARRAY_INDEX ...)",
+    )
+    sub.add_argument("-o", "--output", required=True, help="this chunk's folder")
+    render_options(sub)
 
     sub = command("run", _cmd_run, "compile, render, merge and audit (no CONFIG: the default job)")
     sub.add_argument("config", nargs="?", default=None)
     sub.add_argument("-o", "--output", required=True)
     sub.add_argument("--preset", action="append", default=[])
     render_options(sub)
+    dask_options(sub)
     sub.add_argument("--shard", default=None, help="I/N (default: from the cluster's array index)")
 
     sub = command("merge", _cmd_merge, "merge labels/ of one or more folders into the dataset files")

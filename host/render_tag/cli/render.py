@@ -9,12 +9,17 @@ from typing import Any
 from render_tag_shared.recipe import RecipeFile
 from render_tag_shared.recipe_io import load_recipe_file
 
+from ..batch.launcher import make_launcher
 from ..batch.options import RenderOptions
-from ..pipeline import PipelineResult, render_and_merge, run
+from ..batch.plan import dump_plan, load_plan
+from ..batch.render import render_chunk
+from ..batch.shards import resolve_chunk
+from ..io import write_text_atomic
+from ..pipeline import PipelineResult, plan_job, render_and_merge, run
 from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, guarded
 from .hold import holding
 
-__all__ = ["main_render", "main_run", "render_recipes"]
+__all__ = ["main_plan", "main_render", "main_render_chunk", "main_run", "render_recipes"]
 
 
 def render_recipes(
@@ -55,6 +60,52 @@ def main_run(
             return _report(run(config_path, out, settings, list(presets or [])), Path(out))
 
     return guarded(run_all)
+
+
+def main_plan(
+    source: str | Path, output: str | Path, chunk_size: int, presets: list[str], blender: str | None = None
+) -> int:
+    """`render-tag plan CONFIG|RECIPES -o plan.json [--chunk-size N]`: writes the plan, prints its hash."""
+
+    def plan() -> int:
+        made = plan_job(source, list(presets), make_launcher(blender), chunk_size)
+        write_text_atomic(output, dump_plan(made))
+        print(
+            f"plan {made.plan_hash} -> {output}: {made.num_jobs} scenes in {made.num_chunks} chunks of "
+            f"{made.chunk_size}; add-on {made.addon_version}, Blender {made.blender_version}"
+        )
+        return EXIT_OK
+
+    return guarded(plan)
+
+
+def main_render_chunk(plan_path: str | Path, chunk: str | None, out: str | Path, **options: Any) -> int:
+    """`render-tag render-chunk plan.json [--chunk K] -o OUT`: the plan hash first (exit 2 when it does not
+    match), then chunk K (default: $JOB_COMPLETION_INDEX, $SLURM_ARRAY_TASK_ID ...) into OUT, with
+    OUT/chunk.json listing every file written and its SHA-256. Exit codes as for render."""
+
+    def render() -> int:
+        plan = load_plan(plan_path)
+        index = resolve_chunk(chunk, plan.num_chunks)
+        settings = RenderOptions(**options)
+        with holding(out, f"render-tag render-chunk {plan_path} --chunk {index}"):
+            rendered = render_chunk(plan, index, out, settings, source=str(plan_path))
+        summary = rendered.run.summary
+        for line in summary.failures[:20]:
+            print(f"render-tag: failed: {line}", file=sys.stderr)
+        if rendered.run.pool_error is not None:
+            print(f"render-tag: error: {rendered.run.pool_error}", file=sys.stderr)
+        print(summary.line())
+        result = rendered.result
+        print(
+            f"chunk {result.chunk} of {result.num_chunks} (plan {result.plan_hash[:12]}): {result.status}, "
+            f"{len(result.files)} files -> {Path(out) / 'chunk.json'}"
+        )
+        if summary.interrupted:
+            return EXIT_INTERRUPTED
+        return EXIT_OK if result.status == "complete" else EXIT_FAILED
+
+    return guarded(render)
 
 
 def _report(result: PipelineResult, out: Path) -> int:
