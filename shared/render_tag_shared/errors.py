@@ -25,6 +25,17 @@ class InputError(ValueError):
 
 
 _MISSING = object()
+_TYPE_ERRORS = frozenset({"int_type", "float_type", "int_from_float", "bool_type", "string_type"})
+"""pydantic error types where the value given tells the user more than the rule."""
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return (
+        f"{text[:40]}... ({type(value).__name__})" if len(text) > 40 else f"{text} ({type(value).__name__})"
+    )
+
+
 _UNION_TAGS = frozenset({"TAG", "BOARD", "PLANE", "TAGS", "gaussian", "poisson", "salt_pepper"})
 """Discriminator values pydantic puts in an error's location; a user never typed them."""
 
@@ -66,6 +77,10 @@ def input_error_from_validation(
         if prefix:
             field = f"{prefix}.{field}" if field else prefix
         message = str(item["msg"]).removeprefix("Value error, ")
+        if (
+            str(item["type"]) in _TYPE_ERRORS
+        ):  # say what was given: `true`, "0.1" or 1e30 where a number belongs
+            message += f", got {_shown(item.get('input'))}"
         if not first_field:
             first_field = field
         lines.append(f"{field}: {message}" if field else message)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from .errors import InputError, input_error_from_validation
+from .errors import input_error_from_validation
+from .inputs import MAX_RECIPE_FILE_BYTES, parse_json, read_input_text
 from .recipe import PlaneObject, RecipeFile, SceneRecipe
 
 __all__ = [
@@ -27,10 +28,7 @@ __all__ = [
 
 def parse_recipe_file(text: str, source: str) -> RecipeFile:
     """Parses recipes.json (or a single recipe, wrapped) and names the file and field on failure."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(source, "", f"not valid JSON: {exc}") from exc
+    data = parse_json(text, source)
     if isinstance(data, dict) and "recipes" not in data and "scene_id" in data:
         data = {"recipes": [data]}
     if isinstance(data, list):
@@ -45,10 +43,7 @@ def load_recipe_file(path: str | Path) -> RecipeFile:
     """Reads recipes.json; relative asset paths come back absolute, resolved against the file's folder
     (ASSET_PATHS), because whoever renders a recipe no longer knows which file it came from."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(str(path), "", f"cannot read: {exc.strerror}") from exc
+    text = read_input_text(path, max_bytes=MAX_RECIPE_FILE_BYTES)
     loaded = parse_recipe_file(text, str(path))
     resolved = [resolve_asset_paths(recipe, path.parent) for recipe in loaded.recipes]
     return loaded.model_copy(update={"recipes": resolved})
