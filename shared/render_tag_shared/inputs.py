@@ -168,9 +168,10 @@ def _strict_loader() -> Any:
     class StrictLoader(yaml.SafeLoader):
         def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
             if isinstance(node, yaml.MappingNode):
-                self.flatten_mapping(node)  # merge keys (<<) first: they may be overridden
                 seen: set[Any] = set()
                 for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue  # keys merged in (<<) may be overridden: only the node's own count
                     key = self.construct_object(key_node, deep=True)
                     try:
                         duplicate = key in seen

@@ -22,6 +22,7 @@ __all__ = [
     "load_recipe_file",
     "parse_recipe_file",
     "rebase_asset_paths",
+    "recipe_assets",
     "resolve_asset_paths",
 ]
 
@@ -71,6 +72,21 @@ def _map_asset_paths(recipe: SceneRecipe, change: Callable[[str | None], str | N
         for o in recipe.objects
     ]
     return recipe.model_copy(update={"world": world, "objects": objects})
+
+
+def recipe_assets(recipe: SceneRecipe, prefix: str = "") -> list[tuple[str, str]]:
+    """Every asset path of a recipe (ASSET_PATHS) with the field that names it, e.g.
+    `("recipes[3].objects[0].texture", "/data/wood.png")`; `prefix` leads each field."""
+    lead = f"{prefix}." if prefix else ""
+    found: list[tuple[str, str]] = []
+    if recipe.world.hdri is not None:
+        found.append((f"{lead}world.hdri.path", recipe.world.hdri.path))
+    if recipe.world.background_texture is not None:
+        found.append((f"{lead}world.background_texture", recipe.world.background_texture))
+    for index, obj in enumerate(recipe.objects):
+        if isinstance(obj, PlaneObject) and obj.texture is not None:
+            found.append((f"{lead}objects[{index}].texture", obj.texture))
+    return found
 
 
 def resolve_asset_paths(recipe: SceneRecipe, folder: str | Path) -> SceneRecipe:
