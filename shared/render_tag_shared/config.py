@@ -35,9 +35,12 @@ from .limits import (
     MAX_TAGS_PER_SCENE,
 )
 from .recipe import (
+    DistortionCoeff,
     FiniteFloat,
+    FocalPx,
     NonNegativeFloat,
     PositiveFloat,
+    PrincipalPx,
     Resolution,
     SizeMm,
     StrictModel,
@@ -108,13 +111,13 @@ class ScenarioSection(StrictModel):
 class IntrinsicsSection(StrictModel):
     """Either fx, fy, cx, cy or a horizontal `fov` in degrees."""
 
-    fx: PositiveFloat | None = None
-    fy: PositiveFloat | None = None
-    cx: FiniteFloat | None = None
-    cy: FiniteFloat | None = None
+    fx: FocalPx | None = None
+    fy: FocalPx | None = None
+    cx: PrincipalPx | None = None
+    cy: PrincipalPx | None = None
     fov: Annotated[float, Field(gt=0, lt=180, strict=True)] | None = None
     distortion_model: DistortionModel = "none"
-    distortion_coeffs: list[FiniteFloat] = Field(default_factory=list)
+    distortion_coeffs: list[DistortionCoeff] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _complete(self) -> IntrinsicsSection:

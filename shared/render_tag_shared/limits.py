@@ -20,6 +20,15 @@ MAX_IMAGE_SIDE = 16384
 MAX_RENDER_SIDE = 4 * MAX_IMAGE_SIDE
 """Pixels along each side of the overscan render a distorted camera needs (derived from the image)."""
 
+MAX_FOCAL_PX = 1.0e7
+"""Focal length in pixels (a 16K image then spans 0.1 degrees)."""
+
+MAX_PRINCIPAL_POINT_PX = float(MAX_RENDER_SIDE)
+"""|cx| and |cy| in pixels: the principal point may lie off the image, not light years off it."""
+
+MAX_DISTORTION_COEFF = 1000.0
+"""|k1|, |p1|, ... of a lens model (real lenses stay below 10)."""
+
 MAX_LIGHTS = 64
 """Lights of one scene."""
 

@@ -28,6 +28,8 @@ from .lens import DistortionModel, expected_coeff_count
 from .limits import (
     MAX_CAMERAS_PER_SCENE,
     MAX_DISTANCE_M,
+    MAX_DISTORTION_COEFF,
+    MAX_FOCAL_PX,
     MAX_ID,
     MAX_IMAGE_SIDE,
     MAX_ISO,
@@ -35,6 +37,7 @@ from .limits import (
     MAX_LIGHTS,
     MAX_OBJECTS,
     MAX_PLANE_M,
+    MAX_PRINCIPAL_POINT_PX,
     MAX_RENDER_SIDE,
     MAX_SCENES,
     MAX_SEED,
@@ -76,6 +79,13 @@ Resolution = Annotated[tuple[ImageSide, ImageSide], AfterValidator(_positive_res
 """(width, height) in pixels, both positive, each at most MAX_IMAGE_SIDE."""
 RenderSide = Annotated[int, Field(strict=True, ge=1, le=MAX_RENDER_SIDE)]
 Seed = Annotated[int, Field(strict=True, ge=0, le=MAX_SEED)]
+FocalPx = Annotated[float, Field(gt=0, le=MAX_FOCAL_PX, allow_inf_nan=False, strict=True)]
+PrincipalPx = Annotated[
+    float, Field(ge=-MAX_PRINCIPAL_POINT_PX, le=MAX_PRINCIPAL_POINT_PX, allow_inf_nan=False, strict=True)
+]
+DistortionCoeff = Annotated[
+    float, Field(ge=-MAX_DISTORTION_COEFF, le=MAX_DISTORTION_COEFF, allow_inf_nan=False, strict=True)
+]
 SizeMm = Annotated[float, Field(gt=0, le=MAX_SIZE_MM, allow_inf_nan=False, strict=True)]
 
 
@@ -277,7 +287,7 @@ class CameraIntrinsics(StrictModel):
     k_matrix: list[list[FiniteFloat]]
     resolution: Resolution = Field(description="(width, height) in pixels")
     distortion_model: DistortionModel = "none"
-    distortion_coeffs: list[FiniteFloat] = Field(default_factory=list)
+    distortion_coeffs: list[DistortionCoeff] = Field(default_factory=list)
     overscan: OverscanTarget | None = Field(
         None, description="derived from K and the coefficients when omitted for a distorted camera"
     )
@@ -351,6 +361,12 @@ def _validate_k(value: list[list[float]]) -> list[list[float]]:
         raise ValueError(f"the last row must be [0, 0, 1], got {k[2].tolist()}")
     if k[0, 0] <= 0 or k[1, 1] <= 0:
         raise ValueError(f"fx and fy must be positive, got fx={k[0, 0]}, fy={k[1, 1]}")
+    if max(k[0, 0], k[1, 1]) > MAX_FOCAL_PX:
+        raise ValueError(f"fx and fy must be at most {MAX_FOCAL_PX:g} px, got fx={k[0, 0]}, fy={k[1, 1]}")
+    if max(abs(k[0, 2]), abs(k[1, 2])) > MAX_PRINCIPAL_POINT_PX:
+        raise ValueError(
+            f"|cx| and |cy| must be at most {MAX_PRINCIPAL_POINT_PX:g} px, got cx={k[0, 2]}, cy={k[1, 2]}"
+        )
     if k[0, 1] != 0 or k[1, 0] != 0:
         raise ValueError("skew is not supported (Blender cannot render it): K[0][1] and K[1][0] must be 0")
     return [[float(c) for c in row] for row in value]
