@@ -128,11 +128,13 @@ def _parse_constant(text: str) -> float:
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _Refused(f"the key {key!r} is given twice")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Refused(f"the key {key!r} is given twice")
+            seen.add(key)
     return result
 
 
@@ -154,8 +156,22 @@ def parse_json(text: str, source: str) -> Any:
         raise InputError(source, "", f"nested more than {MAX_NESTING} levels deep") from None
     except ValueError as exc:  # Python's own limit on integer digits, and the like
         raise InputError(source, "", f"not accepted JSON: {exc}") from None
-    check_structure(data, source)
+    _check_depth(data, source)  # the parse hooks have refused bad numbers already
     return data
+
+
+def _check_depth(data: Any, source: str) -> None:
+    """check_structure's nesting rule alone, lean: a recipe file holds millions of values."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            value = value.values()
+        elif not isinstance(value, list):
+            continue
+        if depth >= MAX_NESTING:
+            raise InputError(source, "", f"nested more than {MAX_NESTING} levels deep")
+        stack.extend((item, depth + 1) for item in value if isinstance(item, dict | list))
 
 
 # -- YAML --------------------------------------------------------------------------------------------

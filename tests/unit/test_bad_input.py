@@ -21,6 +21,7 @@ from render_tag.qa.gates import AuditGates
 from render_tag_shared.assets import asset_problem
 from render_tag_shared.errors import InputError
 from render_tag_shared.inputs import MAX_CONFIG_BYTES, parse_json, parse_yaml, read_input_text
+from render_tag_shared.recipe_io import load_recipe_file
 
 from ..builders import DATA, time_limit
 
@@ -324,3 +325,28 @@ def test_asset_headers(tmp_path: Path, content: bytes, words: str | None) -> Non
     path.write_bytes(content)
     problem = asset_problem(path)
     assert (problem is None) if words is None else (problem is not None and words in problem), problem
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "words"),
+    [
+        ("fifo", None, "FIFO"),
+        ("duplicate key", '{"recipes": [], "recipes": []}', "'recipes' is given twice"),
+        ("non-utf8", b'{"recipes": ["\xff"]}', "not UTF-8"),
+        ("nested 5000", "[" * 5000 + "]" * 5000, "nested"),
+        ("scene_id of 5000 digits", '{"recipes": [{"scene_id": ' + "1" * 5000 + "}]}", "5000 digits"),
+    ],
+)
+def test_a_bad_recipe_file_is_refused(
+    name: str, content: str | bytes | None, words: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "recipes.json"
+    if content is None:
+        os.mkfifo(path)
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    with time_limit(10), pytest.raises(InputError) as info:
+        load_recipe_file(path)
+    assert info.value.source == str(path) and words in str(info.value)
