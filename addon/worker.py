@@ -32,6 +32,7 @@ from typing import Any
 import bpy
 import zmq
 
+from render_tag_shared.errors import OutOfMemory, is_retryable
 from render_tag_shared.messages import (
     KEY_BYTES,
     KEY_ENV,
@@ -269,15 +270,16 @@ def serve(config: dict[str, Any]) -> int:
                     image_ids=[r.image_id for r in results],
                     timings=_sum_timings(results),
                 )
-            except Exception as exc:  # one bad recipe must not take the worker down
+            except Exception as exc:  # one bad recipe must not take the worker down; bad input says so
                 reply = RenderReply(
                     worker_id=worker_id,
                     job_index=message.job_index,
                     attempt=message.attempt,
                     status="error",
-                    error_type=type(exc).__name__,
+                    error_type=OutOfMemory.__name__ if isinstance(exc, MemoryError) else type(exc).__name__,
                     error_message=str(exc) or repr(exc),
                     traceback=traceback.format_exc(),
+                    retryable=is_retryable(exc),
                 )
             with contextlib.suppress(Exception):  # a failed purge costs memory, not the worker
                 api.purge_orphans()  # about 0.5 MB a scene leaks otherwise

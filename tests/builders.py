@@ -7,8 +7,12 @@ is the recipe's projection (`camera_ground_truth`).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -171,3 +175,20 @@ def build_dataset(
                 grey = np.full((height, width), 128, dtype=np.uint8)
                 cv2.imwrite(str(out / "images" / f"{recipe.image_id(index)}.png"), grey)
     return out
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raises TimeoutError in the main thread after `seconds` (SIGALRM; it also interrupts a blocking
+    `open` of a FIFO): a test of "never hangs" fails instead of hanging the suite."""
+
+    def expired(signum: int, frame: FrameType | None) -> None:
+        raise TimeoutError(f"no answer within {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -15,6 +15,9 @@ from typing import Any, TypeVar
 import bpy
 import numpy as np
 
+from render_tag_shared.assets import asset_problem
+from render_tag_shared.errors import InputError
+
 OWNED = "render_tag"
 """Custom property marking a datablock render-tag created (and may delete)."""
 
@@ -171,9 +174,20 @@ def image_from_array(name: str, gray: np.ndarray) -> bpy.types.Image:
     return image
 
 
-def image_from_file(path: str, colorspace: str | None = None) -> bpy.types.Image:
-    """An image file loaded once per session (Blender's own check_existing), marked as render-tag's."""
-    image = bpy.data.images.load(bpy.path.abspath(path), check_existing=True)
+def image_from_file(path: str, colorspace: str | None = None, field: str = "") -> bpy.types.Image:
+    """An image file loaded once per session (Blender's own check_existing), marked as render-tag's.
+
+    An unusable file (missing, a folder, not an image) is bad input (InputError naming `field`, never
+    retried), as the host would have said had it seen the file: it may be gone since, or on another
+    machine."""
+    full = bpy.path.abspath(path)
+    problem = asset_problem(full)
+    if problem is not None:
+        raise InputError("recipe", field, problem)
+    try:
+        image = bpy.data.images.load(full, check_existing=True)
+    except RuntimeError as exc:  # a header that looked right, a body Blender cannot read
+        raise InputError("recipe", field, f"{full!r}: Blender cannot read it ({exc})") from exc
     mark(image)
     if colorspace is not None:
         set_enum(need(image.colorspace_settings, "colour space"), "name", colorspace)

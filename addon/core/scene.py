@@ -245,7 +245,11 @@ def build_board(scene: bpy.types.Scene, board: BoardObject) -> bpy.types.Object:
 def plane_mesh(plane: PlaneObject) -> bpy.types.Mesh:
     """A background or distractor quad: flat colour, or an image tiled `texture_repeat` times."""
     width, height = plane.size_m
-    image = datablocks.image_from_file(plane.texture) if plane.texture else None
+    image = (
+        datablocks.image_from_file(plane.texture, field=f"objects[{plane.name}].texture")
+        if plane.texture
+        else None
+    )
     mesh = quad_mesh(f"RT_{plane.name}", width, height, (0.0, 0.0, 1.0, 1.0))
     mat = textured_material(
         f"RT_{plane.name}", image, plane.roughness, plane.color, plane.texture_repeat, interpolation="Linear"
@@ -309,7 +313,9 @@ def build_world(scene: bpy.types.Scene, world: World) -> bpy.types.World:
     set_input(light_bg, "Strength", world.background_strength)
     if world.hdri is not None:
         env = nodes.new("ShaderNodeTexEnvironment")
-        cast(bpy.types.ShaderNodeTexEnvironment, env).image = datablocks.image_from_file(world.hdri.path)
+        cast(bpy.types.ShaderNodeTexEnvironment, env).image = datablocks.image_from_file(
+            world.hdri.path, field="world.hdri.path"
+        )
         coord = nodes.new("ShaderNodeTexCoord")
         mapping = nodes.new("ShaderNodeMapping")
         set_input(mapping, "Rotation", (0.0, 0.0, world.hdri.rotation_z_rad))
@@ -320,7 +326,9 @@ def build_world(scene: bpy.types.Scene, world: World) -> bpy.types.World:
     shader = light_bg.outputs["Background"]
     if world.background_texture:
         tex = nodes.new("ShaderNodeTexImage")
-        cast(bpy.types.ShaderNodeTexImage, tex).image = datablocks.image_from_file(world.background_texture)
+        cast(bpy.types.ShaderNodeTexImage, tex).image = datablocks.image_from_file(
+            world.background_texture, field="world.background_texture"
+        )
         coord = nodes.new("ShaderNodeTexCoord")
         links.new(coord.outputs["Window"], tex.inputs["Vector"])
         cam_bg = nodes.new("ShaderNodeBackground")

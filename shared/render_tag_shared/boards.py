@@ -36,13 +36,14 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from .families import TagFamily, UnknownFamilyError, get_family, marker_image
+from .limits import MAX_ID, MAX_SIZE_MM
 
 __all__ = [
     "BoardDefinition",
@@ -77,21 +78,29 @@ class BoardDefinition(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     board_type: Literal["charuco", "aprilgrid"]
-    rows: int = Field(gt=0, description="ChArUco: squares along y; AprilGrid: tags along y")
-    cols: int = Field(gt=0, description="ChArUco: squares along x; AprilGrid: tags along x")
-    square_size_mm: float | None = Field(
-        None, validate_default=True, description="ChArUco only: chessboard square side"
+    rows: int = Field(
+        gt=0, le=1000, strict=True, description="ChArUco: squares along y; AprilGrid: tags along y"
     )
-    marker_size_mm: float = Field(gt=0, allow_inf_nan=False, description="outer edge of the black border")
-    spacing_ratio: float | None = Field(
+    cols: int = Field(
+        gt=0, le=1000, strict=True, description="ChArUco: squares along x; AprilGrid: tags along x"
+    )
+    square_size_mm: Annotated[float, Field(strict=True)] | None = Field(
+        None,
+        validate_default=True,
+        description=f"ChArUco only: chessboard square side (at most {MAX_SIZE_MM:g})",
+    )
+    marker_size_mm: float = Field(
+        gt=0, le=MAX_SIZE_MM, allow_inf_nan=False, strict=True, description="outer edge of the black border"
+    )
+    spacing_ratio: Annotated[float, Field(strict=True)] | None = Field(
         None, validate_default=True, description="AprilGrid only: gap between tags / tag size (tagSpacing)"
     )
     dictionary: str = Field(description="tag family: render-tag's or OpenCV's name")
     legacy_pattern: bool = Field(False, description="ChArUco only: OpenCV < 4.6 layout (setLegacyPattern)")
-    border_bits: int | None = Field(
-        None, ge=1, description="black border in modules; default 1 (ChArUco, OpenCV), 2 (AprilGrid, Kalibr)"
+    border_bits: Annotated[int, Field(strict=True, ge=1, le=4)] | None = Field(
+        None, description="black border in modules; default 1 (ChArUco, OpenCV), 2 (AprilGrid, Kalibr)"
     )
-    marker_ids: list[int] | None = Field(
+    marker_ids: list[Annotated[int, Field(strict=True, le=MAX_ID)]] | None = Field(
         None, validate_default=True, description="id of each marker in library order; default 0..n-1"
     )
 
@@ -109,8 +118,11 @@ class BoardDefinition(BaseModel):
         if board_type == "charuco":
             if value is None:
                 raise ValueError("square_size_mm is required for a charuco board")
-            if not math.isfinite(value) or value <= 0:
-                raise ValueError(f"square_size_mm must be a positive number of millimetres, got {value}")
+            if not math.isfinite(value) or not 0 < value <= MAX_SIZE_MM:
+                raise ValueError(
+                    f"square_size_mm must be a positive number of millimetres up to {MAX_SIZE_MM:g}, "
+                    f"got {value}"
+                )
         elif board_type == "aprilgrid" and value is not None:
             raise ValueError("square_size_mm is for charuco boards; an aprilgrid has marker_size_mm only")
         return value
@@ -133,8 +145,10 @@ class BoardDefinition(BaseModel):
         if board_type == "aprilgrid":
             if value is None:
                 raise ValueError("spacing_ratio is required for an aprilgrid (Kalibr's tagSpacing)")
-            if not math.isfinite(value) or value <= 0:
-                raise ValueError(f"spacing_ratio must be positive (gap / tag size), got {value}")
+            if not math.isfinite(value) or not 0 < value <= 100:
+                raise ValueError(
+                    f"spacing_ratio must be positive (gap / tag size) and at most 100, got {value}"
+                )
         elif board_type == "charuco" and value is not None:
             raise ValueError("spacing_ratio is for aprilgrid boards; a charuco board has square_size_mm")
         return value

@@ -7,7 +7,6 @@ degrees for angles. Older configs used metres for sizes (`size_meters`, `marker_
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -19,12 +18,32 @@ from .boards import BoardDefinition
 from .devices import DeviceRequest
 from .errors import InputError, input_error_from_validation
 from .families import get_family
+from .inputs import MAX_CONFIG_BYTES, parse_json, parse_yaml, read_input_text
 from .lens import DistortionModel, expected_coeff_count
+from .limits import (
+    MAX_ANGULAR_SPEED_DPS,
+    MAX_CAMERAS_PER_SCENE,
+    MAX_DISTANCE_M,
+    MAX_IMAGE_SIDE,
+    MAX_ISO,
+    MAX_LIGHT_ENERGY,
+    MAX_LIGHTS,
+    MAX_SCENES,
+    MAX_SEED,
+    MAX_SHUTTER_S,
+    MAX_SIZE_MM,
+    MAX_SPEED_MPS,
+    MAX_TAGS_PER_SCENE,
+)
 from .recipe import (
+    DistortionCoeff,
     FiniteFloat,
+    FocalPx,
     NonNegativeFloat,
     PositiveFloat,
+    PrincipalPx,
     Resolution,
+    SizeMm,
     StrictModel,
     UnitFloat,
 )
@@ -35,13 +54,19 @@ def _ordered(low: float, high: float, low_name: str, high_name: str) -> None:
         raise ValueError(f"{low_name} ({low}) must not exceed {high_name} ({high})")
 
 
-AngleDeg = Annotated[float, Field(ge=-360, le=360, allow_inf_nan=False)]
+AngleDeg = Annotated[float, Field(ge=-360, le=360, allow_inf_nan=False, strict=True)]
+TagCount = Annotated[int, Field(strict=True, le=MAX_TAGS_PER_SCENE)]
+LightCount = Annotated[int, Field(strict=True, le=MAX_LIGHTS)]
+Distance = Annotated[float, Field(gt=0, le=MAX_DISTANCE_M, allow_inf_nan=False, strict=True)]
+Watts = Annotated[float, Field(gt=0, le=MAX_LIGHT_ENERGY, allow_inf_nan=False, strict=True)]
+Pixels = Annotated[float, Field(ge=0, le=MAX_IMAGE_SIDE, allow_inf_nan=False, strict=True)]
+Iso = Annotated[float, Field(gt=0, le=MAX_ISO, allow_inf_nan=False, strict=True)]
 
 
 class DatasetSection(StrictModel):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
-    num_scenes: int = Field(ge=1)
-    seed: int = Field(0, ge=0)
+    num_scenes: int = Field(ge=1, le=MAX_SCENES, strict=True, description=f"at most {MAX_SCENES}")
+    seed: int = Field(0, ge=0, le=MAX_SEED, strict=True)
 
 
 class TagsSubject(StrictModel):
@@ -49,9 +74,11 @@ class TagsSubject(StrictModel):
 
     type: Literal["TAGS"] = "TAGS"
     tag_families: list[str] = Field(min_length=1)
-    size_mm: PositiveFloat = 100.0
-    tags_per_scene: tuple[int, int] = (1, 1)
-    margin_modules: NonNegativeFloat = 1.0
+    size_mm: SizeMm = 100.0
+    tags_per_scene: tuple[TagCount, TagCount] = Field(
+        (1, 1), description=f"[min, max] tags per scene, at most {MAX_TAGS_PER_SCENE}"
+    )
+    margin_modules: NonNegativeFloat = Field(1.0, le=100)
 
     @field_validator("tag_families")
     @classmethod
@@ -71,7 +98,7 @@ class BoardSubject(BoardDefinition):
     """A calibration board: the BoardDefinition fields plus the subject tag."""
 
     type: Literal["BOARD"] = "BOARD"
-    margin_mm: NonNegativeFloat = 0.0
+    margin_mm: NonNegativeFloat = Field(0.0, le=MAX_SIZE_MM)
 
 
 Subject = Annotated[TagsSubject | BoardSubject, Field(discriminator="type")]
@@ -85,13 +112,13 @@ class ScenarioSection(StrictModel):
 class IntrinsicsSection(StrictModel):
     """Either fx, fy, cx, cy or a horizontal `fov` in degrees."""
 
-    fx: PositiveFloat | None = None
-    fy: PositiveFloat | None = None
-    cx: FiniteFloat | None = None
-    cy: FiniteFloat | None = None
-    fov: Annotated[float, Field(gt=0, lt=180)] | None = None
+    fx: FocalPx | None = None
+    fy: FocalPx | None = None
+    cx: PrincipalPx | None = None
+    cy: PrincipalPx | None = None
+    fov: Annotated[float, Field(gt=0, lt=180, strict=True)] | None = None
     distortion_model: DistortionModel = "none"
-    distortion_coeffs: list[FiniteFloat] = Field(default_factory=list)
+    distortion_coeffs: list[DistortionCoeff] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _complete(self) -> IntrinsicsSection:
@@ -119,20 +146,28 @@ class IntrinsicsSection(StrictModel):
 class CameraSection(StrictModel):
     resolution: Resolution = (640, 480)
     intrinsics: IntrinsicsSection = IntrinsicsSection(fov=60.0)
-    samples_per_scene: int = Field(1, ge=1)
-    min_distance: PositiveFloat = 0.5
-    max_distance: PositiveFloat = 2.0
-    min_elevation: float = Field(25.0, ge=0, le=90, allow_inf_nan=False)
-    max_elevation: float = Field(90.0, ge=0, le=90, allow_inf_nan=False)
+    samples_per_scene: int = Field(
+        1,
+        ge=1,
+        le=MAX_CAMERAS_PER_SCENE,
+        strict=True,
+        description=f"cameras per scene, at most {MAX_CAMERAS_PER_SCENE}",
+    )
+    min_distance: Distance = 0.5
+    max_distance: Distance = 2.0
+    min_elevation: float = Field(25.0, ge=0, le=90, allow_inf_nan=False, strict=True)
+    max_elevation: float = Field(90.0, ge=0, le=90, allow_inf_nan=False, strict=True)
     min_roll: AngleDeg = -180.0
     max_roll: AngleDeg = 180.0
-    eval_margin_px: NonNegativeFloat = 0.0
-    min_pixel_area: NonNegativeFloat = Field(0.0, description="smallest subject area in the image, px²")
-    max_pixel_area: PositiveFloat | None = None
-    ppm_min: NonNegativeFloat | None = Field(None, description="pixels per module, lower bound")
-    ppm_max: PositiveFloat | None = None
-    iso_min: PositiveFloat | None = None
-    iso_max: PositiveFloat | None = None
+    eval_margin_px: Pixels = 0.0
+    min_pixel_area: NonNegativeFloat = Field(
+        0.0, le=float(MAX_IMAGE_SIDE) ** 2, description="smallest subject area in the image, px²"
+    )
+    max_pixel_area: PositiveFloat | None = Field(None, le=float(MAX_IMAGE_SIDE) ** 2)
+    ppm_min: Pixels | None = Field(None, description="pixels per module, lower bound")
+    ppm_max: PositiveFloat | None = Field(None, le=MAX_IMAGE_SIDE)
+    iso_min: Iso | None = None
+    iso_max: Iso | None = None
 
     @model_validator(mode="after")
     def _ranges(self) -> CameraSection:
@@ -151,9 +186,11 @@ class CameraSection(StrictModel):
 
 
 class LightingSection(StrictModel):
-    intensity_min: PositiveFloat = 100.0
-    intensity_max: PositiveFloat = 800.0
-    lights_per_scene: tuple[int, int] = (1, 2)
+    intensity_min: Watts = Field(100.0, description=f"watts, at most {MAX_LIGHT_ENERGY:g}")
+    intensity_max: Watts = 800.0
+    lights_per_scene: tuple[LightCount, LightCount] = Field(
+        (1, 2), description=f"[min, max] lights per scene, at most {MAX_LIGHTS}"
+    )
     hdri_folder: str | None = None
     background_folder: str | None = None
 
@@ -168,10 +205,10 @@ class LightingSection(StrictModel):
 
 class RendererSection(StrictModel):
     mode: Literal["cycles", "eevee", "workbench"] = "cycles"
-    samples: int = Field(32, ge=1, le=65536)
+    samples: int = Field(32, ge=1, le=65536, strict=True)
     denoise: bool = False
     noise_threshold: PositiveFloat | None = None
-    max_bounces: int = Field(4, ge=0)
+    max_bounces: int = Field(4, ge=0, le=1024, strict=True)
     device: DeviceRequest = Field(
         "auto",
         description="cpu; gpu (exit 2 before rendering when Blender reports no GPU); auto (a GPU when there "
@@ -190,6 +227,8 @@ Range = tuple[FiniteFloat, FiniteFloat]
 NonNegativeRange = tuple[NonNegativeFloat, NonNegativeFloat]
 PositiveRange = tuple[PositiveFloat, PositiveFloat]
 UnitRange = tuple[UnitFloat, UnitFloat]
+Gamma = Annotated[float, Field(gt=0, le=10, allow_inf_nan=False, strict=True)]
+Stops = Annotated[float, Field(ge=-30, le=30, allow_inf_nan=False, strict=True)]
 
 
 class NoiseSection(StrictModel):
@@ -221,9 +260,11 @@ class ToneMappingSection(StrictModel):
     curves: list[ToneCurve] = Field(
         default_factory=_srgb_only, min_length=1, description="a curve is chosen uniformly"
     )
-    gamma: PositiveRange = Field((2.2, 2.2), description="the exponent range of the `gamma` curve")
+    gamma: tuple[Gamma, Gamma] = Field((2.2, 2.2), description="the exponent range of the `gamma` curve")
     metering: Literal["none", "auto"] = "auto"
-    exposure_ev: Range = Field((0.0, 0.0), description="exposure compensation in stops, after metering")
+    exposure_ev: tuple[Stops, Stops] = Field(
+        (0.0, 0.0), description="exposure compensation in stops, after metering"
+    )
 
     _ranges = field_validator("gamma", "exposure_ev")(_check_range)
 
@@ -246,14 +287,21 @@ class DynamicRangeSection(StrictModel):
         return self
 
 
+Speed = Annotated[float, Field(ge=0, le=MAX_SPEED_MPS, allow_inf_nan=False, strict=True)]
+AngularSpeed = Annotated[float, Field(ge=0, le=MAX_ANGULAR_SPEED_DPS, allow_inf_nan=False, strict=True)]
+Seconds = Annotated[float, Field(ge=0, le=MAX_SHUTTER_S, allow_inf_nan=False, strict=True)]
+
+
 class DynamicsSection(StrictModel):
     """Camera motion during the exposure, drawn per camera: speeds from their ranges in uniformly random
     directions (velocity in the world frame, rotation about an axis in the camera frame)."""
 
-    speed_mps: NonNegativeRange = Field((0.0, 0.0), description="linear speed, metres per second")
-    angular_speed_dps: NonNegativeRange = Field((0.0, 0.0), description="degrees per second")
-    shutter_s: NonNegativeRange = Field((0.0, 0.0), description="exposure time, seconds")
-    rolling_shutter_s: NonNegativeRange = Field(
+    speed_mps: tuple[Speed, Speed] = Field((0.0, 0.0), description="linear speed, metres per second")
+    angular_speed_dps: tuple[AngularSpeed, AngularSpeed] = Field((0.0, 0.0), description="degrees per second")
+    shutter_s: tuple[Seconds, Seconds] = Field(
+        (0.0, 0.0), description=f"exposure time, seconds (at most {MAX_SHUTTER_S:g})"
+    )
+    rolling_shutter_s: tuple[Seconds, Seconds] = Field(
         (0.0, 0.0), description="readout time from first to last row, seconds (Cycles only)"
     )
 
@@ -266,12 +314,17 @@ class DynamicsSection(StrictModel):
         return self.shutter_s[1] > 0 or self.rolling_shutter_s[1] > 0
 
 
+FStop = Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False, strict=True)]
+
+
 class DepthOfFieldSection(StrictModel):
     """Thin-lens depth of field per camera, focused on the subject centre's depth plus a jitter."""
 
-    fstop: PositiveRange = Field(description="f-number range")
+    fstop: tuple[FStop, FStop] = Field(description="f-number range")
     focus_jitter_m: NonNegativeFloat = Field(
-        0.0, description="the focus distance is the subject's depth +- up to this many metres"
+        0.0,
+        le=MAX_DISTANCE_M,
+        description="the focus distance is the subject's depth +- up to this many metres",
     )
 
     _ranges = field_validator("fstop")(_check_range)
@@ -330,7 +383,10 @@ def migrate_legacy(data: dict[str, Any]) -> dict[str, Any]:
                 if new in subject:
                     raise ValueError(f"scenario.subject: give {new} or the legacy {old}, not both")
                 value = subject.pop(old)
-                subject[new] = value * 1000.0 if isinstance(value, int | float) else value
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    # a string such as "0.1" would otherwise pass on unconverted, as 0.1 mm
+                    raise ValueError(f"scenario.subject.{old}: must be a number of metres, got {value!r}")
+                subject[new] = value * 1000.0
         data["scenario"] = {**scenario, "subject": subject}
     return data
 
@@ -357,23 +413,12 @@ def parse_config(data: Any, source: str) -> GenConfig:
 
 
 def read_config_data(path: str | Path) -> Any:
-    """The raw mapping of a YAML or JSON config file (YAML needs PyYAML, the `yaml` extra)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(str(path), "", f"cannot read: {exc.strerror}") from exc
-    if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(str(path), "", f"not valid JSON: {exc}") from exc
-    import yaml  # optional dependency: only YAML configs need it
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(str(path), "", f"not valid YAML: {exc}") from exc
+    """The raw mapping of a YAML or JSON config file (YAML needs PyYAML, the `yaml` extra), read and
+    parsed strictly (`inputs`): a regular UTF-8 file of at most MAX_CONFIG_BYTES, no key twice."""
+    text = read_input_text(path, max_bytes=MAX_CONFIG_BYTES)
+    if Path(path).suffix.lower() == ".json":
+        return parse_json(text, str(path))
+    return parse_yaml(text, str(path))
 
 
 def load_config(path: str | Path) -> GenConfig:

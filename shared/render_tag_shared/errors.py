@@ -1,4 +1,11 @@
-"""One error type for bad input, so every front end can say which file and which field is wrong."""
+"""The project's errors: bad input (never retried) against transient failures (retried).
+
+`InputError` is bad input: it names the file (or what stands for one) and the field, the CLI turns it
+into exit code 2, and a worker that meets it reports it as not retryable: the same recipe would fail
+the same way on any worker. `TransientError` and its kinds are failures that may not happen again (a
+worker crash, a render past its timeout, a lost heartbeat, running out of memory): the pool retries
+those on another worker, and a retry renders the same bytes (a recipe fixes every seed).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +17,11 @@ from pydantic import ValidationError
 class InputError(ValueError):
     """Bad input: names the source (a file, or what stands for one) and the field at fault.
 
-    The CLI turns it into exit code 2; the add-on's operators report it with `self.report`.
+    The CLI turns it into exit code 2; the add-on's operators report it with `self.report`; the pool
+    never retries it.
     """
+
+    retryable = False
 
     def __init__(self, source: str, field: str, message: str, details: list[str] | None = None):
         self.source = source
@@ -25,6 +35,17 @@ class InputError(ValueError):
 
 
 _MISSING = object()
+_TYPE_ERRORS = frozenset({"int_type", "float_type", "int_from_float", "bool_type", "string_type"})
+"""pydantic error types where the value given tells the user more than the rule."""
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return (
+        f"{text[:40]}... ({type(value).__name__})" if len(text) > 40 else f"{text} ({type(value).__name__})"
+    )
+
+
 _UNION_TAGS = frozenset({"TAG", "BOARD", "PLANE", "TAGS", "gaussian", "poisson", "salt_pepper"})
 """Discriminator values pydantic puts in an error's location; a user never typed them."""
 
@@ -66,8 +87,43 @@ def input_error_from_validation(
         if prefix:
             field = f"{prefix}.{field}" if field else prefix
         message = str(item["msg"]).removeprefix("Value error, ")
+        if (
+            str(item["type"]) in _TYPE_ERRORS
+        ):  # say what was given: `true`, "0.1" or 1e30 where a number belongs
+            message += f", got {_shown(item.get('input'))}"
         if not first_field:
             first_field = field
         lines.append(f"{field}: {message}" if field else message)
     first_message = lines[0].split(": ", 1)[-1] if first_field else lines[0]
     return InputError(source, first_field, first_message, details=lines)
+
+
+class TransientError(RuntimeError):
+    """A failure that may not recur: the pool retries the job (on another worker when it can)."""
+
+    retryable = True
+
+
+class WorkerCrashed(TransientError):
+    """The worker process died during the job (a signal, a segfault, the OOM killer)."""
+
+
+class RenderTimeout(TransientError):
+    """The render ran past the pool's timeout; the worker was killed."""
+
+
+class WorkerLost(TransientError):
+    """The worker stopped answering (no heartbeat) or could not be reached; it was replaced."""
+
+
+class OutOfMemory(TransientError):
+    """The worker ran out of memory (MemoryError in the worker)."""
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether a job that failed with `error` is worth another attempt.
+
+    Bad input (InputError, and pydantic's ValidationError: an invalid recipe) never is; a transient
+    failure and MemoryError are. Anything else is a failure nobody classified (a Blender hiccup, a
+    bug): it gets the pool's retries, as before this distinction existed."""
+    return not isinstance(error, InputError | ValidationError)

@@ -114,6 +114,9 @@ class RenderReply(Message):
     error_type: str | None = None
     error_message: str | None = None
     traceback: str | None = None
+    retryable: bool = Field(
+        True, description="False for bad input (errors.InputError, an invalid recipe): never retried"
+    )
     rss_mb: float | None = None
 
 

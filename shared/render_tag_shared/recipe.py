@@ -26,6 +26,26 @@ from .devices import DeviceRequest
 from .families import get_family, marker_identity
 from .geometry import pose_matrix
 from .lens import DistortionModel, expected_coeff_count
+from .limits import (
+    MAX_CAMERAS_PER_SCENE,
+    MAX_DISTANCE_M,
+    MAX_DISTORTION_COEFF,
+    MAX_FOCAL_PX,
+    MAX_ID,
+    MAX_IMAGE_SIDE,
+    MAX_ISO,
+    MAX_LIGHT_ENERGY,
+    MAX_LIGHTS,
+    MAX_OBJECTS,
+    MAX_PLANE_M,
+    MAX_PRINCIPAL_POINT_PX,
+    MAX_RENDER_SIDE,
+    MAX_SCENES,
+    MAX_SEED,
+    MAX_SHUTTER_S,
+    MAX_SIZE_MM,
+    MAX_STRENGTH,
+)
 from .overscan import equidistant_overscan, linear_overscan
 from .seeds import spec_hash
 
@@ -38,10 +58,12 @@ ASSET_PATHS = (
 )
 """The rule for asset paths in recipes (Hdri.path, World.background_texture, PlaneObject.texture)."""
 
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-UnitFloat = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+# Numbers are strict: a bool (`true` is not 1) or a string ("0.1") where a number belongs is refused,
+# and an int field takes no float (1e30 is not a count). An int is still a valid float.
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
+UnitFloat = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)]
 Vec3 = tuple[FiniteFloat, FiniteFloat, FiniteFloat]
 Quaternion = tuple[FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat]
 RGB = tuple[UnitFloat, UnitFloat, UnitFloat]
@@ -53,8 +75,19 @@ def _positive_resolution(value: tuple[int, int]) -> tuple[int, int]:
     return value
 
 
-Resolution = Annotated[tuple[int, int], AfterValidator(_positive_resolution)]
-"""(width, height) in pixels, both positive."""
+ImageSide = Annotated[int, Field(strict=True, le=MAX_IMAGE_SIDE, description=f"at most {MAX_IMAGE_SIDE} px")]
+Resolution = Annotated[tuple[ImageSide, ImageSide], AfterValidator(_positive_resolution)]
+"""(width, height) in pixels, both positive, each at most MAX_IMAGE_SIDE."""
+RenderSide = Annotated[int, Field(strict=True, ge=1, le=MAX_RENDER_SIDE)]
+Seed = Annotated[int, Field(strict=True, ge=0, le=MAX_SEED)]
+FocalPx = Annotated[float, Field(gt=0, le=MAX_FOCAL_PX, allow_inf_nan=False, strict=True)]
+PrincipalPx = Annotated[
+    float, Field(ge=-MAX_PRINCIPAL_POINT_PX, le=MAX_PRINCIPAL_POINT_PX, allow_inf_nan=False, strict=True)
+]
+DistortionCoeff = Annotated[
+    float, Field(ge=-MAX_DISTORTION_COEFF, le=MAX_DISTORTION_COEFF, allow_inf_nan=False, strict=True)
+]
+SizeMm = Annotated[float, Field(gt=0, le=MAX_SIZE_MM, allow_inf_nan=False, strict=True)]
 
 
 class StrictModel(BaseModel):
@@ -91,10 +124,12 @@ class TagObject(StrictModel):
     name: str = Field(min_length=1)
     pose: Pose = Pose()
     tag_family: str
-    tag_id: int = Field(ge=0)
-    size_mm: PositiveFloat = Field(description="edge of the black border, as OpenCV measures a marker")
-    border_bits: int = Field(1, ge=1, le=4)
-    margin_modules: NonNegativeFloat = Field(1.0, description="white quiet zone around the black border")
+    tag_id: int = Field(ge=0, le=MAX_ID, strict=True)
+    size_mm: SizeMm = Field(description="edge of the black border, as OpenCV measures a marker")
+    border_bits: int = Field(1, ge=1, le=4, strict=True)
+    margin_modules: NonNegativeFloat = Field(
+        1.0, le=100, description="white quiet zone around the black border (at most 100 modules)"
+    )
     roughness: UnitFloat = 0.9
     keypoints_3d: list[Vec3] | None = Field(
         None, description="the four corners in the object frame (metres); derived when omitted"
@@ -127,7 +162,9 @@ class BoardObject(StrictModel):
     name: str = Field(min_length=1)
     pose: Pose = Pose()
     board: BoardDefinition
-    margin_mm: NonNegativeFloat = Field(0.0, description="white border printed around the pattern")
+    margin_mm: NonNegativeFloat = Field(
+        0.0, le=MAX_SIZE_MM, description="white border printed around the pattern"
+    )
     roughness: UnitFloat = 0.9
     keypoints_3d: list[Vec3] | None = Field(
         None, description="board keypoints in the object frame (metres), library corner-id order"
@@ -140,16 +177,19 @@ class BoardObject(StrictModel):
         return self
 
 
+PlaneSide = Annotated[float, Field(gt=0, le=MAX_PLANE_M, allow_inf_nan=False, strict=True)]
+
+
 class PlaneObject(StrictModel):
     """A plain or textured rectangle (background, distractor, occluder), centred, normal +z."""
 
     type: Literal["PLANE"] = "PLANE"
     name: str = Field(min_length=1)
     pose: Pose = Pose()
-    size_m: tuple[PositiveFloat, PositiveFloat]
+    size_m: tuple[PlaneSide, PlaneSide]
     color: RGB = (0.5, 0.5, 0.5)
     texture: str | None = Field(None, description="image file, tiled `texture_repeat` times; " + ASSET_PATHS)
-    texture_repeat: PositiveFloat = 1.0
+    texture_repeat: PositiveFloat = Field(1.0, le=MAX_PLANE_M)
     roughness: UnitFloat = 0.8
 
 
@@ -188,24 +228,28 @@ class Light(StrictModel):
 
     type: Literal["POINT", "SUN", "SPOT", "AREA"]
     pose: Pose = Pose()
-    energy: PositiveFloat = Field(description="watts (POINT, SPOT, AREA) or W/m² (SUN strength)")
+    energy: PositiveFloat = Field(
+        le=MAX_LIGHT_ENERGY, description="watts (POINT, SPOT, AREA) or W/m² (SUN strength)"
+    )
     color: RGB = (1.0, 1.0, 1.0)
-    radius_m: NonNegativeFloat = Field(0.1, description="soft-shadow size: radius, or edge for AREA")
+    radius_m: NonNegativeFloat = Field(
+        0.1, le=MAX_DISTANCE_M, description="soft-shadow size: radius, or edge for AREA"
+    )
     angle_rad: NonNegativeFloat = Field(0.01, le=math.pi, description="SUN: angular diameter")
     spot_size_rad: PositiveFloat = Field(math.radians(45.0), le=math.pi)
 
 
 class Hdri(StrictModel):
     path: str = Field(min_length=1, description="environment map (.hdr/.exr); " + ASSET_PATHS)
-    strength: NonNegativeFloat = 1.0
+    strength: NonNegativeFloat = Field(1.0, le=MAX_STRENGTH)
     rotation_z_rad: FiniteFloat = 0.0
 
 
 class World(StrictModel):
-    lights: list[Light] = Field(default_factory=list)
+    lights: list[Light] = Field(default_factory=list, max_length=MAX_LIGHTS)
     hdri: Hdri | None = None
     background_color: RGB = (0.05, 0.05, 0.05)
-    background_strength: NonNegativeFloat = 1.0
+    background_strength: NonNegativeFloat = Field(1.0, le=MAX_STRENGTH)
     background_texture: str | None = Field(
         None,
         description="image seen by camera rays behind everything (it does not light the scene); "
@@ -215,17 +259,17 @@ class World(StrictModel):
 
 class RendererSettings(StrictModel):
     mode: Literal["cycles", "eevee", "workbench"] = "cycles"
-    samples: int = Field(32, ge=1, le=65536)
+    samples: int = Field(32, ge=1, le=65536, strict=True)
     denoise: bool = False
     noise_threshold: PositiveFloat | None = Field(None, description="adaptive sampling; None turns it off")
-    max_bounces: int = Field(4, ge=0, le=1024)
+    max_bounces: int = Field(4, ge=0, le=1024, strict=True)
     device: DeviceRequest = Field(
         "auto",
         description="Cycles' device: cpu; gpu (an error when Blender reports no GPU); auto (a GPU when "
         "there is one, else the CPU with a warning). The label's render_environment says what was used. "
         "Recipes of contract 1.1 wrote CPU or GPU: read as cpu and gpu",
     )
-    seed: int = Field(0, ge=0, lt=2**31, description="Cycles' sampling seed (32-bit in Blender)")
+    seed: int = Field(0, ge=0, lt=2**31, strict=True, description="Cycles' sampling seed (32-bit in Blender)")
     filter_width_px: PositiveFloat = Field(1.5, le=10.0)
 
     @field_validator("device", mode="before")
@@ -240,7 +284,7 @@ class OverscanTarget(StrictModel):
 
     projection: Literal["perspective", "equidistant"]
     k_matrix: list[list[FiniteFloat]]
-    resolution: tuple[int, int]
+    resolution: tuple[RenderSide, RenderSide]
     fov_rad: PositiveFloat | None = Field(None, description="equidistant: field of view across the width")
 
     @field_validator("k_matrix")
@@ -255,11 +299,11 @@ class CameraIntrinsics(StrictModel):
     k_matrix: list[list[FiniteFloat]]
     resolution: Resolution = Field(description="(width, height) in pixels")
     distortion_model: DistortionModel = "none"
-    distortion_coeffs: list[FiniteFloat] = Field(default_factory=list)
+    distortion_coeffs: list[DistortionCoeff] = Field(default_factory=list)
     overscan: OverscanTarget | None = Field(
         None, description="derived from K and the coefficients when omitted for a distorted camera"
     )
-    eval_margin_px: NonNegativeFloat = 0.0
+    eval_margin_px: NonNegativeFloat = Field(0.0, le=MAX_IMAGE_SIDE)
 
     @field_validator("k_matrix")
     @classmethod
@@ -329,6 +373,12 @@ def _validate_k(value: list[list[float]]) -> list[list[float]]:
         raise ValueError(f"the last row must be [0, 0, 1], got {k[2].tolist()}")
     if k[0, 0] <= 0 or k[1, 1] <= 0:
         raise ValueError(f"fx and fy must be positive, got fx={k[0, 0]}, fy={k[1, 1]}")
+    if max(k[0, 0], k[1, 1]) > MAX_FOCAL_PX:
+        raise ValueError(f"fx and fy must be at most {MAX_FOCAL_PX:g} px, got fx={k[0, 0]}, fy={k[1, 1]}")
+    if max(abs(k[0, 2]), abs(k[1, 2])) > MAX_PRINCIPAL_POINT_PX:
+        raise ValueError(
+            f"|cx| and |cy| must be at most {MAX_PRINCIPAL_POINT_PX:g} px, got cx={k[0, 2]}, cy={k[1, 2]}"
+        )
     if k[0, 1] != 0 or k[1, 0] != 0:
         raise ValueError("skew is not supported (Blender cannot render it): K[0][1] and K[1][0] must be 0")
     return [[float(c) for c in row] for row in value]
@@ -361,9 +411,11 @@ NoiseLayer = Annotated[GaussianNoise | PoissonNoise | SaltPepperNoise, Field(dis
 class SensorNoise(StrictModel):
     """Noise layers applied in order to the linear image; `seed` makes them reproducible."""
 
-    seed: int = Field(ge=0)
-    iso: PositiveFloat | None = Field(None, description="recorded for reference: layers are already scaled")
-    layers: list[NoiseLayer] = Field(default_factory=list)
+    seed: Seed
+    iso: PositiveFloat | None = Field(
+        None, le=MAX_ISO, description="recorded for reference: layers are already scaled"
+    )
+    layers: list[NoiseLayer] = Field(default_factory=list, max_length=16)
 
 
 class Dynamics(StrictModel):
@@ -376,15 +428,17 @@ class Dynamics(StrictModel):
         (0.0, 0.0, 0.0),
         description="rotation rate in the camera's own frame (OpenCV axes), as a gyro reads it",
     )
-    shutter_s: NonNegativeFloat = 0.0
-    rolling_shutter_s: NonNegativeFloat = Field(0.0, description="readout time from first to last row")
+    shutter_s: NonNegativeFloat = Field(0.0, le=MAX_SHUTTER_S, description="exposure time, seconds")
+    rolling_shutter_s: NonNegativeFloat = Field(
+        0.0, le=MAX_SHUTTER_S, description="readout time from first to last row"
+    )
 
 
 class ToneMapping(StrictModel):
     """How the linear render becomes display values, applied in numpy after rendering."""
 
     curve: Literal["linear", "srgb", "gamma"] = "srgb"
-    gamma: PositiveFloat = 2.2
+    gamma: PositiveFloat = Field(2.2, le=10.0)
     metering: Literal["none", "auto"] = Field(
         "auto",
         description="auto: scale the linear render so that its 99th-percentile luminance becomes "
@@ -392,7 +446,7 @@ class ToneMapping(StrictModel):
         "none: the render's values as Blender computed them",
     )
     metering_target: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.8
-    exposure_ev: FiniteFloat = Field(0.0, description="compensation in stops, after metering")
+    exposure_ev: FiniteFloat = Field(0.0, ge=-30, le=30, description="compensation in stops, after metering")
 
 
 class DynamicRange(StrictModel):
@@ -415,8 +469,8 @@ class DepthOfField(StrictModel):
     """Thin-lens depth of field. The blur follows from the f-number, the focus distance and a 36 mm
     wide sensor (the add-on's camera maps K onto a 36 mm sensor), as in Blender's own camera."""
 
-    focus_distance_m: PositiveFloat
-    fstop: PositiveFloat
+    focus_distance_m: PositiveFloat = Field(le=MAX_DISTANCE_M)
+    fstop: PositiveFloat = Field(le=1000.0)
 
 
 class CameraRecipe(StrictModel):
@@ -475,12 +529,12 @@ def _clearly_rigid(value: list[list[float]]) -> bool:
 
 
 class SceneRecipe(StrictModel):
-    scene_id: int = Field(ge=0)
-    random_seed: int = Field(ge=0)
+    scene_id: int = Field(ge=0, le=MAX_ID, strict=True)
+    random_seed: Seed
     world: World = World()
     renderer: RendererSettings = RendererSettings()
-    objects: list[SceneObject] = Field(default_factory=list)
-    cameras: list[CameraRecipe] = Field(min_length=1)
+    objects: list[SceneObject] = Field(default_factory=list, max_length=MAX_OBJECTS)
+    cameras: list[CameraRecipe] = Field(min_length=1, max_length=MAX_CAMERAS_PER_SCENE)
 
     @model_validator(mode="after")
     def _unique(self) -> SceneRecipe:
@@ -561,7 +615,7 @@ class RecipeFile(StrictModel):
         description="what made the recipes (the compiler's job spec, whose hash is `job_id`): config hash, "
         "presets, seeds, versions of render-tag, the add-on and Blender, a hash of the assets used",
     )
-    recipes: list[SceneRecipe] = Field(default_factory=list)
+    recipes: list[SceneRecipe] = Field(default_factory=list, max_length=MAX_SCENES)
 
     @field_validator("schema_version")
     @classmethod

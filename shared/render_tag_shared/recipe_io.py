@@ -13,7 +13,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from .errors import InputError, input_error_from_validation
+from .errors import input_error_from_validation
+from .inputs import MAX_RECIPE_FILE_BYTES, parse_json, read_input_text
 from .recipe import PlaneObject, RecipeFile, SceneRecipe
 
 __all__ = [
@@ -21,16 +22,14 @@ __all__ = [
     "load_recipe_file",
     "parse_recipe_file",
     "rebase_asset_paths",
+    "recipe_assets",
     "resolve_asset_paths",
 ]
 
 
 def parse_recipe_file(text: str, source: str) -> RecipeFile:
     """Parses recipes.json (or a single recipe, wrapped) and names the file and field on failure."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(source, "", f"not valid JSON: {exc}") from exc
+    data = parse_json(text, source)
     if isinstance(data, dict) and "recipes" not in data and "scene_id" in data:
         data = {"recipes": [data]}
     if isinstance(data, list):
@@ -45,10 +44,7 @@ def load_recipe_file(path: str | Path) -> RecipeFile:
     """Reads recipes.json; relative asset paths come back absolute, resolved against the file's folder
     (ASSET_PATHS), because whoever renders a recipe no longer knows which file it came from."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(str(path), "", f"cannot read: {exc.strerror}") from exc
+    text = read_input_text(path, max_bytes=MAX_RECIPE_FILE_BYTES)
     loaded = parse_recipe_file(text, str(path))
     resolved = [resolve_asset_paths(recipe, path.parent) for recipe in loaded.recipes]
     return loaded.model_copy(update={"recipes": resolved})
@@ -76,6 +72,21 @@ def _map_asset_paths(recipe: SceneRecipe, change: Callable[[str | None], str | N
         for o in recipe.objects
     ]
     return recipe.model_copy(update={"world": world, "objects": objects})
+
+
+def recipe_assets(recipe: SceneRecipe, prefix: str = "") -> list[tuple[str, str]]:
+    """Every asset path of a recipe (ASSET_PATHS) with the field that names it, e.g.
+    `("recipes[3].objects[0].texture", "/data/wood.png")`; `prefix` leads each field."""
+    lead = f"{prefix}." if prefix else ""
+    found: list[tuple[str, str]] = []
+    if recipe.world.hdri is not None:
+        found.append((f"{lead}world.hdri.path", recipe.world.hdri.path))
+    if recipe.world.background_texture is not None:
+        found.append((f"{lead}world.background_texture", recipe.world.background_texture))
+    for index, obj in enumerate(recipe.objects):
+        if isinstance(obj, PlaneObject) and obj.texture is not None:
+            found.append((f"{lead}objects[{index}].texture", obj.texture))
+    return found
 
 
 def resolve_asset_paths(recipe: SceneRecipe, folder: str | Path) -> SceneRecipe:

@@ -689,15 +689,24 @@ def test_addon_version_without_a_checkout(monkeypatch: pytest.MonkeyPatch, tmp_p
 # --------------------------------------------------------------------------- asset folders
 
 
+_IMAGE_HEADERS = {
+    ".hdr": b"#?RADIANCE\n",
+    ".exr": b"\x76\x2f\x31\x01",
+    ".png": b"\x89PNG\r\n\x1a\n",
+    ".jpg": b"\xff\xd8\xff",
+}
+"""The first bytes of each format: the compiler checks asset headers (assets.asset_problem)."""
+
+
 def _asset_config(tmp_path: Path) -> dict[str, Any]:
     hdris, textures = tmp_path / "hdri", tmp_path / "textures"
     hdris.mkdir()
     textures.mkdir()
     for name in ("sky_b.hdr", "room_a.exr", "hall_c.hdr"):
-        (hdris / name).write_bytes(name.encode())
+        (hdris / name).write_bytes(_IMAGE_HEADERS[Path(name).suffix] + name.encode())
     (hdris / "notes.txt").write_text("not an environment map")
     for name in ("wood.png", "brick.jpg"):
-        (textures / name).write_bytes(name.encode())
+        (textures / name).write_bytes(_IMAGE_HEADERS[Path(name).suffix] + name.encode())
     data = example_data(dataset={"num_scenes": 12})
     data["lighting"] = {**data["lighting"], "hdri_folder": str(hdris), "background_folder": str(textures)}
     return data
@@ -713,7 +722,7 @@ def test_asset_folders_are_chosen_deterministically(tmp_path: Path) -> None:
     textures = {o.texture for r in first.recipes for o in r.objects if isinstance(o, PlaneObject)}
     assert textures <= {str(tmp_path / "textures" / n) for n in ("wood.png", "brick.jpg")}
     # changing an asset's bytes changes the job id, not the choices
-    (tmp_path / "hdri" / "sky_b.hdr").write_bytes(b"another sky")
+    (tmp_path / "hdri" / "sky_b.hdr").write_bytes(_IMAGE_HEADERS[".hdr"] + b"another sky")
     third = compile_config(parse_config(data, "test"))
     assert third.job_id != first.job_id
     assert [r.world for r in third.recipes] == [r.world for r in first.recipes]

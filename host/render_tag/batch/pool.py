@@ -2,8 +2,9 @@
 
 Everything runs in the caller's thread in one poll loop, so there are no locks: the loop hands jobs to
 idle workers, reads replies and heartbeats (transport.py), and lets the supervisor check every worker
-(supervisor.py). A job that fails (error reply, crash, timeout) is retried on another worker; after
-`retries` retries it is reported as failed with its last error, and the rest of the job goes on.
+(supervisor.py). A job that fails transiently (crash, timeout, lost worker, an error reply the worker marks
+retryable) is retried on another worker; after `retries` retries it is reported as failed with its
+last error, and the rest of the job goes on. Bad input (a reply with `retryable: false`) fails at once.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from render_tag_shared.errors import RenderTimeout, TransientError, WorkerCrashed, WorkerLost
 from render_tag_shared.messages import Hello, RenderReply, RenderRequest, Timings, WorkerError
 from render_tag_shared.recipe import SceneRecipe
 
@@ -55,8 +57,9 @@ class JobOutcome:
     error_message: str | None = None
 
 
-_LOST_JOB_ERRORS = {"crash": "WorkerCrashed", "render_timeout": "RenderTimeout"}
-"""The error a job gets when its worker is replaced for this reason (WorkerLost otherwise)."""
+_LOST_JOB_ERRORS: dict[str, type[TransientError]] = {"crash": WorkerCrashed, "render_timeout": RenderTimeout}
+"""The error a job gets when its worker is replaced for this reason (WorkerLost otherwise): all
+transient, so the job is retried."""
 
 
 class WorkerPool:
@@ -188,7 +191,9 @@ class WorkerPool:
                 )
             else:
                 error_type = message.error_type or "Error"
-                self._attempt_failed(slot, slot.worker_id, job, error_type, message.error_message or "")
+                self._attempt_failed(
+                    slot, slot.worker_id, job, error_type, message.error_message or "", message.retryable
+                )
             self.supervisor.plan_recycle(slot)
 
     def _check_health(self) -> None:
@@ -203,7 +208,7 @@ class WorkerPool:
             self.supervisor.replace(slot, reason, code)  # its telemetry still names the job
             self._release(slot)
             if job is not None:
-                error_type = _LOST_JOB_ERRORS.get(reason, "WorkerLost")
+                error_type = _LOST_JOB_ERRORS.get(reason, WorkerLost).__name__
                 text = f"worker {worker_id} {reason.replace('_', ' ')} ({detail})"
                 self._attempt_failed(slot, worker_id, job, error_type, text)
 
@@ -222,7 +227,10 @@ class WorkerPool:
         self._running.pop(slot.index, None)
         slot.job_index = None
 
-    def _attempt_failed(self, slot: Slot, worker_id: str, job: Job, error_type: str, message: str) -> None:
+    def _attempt_failed(
+        self, slot: Slot, worker_id: str, job: Job, error_type: str, message: str, retryable: bool = True
+    ) -> None:
+        """Retries a transient failure (up to `retries` times); bad input fails the job at once."""
         job.failed_on.add(slot.index)
         job.last_error = (error_type, message)
         self.supervisor.emit(
@@ -233,8 +241,9 @@ class WorkerPool:
             attempt=job.attempts,
             error_type=error_type,
             error_message=message[:500],
+            retryable=retryable,
         )
-        if job.attempts <= self.limits.retries:
+        if retryable and job.attempts <= self.limits.retries:
             self._pending.appendleft(job)
         else:
             outcome = JobOutcome(

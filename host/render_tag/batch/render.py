@@ -15,9 +15,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Literal
 
+from render_tag_shared.assets import check_assets
 from render_tag_shared.messages import Timings
 from render_tag_shared.recipe import RecipeFile, recipe_hash
-from render_tag_shared.recipe_io import dump_recipe_file
+from render_tag_shared.recipe_io import dump_recipe_file, recipe_assets
 
 from ..io import write_text_atomic
 from .chunks import CHUNK_RESULT, ChunkJob, ChunkResult, chunk_files
@@ -117,11 +118,23 @@ def render_recipes(
 ) -> RenderRun:
     """Renders this shard's slice of the recipes into OUT, with resume, a manifest and telemetry.
 
-    Bad input (a folder that may not be rendered into, another plan) raises InputError before a byte
-    is written; Ctrl-C and SIGTERM stop the pool cleanly and leave a folder that resumes."""
+    Bad input (an unusable asset, a folder that may not be rendered into, another plan) raises
+    InputError before a worker starts and before a byte is written; Ctrl-C and SIGTERM stop the pool
+    cleanly and leave a folder that resumes."""
     out_dir = Path(out)
     shard = resolve_shard(options.shard)
     selected = shard_slice(recipe_file.recipes, shard)
+    # Every asset is checked before a worker starts: a missing texture is bad input, not a crash.
+    mine = {id(recipe) for recipe in selected}
+    check_assets(
+        (
+            item
+            for index, recipe in enumerate(recipe_file.recipes)
+            if id(recipe) in mine
+            for item in recipe_assets(recipe, f"recipes[{index}]")
+        ),
+        source,
+    )
     launcher = options.launcher if options.launcher is not None else make_launcher(options.blender)
     require_devices(selected, launcher, source)  # a gpu recipe without a GPU: exit 2 before any render
     plan, plan_hash = make_plan(

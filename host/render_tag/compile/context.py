@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
+from render_tag_shared.assets import check_asset
 from render_tag_shared.config import GenConfig
 from render_tag_shared.errors import InputError
 from render_tag_shared.lens import unproject_pixels
@@ -90,7 +91,8 @@ class CompileContext:
     def _assets(self, field: str, folder: str | None, suffixes: tuple[str, ...]) -> list[str]:
         """Sorted files of an asset folder as absolute, normalised paths; InputError when unusable.
 
-        A relative folder is relative to the config file's folder (`base_dir`), else to the cwd."""
+        A relative folder is relative to the config file's folder (`base_dir`), else to the cwd. Every
+        file with an image suffix must be a readable image (assets.check_asset): refused up front."""
         if folder is None:
             return []
         path = Path(folder)
@@ -99,7 +101,9 @@ class CompileContext:
         if not path.is_dir():
             raise InputError(self.source, field, f"folder {str(path)!r} does not exist")
         path = Path(os.path.abspath(path))
-        files = sorted(str(p) for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+        files = sorted(str(p) for p in path.iterdir() if p.suffix.lower() in suffixes)
+        for file in files:  # every image the scenes may draw must be one (not a folder, device, junk)
+            check_asset(file, self.source, field)
         if not files:
             raise InputError(self.source, field, f"folder {str(path)!r} holds no {'/'.join(suffixes)} file")
         return files
