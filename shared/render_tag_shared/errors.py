@@ -121,9 +121,7 @@ class OutOfMemory(TransientError):
 
 
 def is_retryable(error: BaseException) -> bool:
-    """Whether a job that failed with `error` is worth another attempt.
-
-    Bad input (InputError, and pydantic's ValidationError: an invalid recipe) never is; a transient
-    failure and MemoryError are. Anything else is a failure nobody classified (a Blender hiccup, a
-    bug): it gets the pool's retries, as before this distinction existed."""
-    return not isinstance(error, InputError | ValidationError)
+    """Whether a job that failed with `error` is worth another attempt: only a transient failure (a
+    TransientError, or MemoryError) is. Bad input, an invalid recipe and any failure nobody classified
+    (a bug, Blender refusing the scene) would fail the same way again, so retrying only costs time."""
+    return isinstance(error, TransientError | MemoryError)
