@@ -67,7 +67,7 @@ def test_recipe_hash_survives_round_trips_of_thousands_of_compiled_scenes() -> N
             text = again
         total += len(hashes)
     assert total >= 3000
-    assert not changed, f"{len(changed)} changes over {total} scenes x {ROUND_TRIPS} round trips: {changed[:5]}"
+    assert not changed, f"{len(changed)} changes in {total} scenes, {ROUND_TRIPS} trips: {changed[:5]}"
 
 
 def test_unit_quaternion_is_idempotent_and_normalises() -> None:
