@@ -17,11 +17,12 @@ from types import FrameType
 from render_tag_shared.recipe import RecipeFile, recipe_hash
 from render_tag_shared.recipe_io import dump_recipe_file
 
+from ..dataset.completeness import hash_job_files
 from ..io import write_text_atomic
 from .launcher import make_launcher
 from .manifest import MANIFEST, JobRecord, Manifest, ManifestWriter, load_manifest
 from .options import RenderOptions
-from .plan import clear_outputs, job_complete, make_plan, prepare_folder, remove_job_outputs
+from .plan import clear_outputs, make_plan, prepare_folder, remove_job_outputs
 from .pool import Job, JobOutcome, PoolError, WorkerPool
 from .shards import resolve_shard, shard_slice
 from .sizing import default_workers
@@ -135,7 +136,13 @@ def render_recipes(
         digest = recipe_hash(recipe)
         image_ids = [recipe.image_id(i) for i in range(len(recipe.cameras))]
         old = old_records.get(index)
-        if options.resume and job_complete(out_dir, recipe, digest):
+        complete, files = False, {}
+        if options.resume:
+            files, problems = hash_job_files(out_dir, image_ids, digest)
+            # A file changed since its hash was recorded is not the one rendered: render it again.
+            changed = old is not None and old.status == "done" and bool(old.files) and old.files != files
+            complete = not problems and not changed
+        if complete:
             record = JobRecord(
                 job_index=index,
                 scene_id=recipe.scene_id,
@@ -143,9 +150,10 @@ def render_recipes(
                 recipe_hash=digest,
                 status="done",
                 resumed=True,
+                files=files,
             )
             if old is not None and old.status == "done":
-                record = old.model_copy(update={"resumed": True})
+                record = old.model_copy(update={"resumed": True, "files": files})
             summary.skipped += 1
         else:
             remove_job_outputs(out_dir, recipe)
@@ -193,6 +201,7 @@ def render_recipes(
         images = len(outcome.job.recipe.cameras)
         if outcome.status == "done":
             record.status, record.error_type, record.error_message = "done", None, None
+            record.files = dict(outcome.files)
             if outcome.timings is not None:
                 stages = outcome.timings.model_dump()
                 record.timings = {k: round(v, 4) for k, v in stages.items()} | {
