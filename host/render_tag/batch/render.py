@@ -136,7 +136,7 @@ def render_recipes(
         digest = recipe_hash(recipe)
         image_ids = [recipe.image_id(i) for i in range(len(recipe.cameras))]
         old = old_records.get(index)
-        complete, files = False, {}
+        complete, files = False, dict[str, str]()
         if options.resume:
             files, problems = hash_job_files(out_dir, image_ids, digest)
             # A file changed since its hash was recorded is not the one rendered: render it again.

@@ -24,7 +24,7 @@ def quat_z(angle_rad: float) -> tuple[float, float, float, float]:
 def quat_from_matrix(r: np.ndarray) -> tuple[float, float, float, float]:
     """A unit quaternion of a rotation matrix, normalised once (Pose keeps a unit quaternion as it is);
     the sign is canonicalised (w >= 0)."""
-    return normalise_quaternion(matrix_to_quat(r))
+    return normalise_quaternion([float(c) for c in matrix_to_quat(r)])
 
 
 Vec = tuple[float, float, float]

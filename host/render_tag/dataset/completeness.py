@@ -199,7 +199,7 @@ def check_recipes(
     if jobs:
         digests = {recipe.scene_id: recipe_hash(recipe) for recipe in recipes}
         for job in jobs:
-            scene = job.get("scene_id")
+            scene: Any = job.get("scene_id")
             if digests.get(scene) != job.get("recipe_hash"):
                 problems.append(f"manifest job of scene {scene}: not a recipe of recipes.json")
         if len(jobs) != len(digests):
