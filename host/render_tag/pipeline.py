@@ -102,7 +102,7 @@ def run(
     sheet of what was merged."""
     recipe_file, source = compile_job(config_path, presets)
     result = render_and_merge(recipe_file, out, options, source)
-    if result.merge is None:  # interrupted, nothing done, or nothing to merge: no dataset to audit
+    if result.merge is None or result.merge.refused:  # nothing (consistent) merged: no dataset to audit
         return result
     try:
         result.audit = audit_dataset(out)

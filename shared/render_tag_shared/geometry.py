@@ -19,13 +19,43 @@ __all__ = [
     "blender_camera_to_opencv",
     "invert_rigid",
     "matrix_to_quat",
+    "normalise_quaternion",
     "pose_matrix",
     "quat_to_matrix",
     "transform_points",
+    "unit_quaternion",
 ]
 
 ArrayLike = npt.ArrayLike
 FloatArray = npt.NDArray[np.float64]
+
+UNIT_NORM_TOLERANCE = 1e-12
+"""|w² + x² + y² + z² - 1| up to which a quaternion counts as unit and is kept bit for bit. Dividing by
+the norm leaves a few ulps (~1e-16) of error, so a quaternion normalised once is always inside it; an
+angle error of 1e-12 rad is far below anything a render or a label can show."""
+
+
+def normalise_quaternion(q: Sequence[float]) -> tuple[float, float, float, float]:
+    """(w, x, y, z) / |q|, always: how the compiler makes its quaternions unit (once, before a Pose
+    keeps them). Raises ValueError for a zero-length quaternion."""
+    w, x, y, z = (float(c) for c in q)
+    norm = math.sqrt(w * w + x * x + y * y + z * z)
+    if norm < 1e-9:
+        raise ValueError("the quaternion has zero length")
+    return (w / norm, x / norm, y / norm, z / norm)
+
+
+def unit_quaternion(q: Sequence[float]) -> tuple[float, float, float, float]:
+    """q itself when it is already unit (UNIT_NORM_TOLERANCE), else normalise_quaternion(q).
+
+    Idempotent on purpose: dividing a unit quaternion by its norm again changes the last bits about
+    once in 100 times, so a recipe saved and loaded would change its hash (and be re-rendered on
+    every resume)."""
+    w, x, y, z = (float(c) for c in q)
+    if abs(w * w + x * x + y * y + z * z - 1.0) <= UNIT_NORM_TOLERANCE:
+        return (w, x, y, z)
+    return normalise_quaternion((w, x, y, z))
+
 
 #: Right-multiply a Blender camera-to-world matrix by this to get the OpenCV camera-to-world matrix
 #: (and vice versa: it is its own inverse). It flips the camera's y and z axes.

@@ -24,7 +24,7 @@ from pydantic import (
 from .boards import BoardDefinition, keypoints_object_frame
 from .devices import DeviceRequest
 from .families import get_family, marker_identity
-from .geometry import pose_matrix
+from .geometry import pose_matrix, unit_quaternion
 from .lens import DistortionModel, expected_coeff_count
 from .limits import (
     MAX_CAMERAS_PER_SCENE,
@@ -105,11 +105,8 @@ class Pose(StrictModel):
     @field_validator("rotation_quaternion")
     @classmethod
     def _normalised(cls, value: Quaternion) -> Quaternion:
-        norm = math.sqrt(sum(c * c for c in value))
-        if norm < 1e-9:
-            raise ValueError("the quaternion has zero length")
-        w, x, y, z = (c / norm for c in value)
-        return (w, x, y, z)
+        # Idempotent: a recipe read back from its file keeps its quaternions, and so its hash.
+        return unit_quaternion(value)
 
     def matrix(self) -> np.ndarray:
         """The 4x4 object-to-world transform."""

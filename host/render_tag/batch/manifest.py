@@ -14,11 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from render_tag_shared.errors import InputError
 
+from ..dataset.completeness import MANIFEST
 from ..io import write_json_atomic
 
 __all__ = ["MANIFEST", "JobRecord", "Manifest", "ManifestWriter", "load_manifest"]
 
-MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 JobStatus = Literal["pending", "running", "done", "failed"]
 
@@ -42,6 +42,11 @@ class JobRecord(BaseModel):
     finished_at: float | None = None
     wall_s: float | None = Field(None, description="seconds from first start to finish, retries included")
     resumed: bool = Field(False, description="complete on disk from an earlier run, not rendered again")
+    files: dict[str, str] = Field(
+        default_factory=dict,
+        description="SHA-256 of each image and label file of a done job, by path relative to OUT: a job "
+        "is done only when they are recorded (dataset/completeness.py checks the folder against them)",
+    )
 
 
 class Manifest(BaseModel):

@@ -27,6 +27,7 @@ from render_tag_shared.recipe import RecipeFile, SceneRecipe, recipe_hash
 from render_tag_shared.recipe_io import resolve_asset_paths
 from render_tag_shared.seeds import spec_hash
 
+from ..dataset.completeness import hash_job_files
 from .manifest import MANIFEST, Manifest
 from .options import RenderOptions
 
@@ -269,25 +270,10 @@ def check_plan(existing: Manifest, plan: dict[str, Any], plan_hash: str, out_dir
 
 
 def job_complete(out_dir: Path, recipe: SceneRecipe, digest: str) -> bool:
-    """Every image of the recipe exists and every label file parses and carries `digest`.
-
-    Files are written atomically, so a label file that parses is whole; checking the hash (not the
-    full record schema) keeps a resume of tens of thousands of images fast.
-    """
-    for index in range(len(recipe.cameras)):
-        image_id = recipe.image_id(index)
-        image = out_dir / "images" / f"{image_id}.png"
-        try:
-            if image.stat().st_size == 0:
-                return False
-            labels = json.loads((out_dir / "labels" / f"{image_id}.json").read_bytes())
-        except (OSError, ValueError):
-            return False
-        if not isinstance(labels, dict) or labels.get("image_id") != image_id:
-            return False
-        if labels.get("recipe_hash") != digest:
-            return False
-    return True
+    """Every image of the recipe is a non-empty regular file in OUT and every label file parses, names
+    its image and carries `digest` (dataset/completeness.py, which also hashes them)."""
+    image_ids = [recipe.image_id(index) for index in range(len(recipe.cameras))]
+    return not hash_job_files(out_dir, image_ids, digest)[1]
 
 
 def remove_job_outputs(out_dir: Path, recipe: SceneRecipe) -> None:

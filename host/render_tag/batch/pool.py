@@ -5,6 +5,12 @@ idle workers, reads replies and heartbeats (transport.py), and lets the supervis
 (supervisor.py). A job that fails transiently (crash, timeout, lost worker, an error reply the worker marks
 retryable) is retried on another worker; after `retries` retries it is reported as failed with its
 last error, and the rest of the job goes on. Bad input (a reply with `retryable: false`) fails at once.
+
+A worker's "done" is checked, not believed: the job's images and label files must be regular files in
+OUT, and their hashes go to the manifest. A worker that says done without them is defective (a lost
+write, a broken disk path, a stale or foreign worker): it is restarted, and the job is retried once on
+another worker; a second such reply is no longer the worker's fault but the job's or the folder's, so
+the job fails (OutputMissing) rather than loop.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from typing import Any, Literal
 
 from render_tag_shared.errors import RenderTimeout, TransientError, WorkerCrashed, WorkerLost
 from render_tag_shared.messages import Hello, RenderReply, RenderRequest, Timings, WorkerError
-from render_tag_shared.recipe import SceneRecipe
+from render_tag_shared.recipe import SceneRecipe, recipe_hash
 
+from ..dataset.completeness import hash_job_files
 from .launcher import Launcher
 from .options import WorkerLimits
 from .supervisor import PoolError, Slot, Supervisor, WorkerState
@@ -29,6 +36,10 @@ __all__ = ["Job", "JobOutcome", "PoolError", "WorkerPool"]
 
 POLL_MS = 200
 BAD_MESSAGES_LOGGED = 20
+OUTPUT_MISSING = "OutputMissing"
+"""The error of a job whose worker said done but whose files are not all in OUT."""
+OUTPUT_MISSING_RETRIES = 1
+"""Retries after such a reply (on another worker); the next one fails the job."""
 
 
 @dataclass
@@ -41,6 +52,7 @@ class Job:
     attempts: int = 0
     failed_on: set[int] = field(default_factory=set)
     last_error: tuple[str, str] | None = None
+    missing_outputs: int = 0
 
 
 @dataclass
@@ -53,6 +65,7 @@ class JobOutcome:
     attempts: int
     timings: Timings | None = None
     image_ids: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
     error_type: str | None = None
     error_message: str | None = None
 
@@ -179,6 +192,10 @@ class WorkerPool:
             if message.rss_mb is not None:
                 slot.rss_mb = message.rss_mb
             if message.status == "ok":
+                files, problems = self._outputs(job, message)
+                if problems:
+                    self._missing_outputs(slot, job, problems)
+                    return
                 self._finish(
                     JobOutcome(
                         job,
@@ -187,6 +204,7 @@ class WorkerPool:
                         job.attempts,
                         timings=message.timings,
                         image_ids=message.image_ids,
+                        files=files,
                     )
                 )
             else:
@@ -222,6 +240,25 @@ class WorkerPool:
                 self._pending.remove(job)
                 return job
         return None
+
+    def _outputs(self, job: Job, message: RenderReply) -> tuple[dict[str, str], list[str]]:
+        """The hashes of the files a done job left, and what is missing or wrong among them."""
+        expected = [job.recipe.image_id(i) for i in range(len(job.recipe.cameras))]
+        files, problems = hash_job_files(job.out_dir, expected, recipe_hash(job.recipe))
+        if sorted(message.image_ids) != sorted(expected):
+            problems.insert(0, f"the reply names images {message.image_ids}, the recipe {expected}")
+        return files, problems
+
+    def _missing_outputs(self, slot: Slot, job: Job, problems: list[str]) -> None:
+        """A "done" without its files: the worker is replaced, the job retried once elsewhere."""
+        worker_id = slot.worker_id
+        job.missing_outputs += 1
+        text = f"worker {worker_id} said done, but: " + "; ".join(problems[:4])
+        if len(problems) > 4:
+            text += f"; and {len(problems) - 4} more"
+        self.supervisor.restart(slot, "output_missing")
+        retry = job.missing_outputs <= OUTPUT_MISSING_RETRIES
+        self._attempt_failed(slot, worker_id, job, OUTPUT_MISSING, text, retryable=retry)
 
     def _release(self, slot: Slot) -> None:
         self._running.pop(slot.index, None)

@@ -20,6 +20,7 @@ from render_tag_shared.messages import Timings
 from render_tag_shared.recipe import RecipeFile, recipe_hash
 from render_tag_shared.recipe_io import dump_recipe_file, recipe_assets
 
+from ..dataset.completeness import hash_job_files
 from ..io import write_text_atomic
 from .chunks import CHUNK_RESULT, ChunkJob, ChunkResult, chunk_files
 from .devices import require_devices
@@ -30,7 +31,6 @@ from .plan import (
     Plan,
     check_environment,
     clear_outputs,
-    job_complete,
     load_plan,
     make_plan,
     prepare_folder,
@@ -173,7 +173,13 @@ def render_recipes(
         digest = recipe_hash(recipe)
         image_ids = [recipe.image_id(i) for i in range(len(recipe.cameras))]
         old = old_records.get(index)
-        if options.resume and job_complete(out_dir, recipe, digest):
+        complete, files = False, dict[str, str]()
+        if options.resume:
+            files, problems = hash_job_files(out_dir, image_ids, digest)
+            # A file changed since its hash was recorded is not the one rendered: render it again.
+            changed = old is not None and old.status == "done" and bool(old.files) and old.files != files
+            complete = not problems and not changed
+        if complete:
             record = JobRecord(
                 job_index=index,
                 scene_id=recipe.scene_id,
@@ -181,9 +187,10 @@ def render_recipes(
                 recipe_hash=digest,
                 status="done",
                 resumed=True,
+                files=files,
             )
             if old is not None and old.status == "done":
-                record = old.model_copy(update={"resumed": True})
+                record = old.model_copy(update={"resumed": True, "files": files})
             summary.skipped += 1
         else:
             remove_job_outputs(out_dir, recipe)
@@ -244,6 +251,7 @@ def render_recipes(
         images = len(outcome.job.recipe.cameras)
         if outcome.status == "done":
             record.status, record.error_type, record.error_message = "done", None, None
+            record.files = dict(outcome.files)
             if outcome.timings is not None:
                 stages = outcome.timings.model_dump()
                 record.timings = {k: round(v, 4) for k, v in stages.items()} | {

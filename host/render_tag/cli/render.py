@@ -128,6 +128,8 @@ def _report(result: PipelineResult, out: Path) -> int:
         code = EXIT_FAILED
     if result.merge is not None:
         print(result.merge.summary())
+        if result.merge.refused:
+            code = EXIT_FAILED
     if result.audit is not None:
         print(result.audit.summary())
         if not result.audit.passed:

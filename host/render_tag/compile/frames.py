@@ -11,20 +11,20 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from render_tag_shared.geometry import matrix_to_quat
+from render_tag_shared.geometry import matrix_to_quat, normalise_quaternion
 
 __all__ = ["Vec", "camera_pose", "cross", "level_frame", "quat_from_matrix", "quat_z", "unit"]
 
 
 def quat_z(angle_rad: float) -> tuple[float, float, float, float]:
-    """(w, x, y, z) of a rotation about +z."""
-    return (math.cos(angle_rad / 2.0), 0.0, 0.0, math.sin(angle_rad / 2.0))
+    """(w, x, y, z) of a rotation about +z, normalised once (Pose keeps a unit quaternion as it is)."""
+    return normalise_quaternion((math.cos(angle_rad / 2.0), 0.0, 0.0, math.sin(angle_rad / 2.0)))
 
 
 def quat_from_matrix(r: np.ndarray) -> tuple[float, float, float, float]:
-    """A unit quaternion of a rotation matrix; the sign is canonicalised (w >= 0)."""
-    q = matrix_to_quat(r)
-    return (float(q[0]), float(q[1]), float(q[2]), float(q[3]))
+    """A unit quaternion of a rotation matrix, normalised once (Pose keeps a unit quaternion as it is);
+    the sign is canonicalised (w >= 0)."""
+    return normalise_quaternion([float(c) for c in matrix_to_quat(r)])
 
 
 Vec = tuple[float, float, float]

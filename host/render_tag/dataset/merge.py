@@ -15,7 +15,6 @@ other image's and annotation's id as it was.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -42,6 +41,7 @@ from render_tag_shared.records import (
 )
 
 from ..io import write_bytes_atomic, write_json_atomic, write_text_atomic
+from .completeness import MANIFEST, FolderCheck, check_folder, check_sources, file_sha256
 from .labels import read_labels_folder
 
 __all__ = [
@@ -74,7 +74,8 @@ VISIBILITY = "2 visible; 1 labelled but outside the image or inside the eval mar
 
 @dataclass
 class MergeReport:
-    """What a merge did: counts, the label files it skipped and why, and the files it wrote."""
+    """What a merge did: counts, the label files it skipped and why, and the files it wrote; or, when
+    `refused` is not empty, why it wrote nothing (files and manifest disagree, shards of other jobs)."""
 
     dest: Path
     num_images: int = 0
@@ -84,12 +85,19 @@ class MergeReport:
     conflicts: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.skipped and not self.conflicts
+        return not self.skipped and not self.conflicts and not self.refused
 
     def summary(self) -> str:
+        if self.refused:
+            lines = [f"refused to merge into {self.dest} (nothing written): {len(self.refused)} problem(s)"]
+            lines += [f"  {text}" for text in self.refused[:50]]
+            if len(self.refused) > 50:
+                lines.append(f"  ... and {len(self.refused) - 50} more")
+            return "\n".join(lines)
         lines = [f"merged {self.num_images} images, {self.num_records} records into {self.dest}"]
         lines += [f"skipped {name}: {reason}" for name, reason in self.skipped]
         lines += [f"conflict: {text}" for text in self.conflicts]
@@ -299,18 +307,6 @@ def _camera_of(recipe: SceneRecipe | None, labels: ImageLabels) -> Any:
     return None
 
 
-def file_sha256(path: Path) -> str | None:
-    """SHA-256 of a file in hex, None when there is no such file."""
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except (FileNotFoundError, IsADirectoryError):
-        return None
-    return digest.hexdigest()
-
-
 def _provenance(
     images: list[ImageLabels], recipes: dict[int, SceneRecipe], job_id: str | None, root: Path
 ) -> tuple[dict[str, Any], list[float | None]]:
@@ -356,7 +352,9 @@ def merge_dataset(
     With several folders (or a `dest` other than the folder) the label files and images are brought
     into `dest` as well, so `dest` is a complete dataset that merges to the same bytes on its own.
     Corrupt or truncated label files are named in the report and skipped. InputError when there is
-    nothing to merge (no folder, or no label file at all); nothing is written then.
+    nothing to merge (no folder, or no label file at all); nothing is written then. Nothing is written
+    either when a folder's images and labels disagree with its manifest, or the folders are not shards
+    of one job (completeness.py): the report's `refused` names each problem.
     """
     sources = [Path(out_dirs)] if isinstance(out_dirs, str | Path) else [Path(p) for p in out_dirs]
     if not sources:
@@ -372,13 +370,22 @@ def merge_dataset(
     recipes: dict[int, SceneRecipe] = {}
     job_ids: set[str | None] = set()
     job_specs: dict[str | None, dict[str, Any] | None] = {}
+    folder_job_ids: dict[Path, str | None] = {}
+    checks: list[tuple[Path, FolderCheck | None]] = []
     found_any = False
     for folder in sources:
+        check = check_folder(folder)
+        checks.append((folder, check))
+        if check is None:
+            report.notes.append(f"{folder}: no {MANIFEST}: no record to check its images and labels against")
+        else:
+            report.refused += check.problems()
         loaded, skipped = read_labels_folder(folder)
         found_any = found_any or bool(loaded) or bool(skipped)
         report.skipped += [(str(folder / name), reason) for name, reason in skipped]
         recipe_file = _load_recipes(folder, report)
         if recipe_file is not None:
+            folder_job_ids[folder] = recipe_file.job_id
             job_ids.add(recipe_file.job_id)
             job_specs.setdefault(recipe_file.job_id, recipe_file.job_spec)
             for recipe in recipe_file.recipes:
@@ -393,6 +400,9 @@ def merge_dataset(
                 continue
             by_id[labels.image_id] = labels
             origin[labels.image_id] = (path, folder)
+    report.refused += check_sources(checks, folder_job_ids)
+    if report.refused:
+        return report
     if not found_any:
         raise InputError(
             ", ".join(str(s) for s in sources), "labels", "no label files (labels/*.json) to merge"

@@ -5,6 +5,8 @@ eval margin, a label that disagrees with its own pose) trains detectors that are
 and nobody notices by reading JSON. What the audit checks, and what it does not:
 
 - Images: every image a label file names exists and decodes as a PNG of the labels' width x height.
+- Completeness: the folder holds every image and label file recipes.json asks for and nothing else, and
+  agrees with its manifest (every done job's files there, with the recorded hashes; no job unfinished).
 - Chirality: the four corners of a fully visible object run clockwise (TL, TR, BR, BL) in the image.
 - Anchor (and the 180-degree texture-flip diagnosis) and margin: these are consistency checks of the
   records, not of the pixels. The stored pose and the corners come from the same recipe, so the anchor
@@ -36,9 +38,11 @@ from render_tag_shared.geometry import invert_rigid, quat_to_matrix, transform_p
 from render_tag_shared.image_space import polygon_area, visibility
 from render_tag_shared.lens import project_points
 from render_tag_shared.recipe import tag_corners_object_frame
+from render_tag_shared.recipe_io import load_recipe_file
 from render_tag_shared.records import DetectionRecord
 from render_tag_shared.truth import board_outline_object_frame
 
+from ..dataset.completeness import check_folder, check_recipes
 from ..dataset.reader import RenderTagDataset
 from ..io import write_json_atomic, write_png_atomic
 from .gates import AuditGates
@@ -69,6 +73,9 @@ CHECKS = {
     "`render-tag verify`",
     "margin": "record consistency, not pixels: each visibility flag agrees with its coordinates and the "
     "camera's eval margin",
+    "completeness": "files against recipes.json and manifest.json: each image of the recipes has its label "
+    "file, no file is not the recipes', every done job's files are there with the hashes the manifest "
+    "recorded, and no job is failed or unfinished",
 }
 """What each check of audit.json looks at (written into audit.json as `check_descriptions`)."""
 
@@ -206,6 +213,23 @@ def image_problem(path: Path, width: int, height: int) -> tuple[str, str] | None
     return None
 
 
+def completeness_problems(root: Path) -> list[str]:
+    """What keeps the folder from being the whole of its recipes and manifest (completeness.py)."""
+    path = root / "recipes.json"
+    if not path.is_file():
+        return ["no recipes.json: nothing to check the dataset's completeness against"]
+    try:
+        recipes = load_recipe_file(path).recipes
+    except InputError as exc:
+        return [f"recipes.json cannot be read: {exc}"]
+    folder = check_folder(root)
+    problems = check_recipes(root, recipes, folder.jobs if folder is not None else ())
+    if folder is not None:
+        problems += folder.problems()
+        problems += [f"{root / 'manifest.json'}: {text}, not done" for text in folder.unfinished]
+    return problems
+
+
 def _stats(values: list[float]) -> dict[str, Any]:
     if not values:
         return {"count": 0}
@@ -269,7 +293,8 @@ class AuditReport:
             f"audit of {self.root}: score {self.score:.1f}/100, {'PASSED' if self.passed else 'FAILED'}",
             f"  images {self.counts['images']} ({self.counts['missing_images']} missing, "
             f"{self.counts['unreadable_images']} unreadable), records {self.counts['records']}, "
-            f"skipped label files {self.counts['skipped_labels']}",
+            f"skipped label files {self.counts['skipped_labels']}, "
+            f"completeness problems {self.counts['completeness_problems']}",
             f"  chirality failures {c['chirality']['failures']}/{c['chirality']['checked']}, "
             f"anchor failures {c['anchor']['failures']}/{c['anchor']['checked']} "
             f"{dict(c['anchor']['diagnoses'])}, margin inconsistencies "
@@ -279,6 +304,7 @@ class AuditReport:
         for name in self.failed_gates:
             gate = self.gates[name]
             lines.append(f"  gate {name}: {gate['value']} (limit {gate['limit']})")
+        lines += [f"  incomplete: {text}" for text in c["completeness"]["examples"][:10]]
         return "\n".join(lines)
 
 
@@ -310,6 +336,8 @@ def audit_dataset(
     values: dict[str, list[float]] = {"distance_m": [], "angle_of_incidence_deg": [], "ppm": []}
     range_violations = Counter[str]()
     pictures: dict[str, Any] = {"checked": 0, "missing": [], "unreadable": []}
+    incomplete = completeness_problems(root)
+    completeness = {"problems": len(incomplete), "examples": incomplete[:_EXAMPLES]}
     corner_positions: list[tuple[float, float, int, int]] = []
 
     for image in dataset.images:
@@ -386,6 +414,7 @@ def audit_dataset(
         "skipped_labels": len(dataset.skipped),
         "missing_images": len(pictures["missing"]),
         "unreadable_images": len(pictures["unreadable"]),
+        "completeness_problems": len(incomplete),
     }
     score = _score(chirality, anchor, margin, structure, num_images, len(dataset.skipped), num_records)
     gate_results = {
@@ -394,6 +423,7 @@ def audit_dataset(
         "max_missing_images": _gate(len(pictures["missing"]), limits.max_missing_images, upper=True),
         "max_unreadable_images": _gate(len(pictures["unreadable"]), limits.max_unreadable_images, upper=True),
         "max_skipped_labels": _gate(len(dataset.skipped), limits.max_skipped_labels, upper=True),
+        "max_incomplete": _gate(len(incomplete), limits.max_incomplete, upper=True),
         "max_structure_errors": _gate(structure["errors"], limits.max_structure_errors, upper=True),
         "max_chirality_failures": _gate(chirality["failures"], limits.max_chirality_failures, upper=True),
         "max_anchor_failures": _gate(anchor["failures"], limits.max_anchor_failures, upper=True),
@@ -419,6 +449,7 @@ def audit_dataset(
             "anchor": anchor,
             "margin": margin,
             "structure": structure,
+            "completeness": completeness,
         },
         distributions={name: _stats(v) for name, v in values.items()},
         counts=counts,

@@ -68,6 +68,7 @@ class AuditGates(Limits):
     max_missing_images: Number | None = 0
     max_unreadable_images: Number | None = 0
     max_skipped_labels: Number | None = 0
+    max_incomplete: Number | None = 0
     max_structure_errors: Number | None = 0
     max_chirality_failures: Number | None = 0
     max_anchor_failures: Number | None = 0
