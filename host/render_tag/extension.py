@@ -456,7 +456,8 @@ def install_extension(
             "-e",
             zip_path,
         ]
-        return _run(cmd, f"{blender} --command extension install-file", env=env)
+        proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env, check=False)
+        return _checked_binary_install(proc, blender, zip_path.name)
     module = f"bl_ext.{repo}.{_manifest_id_of(zip_path)}"
     cmd = [sys.executable, "-c", _INSTALL_WITH_BPY, zip_path, repo, module]
     proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env, check=False)
@@ -468,6 +469,29 @@ def install_extension(
         tail = "\n".join(output[-15:])
         raise BuildError(f"installing into the bpy module's Blender failed (exit {proc.returncode}):\n{tail}")
     return proc.stdout + proc.stderr
+
+
+_REASON_PREFIXES = ("ERROR ", "Error: ")
+"""How Blender starts the lines that say why it refused a zip (install step, enable step)."""
+
+
+def _checked_binary_install(proc: subprocess.CompletedProcess[str], blender: str, name: str) -> str:
+    """The output of `blender --command extension install-file -e`, or a BuildError with Blender's reason.
+
+    Why: a zip refused at install (e.g. by its Blender version range) still exits 0, with an `ERROR ...`
+    line and "should have been installed but not found"; only a refusal at enable exits non-zero.
+    """
+    output = proc.stdout + proc.stderr
+    lines = output.strip().splitlines()
+    reasons = [line.strip() for line in lines if line.startswith(_REASON_PREFIXES)]
+    because = "; ".join(r.removeprefix("ERROR ").removeprefix("Error: ") for r in reasons)
+    tail = "\n".join(lines[-15:])
+    if not any(line.startswith("STATUS Installed") for line in lines):
+        raise BuildError(f"{blender} did not install {name}: {because or 'it printed no reason'}\n{tail}")
+    if proc.returncode != 0 or reasons:
+        because = because or f"exit {proc.returncode}"
+        raise BuildError(f"{blender} installed {name} but did not enable it: {because}\n{tail}")
+    return output
 
 
 def _manifest_id_of(zip_path: Path) -> str:

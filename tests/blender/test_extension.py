@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import tomllib
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from render_tag import extension as addon_build
+
+from ..builders import zip_asking_for_blender, zip_without_python
 
 MODULE = "bl_ext.user_default.render_tag"
 BUNDLED = sorted(
@@ -285,31 +285,13 @@ def test_install_extension_helper(tmp_path: Path, zips: dict[str, Path]) -> None
     assert (profile / "config" / "userpref.blend").is_file()
 
 
-def _edited_zip(src: Path, dst: Path, keep: Callable[[str], bool], manifest: Callable[[str], str]) -> Path:
-    """A copy of zip `src` with only the entries `keep` accepts and its manifest passed through `manifest`."""
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
-        for info in zin.infolist():
-            if not keep(info.filename):
-                continue
-            data = zin.read(info)
-            if info.filename == "blender_manifest.toml":
-                data = manifest(data.decode()).encode()
-            zout.writestr(info, data)
-    return dst
-
-
 def test_install_cli_shows_blenders_reason(tmp_path: Path, zips: dict[str, Path]) -> None:
     """`render-tag addon install` of a zip Blender refuses (it asks for Blender 9): Blender's words, exit 1.
 
     Why: the operator returns FINISHED when Blender refuses a zip and only prints the reason, so the
     helper once said "installed but did not enable" and hid it.
     """
-    refused = _edited_zip(
-        zips["linux-x64"],
-        tmp_path / "render_tag-0.1.0-linux_x64.zip",
-        keep=lambda name: True,
-        manifest=lambda text: text.replace('blender_version_min = "4.2.0"', 'blender_version_min = "9.0.0"'),
-    )
+    refused = zip_asking_for_blender(zips["linux-x64"], tmp_path / "render_tag-0.1.0-linux_x64.zip", "9.0.0")
     profile = tmp_path / "profile"
     profile.mkdir()
     env = {**os.environ, **_isolated_env(profile), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
@@ -326,31 +308,11 @@ def test_install_cli_shows_blenders_reason(tmp_path: Path, zips: dict[str, Path]
 
 
 def test_install_helper_shows_why_blender_did_not_enable(tmp_path: Path, zips: dict[str, Path]) -> None:
-    """A zip with compiled wheels for the other Python only: installed, not enabled, and Blender says why.
-
-    Blender derives the zip's Pythons from its wheels and refuses to enable it under another one (the
-    way a cp311-only zip failed on Blender 5.3).
-    """
+    """A zip with compiled wheels for the other Python only: installed, not enabled, and Blender says why."""
     here = f"{sys.version_info[0]}.{sys.version_info[1]}"
     other = next(v for v in addon_build.PYTHON_VERSIONS if v != here)
 
-    def keep(name: str) -> bool:
-        if not name.startswith("wheels/"):
-            return True
-        wheel = addon_build.WheelName.parse(name)
-        return wheel.platform_tag == "any" or not wheel.serves(here)
-
-    def manifest(text: str) -> str:
-        """Both wheel lists lose them (Blender 4.2 checks the top-level one when it enables)."""
-        for path in tomllib.loads(text)["wheels"]:
-            if not keep(path.removeprefix("./")):
-                text = re.sub(r'\s*"' + re.escape(path) + '",?', "", text)
-        edited = tomllib.loads(text)
-        for listed in (edited["wheels"], edited["build"]["generated"]["wheels"]):
-            assert all(keep(w.removeprefix("./")) for w in listed) and len(listed) >= 7, listed
-        return text
-
-    broken = _edited_zip(zips["linux-x64"], tmp_path / "render_tag-0.1.0-linux_x64.zip", keep, manifest)
+    broken = zip_without_python(zips["linux-x64"], tmp_path / "render_tag-0.1.0-linux_x64.zip", here)
     profile = tmp_path / "profile"
     profile.mkdir()
     env = {**os.environ, **_isolated_env(profile), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
