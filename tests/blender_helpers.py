@@ -6,7 +6,6 @@ The add-on is imported as the package `addon` from the repository root (the exte
 
 from __future__ import annotations
 
-import functools
 import importlib
 import sys
 from collections.abc import Iterator
@@ -17,8 +16,6 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-
-from render_tag_shared.families import get_family
 
 from .builders import REPO_ROOT, look_at, pinhole, quat_from_axis_angle
 
@@ -194,51 +191,6 @@ def aprilgrid_recipe(samples: int = 32) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- detectors
-
-
-def opencv_dictionary(family: str) -> Any:
-    return cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, get_family(family).opencv_name))
-
-
-def detect_tags(gray: np.ndarray, family: str, border_bits: int = 1) -> dict[int, np.ndarray]:
-    """ArUco detections with sub-pixel corner refinement: id -> (4, 2) corners TL, TR, BR, BL."""
-    params = cv2.aruco.DetectorParameters()
-    params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
-    params.markerBorderBits = border_bits
-    detector = cv2.aruco.ArucoDetector(opencv_dictionary(family), params)
-    corners, ids, _ = detector.detectMarkers(gray)
-    if ids is None:
-        return {}
-    return {int(i): c.reshape(4, 2).astype(np.float64) for c, i in zip(corners, ids.ravel(), strict=True)}
-
-
-@functools.cache
-def charuco_detector_bias() -> float:
-    """The constant offset OpenCV's CharucoDetector adds to every corner: 0.5 px or 0.
-
-    OpenCV 4.7 to 4.12 shift the corners handed to cornerSubPix by -0.5 px and the result back by
-    +0.5 px, so every ChArUco corner comes out 0.5 px right of and below the saddle point
-    (opencv/opencv#25539, fixed by #28380). Measured here on OpenCV's own board image, whose corners
-    are known exactly, so the Blender test neither depends on the OpenCV version nor hides a shift
-    of ours: the renderer is compared with the detector's saddle points, not with its bug.
-    """
-    rows, cols, square, pad = 4, 5, 60, 40
-    board = cv2.aruco.CharucoBoard((cols, rows), 0.04, 0.03, opencv_dictionary("DICT_4X4_50"))
-    image = np.pad(
-        board.generateImage((cols * square, rows * square), marginSize=0), pad, constant_values=255
-    )
-    image = cv2.GaussianBlur(image, (0, 0), 1.0)
-    corners, ids, _, _ = cv2.aruco.CharucoDetector(board).detectBoard(image)
-    assert ids is not None and len(ids) == (rows - 1) * (cols - 1), (
-        "CharucoDetector failed on OpenCV's own board"
-    )
-    ids = ids.ravel()
-    # corner i sits at the edge between squares: ((x + 1) * square, (y + 1) * square) pixel edges
-    truth = np.stack([(ids % (cols - 1) + 1) * square, (ids // (cols - 1) + 1) * square], axis=1) - 0.5 + pad
-    mean = (corners.reshape(-1, 2) - truth).mean(axis=0)
-    bias = 0.5 if mean.mean() > 0.25 else 0.0
-    assert np.all(np.abs(mean - bias) < 0.15), f"unexpected CharucoDetector offset {mean}"
-    return bias
 
 
 def to_gray(path: Path) -> np.ndarray:

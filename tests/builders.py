@@ -1,4 +1,5 @@
-"""The builders every test tier shares: camera poses, intrinsics, the DESIGN.md board, small datasets.
+"""The builders every test tier shares: camera poses, intrinsics, the DESIGN.md board, small datasets,
+and extension zips that Blender must refuse.
 
 No compiler and no Blender here. In the dataset builders, tags lie in the world plane z = 0 facing
 +z and cameras look at them from above at several azimuths, elevations and rolls; their ground truth
@@ -9,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import signal
-from collections.abc import Iterator
+import tomllib
+import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -18,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from render_tag.dataset.labels import write_labels_from_recipes
+from render_tag.extension import WheelName
 from render_tag_shared.boards import BoardDefinition
 from render_tag_shared.recipe import (
     BoardObject,
@@ -192,3 +197,56 @@ def time_limit(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+# --------------------------------------------------------------------------- extension zips
+
+
+def edited_zip(src: Path, dst: Path, keep: Callable[[str], bool], manifest: Callable[[str], str]) -> Path:
+    """A copy of zip `src` with only the entries `keep` accepts and its manifest passed through `manifest`."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            if not keep(info.filename):
+                continue
+            data = zin.read(info)
+            if info.filename == "blender_manifest.toml":
+                data = manifest(data.decode()).encode()
+            zout.writestr(info, data)
+    return dst
+
+
+def zip_asking_for_blender(src: Path, dst: Path, minimum: str) -> Path:
+    """The built zip `src` with `blender_version_min = minimum`: Blender refuses it at install."""
+    old = 'blender_version_min = "4.2.0"'
+
+    def manifest(text: str) -> str:
+        assert old in text, "the built manifest no longer says " + old
+        return text.replace(old, f'blender_version_min = "{minimum}"')
+
+    return edited_zip(src, dst, lambda name: True, manifest)
+
+
+def zip_without_python(src: Path, dst: Path, python: str) -> Path:
+    """The built zip `src` without the compiled wheels that serve `python` ("3.13"), in files and lists.
+
+    Blender derives a zip's Pythons from its wheel list and refuses to enable it under another Python
+    (how a cp311-only zip failed on Blender 5.3). Both lists lose them (`wheels` and the generated one),
+    so whichever a Blender reads, it sees a zip for the other Python only.
+    """
+
+    def keep(name: str) -> bool:
+        if not name.startswith(("wheels/", "./wheels/")):
+            return True
+        wheel = WheelName.parse(name)
+        return wheel.platform_tag == "any" or not wheel.serves(python)
+
+    def manifest(text: str) -> str:
+        for path in tomllib.loads(text)["wheels"]:
+            if not keep(path):
+                text = re.sub(r'\s*"' + re.escape(path) + '",?', "", text)
+        edited = tomllib.loads(text)
+        for listed in (edited["wheels"], edited["build"]["generated"]["wheels"]):
+            assert all(keep(w) for w in listed) and len(listed) >= 7, listed
+        return text
+
+    return edited_zip(src, dst, keep, manifest)

@@ -4,8 +4,10 @@ The repo-root `blender_manifest.toml` names the wheels the extension bundles. A 
 content of `addon/`, the manifest and a `wheels/` folder in a temporary directory (the zip's root
 must be the add-on package, not the repository), and hands it to Blender's own builder and
 validator (`blender_ext.py`, shipped inside the `bpy` module), run with plain Python. The manifest's
-third-party wheels are fetched with `pip download` for each platform and cached, so a second build
-needs no network; `render_tag_shared` is built fresh from `shared/` every time.
+third-party wheels are fetched with `pip download` for each platform and each Python of
+`PYTHON_VERSIONS` and cached, so a second build needs no network; the `render_tag_shared` wheel is
+built from `shared/` (and cached by a digest of its sources). The same sources give the same zip bytes
+(`make_reproducible`).
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from pathlib import Path
 
 from render_tag_shared.versions import MANIFEST_NAME
 
-PYTHON_VERSION = "3.11"
-"""The Python of Blender 4.2 LTS to 5.0: compiled wheels must be built for it."""
+PYTHON_VERSIONS: tuple[str, ...] = ("3.11", "3.13")
+"""The Pythons of the Blenders the zips serve: 3.11 (Blender 4.2 LTS to 5.0), 3.13 (5.1 to 5.3, and
+distribution builds such as Debian 13's 4.3). Every platform's zip holds, for each of them, one wheel
+of every bundled project (a pure `py3` wheel serves both); Blender installs the ones that match."""
 
 PIP_PLATFORMS: dict[str, tuple[str, ...]] = {
     # pip does not widen a manylinux tag to older glibc versions by itself: list them.
@@ -56,6 +60,8 @@ class WheelName:
     filename: str
     dist: str
     version: str
+    python_tag: str
+    abi_tag: str
     platform_tag: str
 
     @classmethod
@@ -64,7 +70,7 @@ class WheelName:
         parts = filename.removesuffix(".whl").split("-")
         if not filename.endswith(".whl") or len(parts) not in (5, 6):
             raise BuildError(f"{MANIFEST_NAME}: wheels: {path!r} is not a wheel file name")
-        return cls(filename, parts[0], parts[1], parts[-1])
+        return cls(filename, parts[0], parts[1], parts[-3], parts[-2], parts[-1])
 
     @property
     def requirement(self) -> str:
@@ -75,6 +81,25 @@ class WheelName:
         if self.platform_tag == "any":
             return True
         return any(blender_platform in _blender_platforms(tag) for tag in self.platform_tag.split("."))
+
+    def serves(self, python: str) -> bool:
+        """Whether Blender would install this wheel under Python `python` ("3.13"), by its own rule.
+
+        `py3` serves every 3.x; `cp313` serves 3.13; with the stable ABI (`abi3`) `cp312` serves 3.12
+        and later.
+        """
+        major, minor = (int(p) for p in python.split("."))
+        stable = any(abi.startswith("abi") and abi[3:] == str(major) for abi in self.abi_tag.split("."))
+        for tag in self.python_tag.split("."):
+            digits = tag[2:]
+            if tag[:2] not in ("py", "cp") or not digits.isdigit() or int(digits[0]) != major:
+                continue
+            if len(digits) == 1:
+                return True
+            wheel_minor = int(digits[1:])
+            if wheel_minor == minor or (stable and minor >= wheel_minor):
+                return True
+        return False
 
 
 _WHEEL_OS = (("manylinux", "linux"), ("musllinux", "linux"), ("macosx", "macos"), ("win", "windows"))
@@ -208,43 +233,54 @@ def fetch_wheels(wheels: Sequence[WheelName], platforms: Sequence[str], cache_di
     for blender_platform in platforms:
         if blender_platform not in PIP_PLATFORMS:
             raise BuildError(f"{MANIFEST_NAME}: platforms: no wheel tags known for {blender_platform!r}")
-        needed = [w for w in wheels if w.fits(blender_platform)]
-        if all((cache_dir / w.filename).is_file() for w in needed):
-            continue
-        with tempfile.TemporaryDirectory(prefix="render-tag-wheels-") as tmp:
-            cmd: list[str | Path] = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
-            cmd += ["--only-binary=:all:", "--python-version", PYTHON_VERSION]
-            cmd += ["--implementation", "cp", "--abi", "cp" + PYTHON_VERSION.replace(".", "")]
-            for tag in PIP_PLATFORMS[blender_platform]:
-                cmd += ["--platform", tag]
-            cmd += ["-d", tmp, *sorted({w.requirement for w in needed})]
-            try:
-                _run(cmd, f"pip download of the {blender_platform} wheels")
-            except BuildError as exc:
-                wanted = ", ".join(w.requirement for w in needed)
-                raise BuildError(
-                    f"cannot fetch the wheels for {blender_platform} ({wanted}); "
-                    f"a build needs PyPI once, then works from the cache in {cache_dir}.\n{exc}"
-                ) from exc
-            got = {p.name: p for p in Path(tmp).glob("*.whl")}
-            for wheel in needed:
-                if wheel.filename not in got:
-                    others = sorted(n for n in got if WheelName.parse(n).dist == wheel.dist)
+        for python in PYTHON_VERSIONS:
+            needed = [w for w in wheels if w.fits(blender_platform) and w.serves(python)]
+            if all((cache_dir / w.filename).is_file() for w in needed):
+                continue
+            where = f"{blender_platform}, Python {python}"
+            with tempfile.TemporaryDirectory(prefix="render-tag-wheels-") as tmp:
+                cmd: list[str | Path] = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
+                cmd += ["--only-binary=:all:", "--python-version", python]
+                cmd += ["--implementation", "cp", "--abi", "cp" + python.replace(".", "")]
+                for tag in PIP_PLATFORMS[blender_platform]:
+                    cmd += ["--platform", tag]
+                cmd += ["-d", tmp, *sorted({w.requirement for w in needed})]
+                try:
+                    _run(cmd, f"pip download of the {where} wheels")
+                except BuildError as exc:
+                    wanted = ", ".join(w.requirement for w in needed)
                     raise BuildError(
-                        f"{MANIFEST_NAME}: wheels: lists {wheel.filename} but pip fetched "
-                        f"{others or 'nothing'} for {blender_platform}: list what pip gives in the manifest"
-                    )
-                shutil.copy2(got[wheel.filename], cache_dir / wheel.filename)
+                        f"cannot fetch the wheels for {where} ({wanted}); "
+                        f"a build needs PyPI once, then works from the cache in {cache_dir}.\n{exc}"
+                    ) from exc
+                got = {p.name: p for p in Path(tmp).glob("*.whl")}
+                for wheel in needed:
+                    if wheel.filename not in got:
+                        others = sorted(n for n in got if WheelName.parse(n).dist == wheel.dist)
+                        raise BuildError(
+                            f"{MANIFEST_NAME}: wheels: lists {wheel.filename} but pip fetched "
+                            f"{others or 'nothing'} for {where}: list what pip gives in the manifest"
+                        )
+                    shutil.copy2(got[wheel.filename], cache_dir / wheel.filename)
     return {w.filename: cache_dir / w.filename for w in wheels}
 
 
 def check_dependencies_listed(wheels: Sequence[WheelName], platforms: Sequence[str]) -> None:
-    """Every platform's zip must hold the whole dependency set: one wheel per listed project each."""
+    """Every platform's zip must hold the whole dependency set for every Python: one wheel per project.
+
+    Two wheels of one project for the same platform and Python would leave the choice to Blender
+    (it installs the newest version): refused too.
+    """
     dists = {w.dist for w in wheels}
     for blender_platform in platforms:
-        present = {w.dist for w in wheels if w.fits(blender_platform)}
-        if missing := sorted(dists - present):
-            raise BuildError(f"{MANIFEST_NAME}: wheels: no {', '.join(missing)} wheel for {blender_platform}")
+        for python in PYTHON_VERSIONS:
+            serving = [w for w in wheels if w.fits(blender_platform) and w.serves(python)]
+            where = f"{blender_platform} under Python {python}"
+            if missing := sorted(dists - {w.dist for w in serving}):
+                raise BuildError(f"{MANIFEST_NAME}: wheels: no {', '.join(missing)} wheel for {where}")
+            for dist in sorted(dists):
+                if len(same := [w.filename for w in serving if w.dist == dist]) > 1:
+                    raise BuildError(f"{MANIFEST_NAME}: wheels: {where} would get {' and '.join(same)}")
 
 
 def staged_manifest_text(text: str, wheel_paths: Sequence[str]) -> str:
@@ -272,6 +308,32 @@ def stage(root: Path, stage_dir: Path, wheel_files: Sequence[Path]) -> None:
     (stage_dir / MANIFEST_NAME).write_text(
         staged_manifest_text(text, [f"./wheels/{w.name}" for w in wheel_files]), encoding="utf-8"
     )
+
+
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+"""The timestamp of every entry of a built zip (the earliest a zip can hold)."""
+
+
+def make_reproducible(zip_path: Path) -> None:
+    """Rewrites a zip so that the same files give the same bytes: sorted, one timestamp, 0644.
+
+    Blender's builder takes the staged files' times and the folder's listing order, and stamps the
+    manifest it generates with the time of the build.
+    """
+    import zipfile
+
+    with zipfile.ZipFile(zip_path) as src:
+        entries = [(info, src.read(info)) for info in src.infolist()]
+    tmp = zip_path.with_name(f".{zip_path.name}.tmp")
+    with zipfile.ZipFile(tmp, "w") as dst:
+        for info, data in sorted(entries, key=lambda entry: entry[0].filename):
+            fixed = zipfile.ZipInfo(info.filename, date_time=ZIP_EPOCH)
+            fixed.create_system = 3  # Unix: the mode bits below are read
+            fixed.external_attr = (0o40755 if info.is_dir() else 0o100644) << 16
+            fixed.compress_type = info.compress_type  # stored stays stored (Blender keeps wheels so)
+            level = 9 if info.compress_type == zipfile.ZIP_DEFLATED else None
+            dst.writestr(fixed, data, compresslevel=level)
+    os.replace(tmp, zip_path)
 
 
 def validate_zip(zip_path: Path) -> None:
@@ -329,21 +391,41 @@ def build_extension(
     for zip_path in zips:
         if not zip_path.is_file():
             raise BuildError(f"Blender's builder did not write {zip_path}")
+        make_reproducible(zip_path)
         validate_zip(zip_path)
     return zips
 
 
 _INSTALL_WITH_BPY = """
-import sys
+import contextlib, io, os, sys
 import bpy
 import addon_utils
 zip_path, repo, module = sys.argv[-3:]
-result = bpy.ops.extensions.package_install_files(repo=repo, filepath=zip_path, enable_on_install=True)
-if "FINISHED" not in result:
-    sys.exit(f"package_install_files returned {result}")
+pkg_id = module.rsplit(".", 1)[-1]
+# In background mode Blender prints the messages of its install step ("ERROR <id>: <reason>") with
+# print() and the operator returns FINISHED whether or not it installed: keep the printout.
+printed = io.StringIO()
+with contextlib.redirect_stdout(printed):
+    try:
+        result = bpy.ops.extensions.package_install_files(
+            repo=repo, filepath=zip_path, enable_on_install=True
+        )
+    except RuntimeError as exc:  # what the operator itself reported as an error
+        print("ERROR", exc)
+        result = {"CANCELLED"}
+sys.stdout.write(printed.getvalue())
+reasons = [line.split(" ", 1)[1].strip() for line in printed.getvalue().splitlines()
+           if line.startswith(("ERROR ", "WARNING ")) and " " in line]
+repos = {r.module: r for r in bpy.context.preferences.extensions.repos}
+directory = repos[repo].directory if repo in repos else ""
+installed = bool(directory) and os.path.isfile(os.path.join(directory, pkg_id, "blender_manifest.toml"))
+because = ": " + "; ".join(reasons) if reasons else " (Blender printed no reason; see above)"
+if not installed:
+    name = os.path.basename(zip_path)
+    sys.exit(f"REFUSED Blender {bpy.app.version_string} did not install {name}{because}")
 loaded, enabled = addon_utils.check(module)
 if not enabled:
-    sys.exit(f"{module} is installed but did not enable")
+    sys.exit(f"REFUSED {module} is installed but did not enable{because}")
 bpy.ops.wm.save_userpref()
 print(f"installed and enabled {module}", flush=True)
 print(f"(the bpy module reads no preferences at import: enable it with addon_utils.enable({module!r}))")
@@ -374,10 +456,42 @@ def install_extension(
             "-e",
             zip_path,
         ]
-        return _run(cmd, f"{blender} --command extension install-file", env=env)
+        proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env, check=False)
+        return _checked_binary_install(proc, blender, zip_path.name)
     module = f"bl_ext.{repo}.{_manifest_id_of(zip_path)}"
     cmd = [sys.executable, "-c", _INSTALL_WITH_BPY, zip_path, repo, module]
-    return _run(cmd, "installing into the bpy module's Blender", env=env)
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        output = (proc.stdout + proc.stderr).strip().splitlines()
+        refused = [line.removeprefix("REFUSED ") for line in output if line.startswith("REFUSED ")]
+        if refused:  # Blender's own reason first, then what it printed
+            raise BuildError(refused[-1])
+        tail = "\n".join(output[-15:])
+        raise BuildError(f"installing into the bpy module's Blender failed (exit {proc.returncode}):\n{tail}")
+    return proc.stdout + proc.stderr
+
+
+_REASON_PREFIXES = ("ERROR ", "Error: ")
+"""How Blender starts the lines that say why it refused a zip (install step, enable step)."""
+
+
+def _checked_binary_install(proc: subprocess.CompletedProcess[str], blender: str, name: str) -> str:
+    """The output of `blender --command extension install-file -e`, or a BuildError with Blender's reason.
+
+    Why: a zip refused at install (e.g. by its Blender version range) still exits 0, with an `ERROR ...`
+    line and "should have been installed but not found"; only a refusal at enable exits non-zero.
+    """
+    output = proc.stdout + proc.stderr
+    lines = output.strip().splitlines()
+    reasons = [line.strip() for line in lines if line.startswith(_REASON_PREFIXES)]
+    because = "; ".join(r.removeprefix("ERROR ").removeprefix("Error: ") for r in reasons)
+    tail = "\n".join(lines[-15:])
+    if not any(line.startswith("STATUS Installed") for line in lines):
+        raise BuildError(f"{blender} did not install {name}: {because or 'it printed no reason'}\n{tail}")
+    if proc.returncode != 0 or reasons:
+        because = because or f"exit {proc.returncode}"
+        raise BuildError(f"{blender} installed {name} but did not enable it: {because}\n{tail}")
+    return output
 
 
 def _manifest_id_of(zip_path: Path) -> str:

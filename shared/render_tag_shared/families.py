@@ -72,7 +72,9 @@ class TagFamily:
     """What a family is, as OpenCV's predefined dictionary of the same name defines it.
 
     `marker_bits` is n, the side of the data grid without the black border; `max_correction_bits`
-    is OpenCV's `Dictionary.maxCorrectionBits` (0 for OpenCV's AprilTag dictionaries).
+    is OpenCV 4.11's `Dictionary.maxCorrectionBits`, the OpenCV the codebooks were extracted with (0 for
+    its AprilTag dictionaries and DICT_ARUCO_ORIGINAL; 4.14 and later give those error correction). The
+    codes are the same in every OpenCV; nothing here decodes with this number.
     """
 
     name: str

@@ -4,9 +4,8 @@
 RENDER_TAG_BINARY_TIER=1 (set by `make test-blender`). When the tier is asked for, a missing chroot,
 wrapper or zip fails the tests; it never skips them.
 
-Zips: the install test always uses the stock linux zip from `render-tag addon build`. The render
-and UI tests use $RENDER_TAG_BINARY_ZIP when given (a hand-made zip, while the stock one lacks the
-Python 3.13 wheels), else the same stock zip.
+Every test uses the stock linux zip from `render-tag addon build` (it carries the Python 3.13 wheels
+this Blender needs), never a hand-made one.
 """
 
 from __future__ import annotations
@@ -20,8 +19,6 @@ from pathlib import Path
 import pytest
 
 from .blender_binary import BLENDER, CHROOT_RUN, RENDER_TAG, STAMP_NAME, chroot_dir, install_zip
-
-ZIP_ENV = "RENDER_TAG_BINARY_ZIP"
 
 
 @pytest.fixture(scope="session")
@@ -50,28 +47,14 @@ def stock_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def working_zip(stock_zip: Path) -> Path:
-    """$RENDER_TAG_BINARY_ZIP (a development stand-in) or the stock zip."""
-    override = os.environ.get(ZIP_ENV)
-    if not override:
-        return stock_zip
-    path = Path(override).resolve()
-    if not path.is_file():
-        pytest.fail(f"{ZIP_ENV}={override}: no such file")
-    return path
-
-
-@pytest.fixture(scope="session")
 def installed_profile(
-    blender_chroot: Path, working_zip: Path, tmp_path_factory: pytest.TempPathFactory
+    blender_chroot: Path, stock_zip: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """A Blender profile (under /tmp, visible in the chroot) with the extension installed and enabled."""
     profile = tmp_path_factory.mktemp("blender-profile")
-    done = install_zip(working_zip, profile)
+    done = install_zip(stock_zip, profile)
     if done.returncode != 0:
-        pytest.fail(
-            f"Blender 4.3 refused {working_zip.name} (exit {done.returncode}):\n{done.stdout[-3000:]}"
-        )
+        pytest.fail(f"Blender 4.3 refused {stock_zip.name} (exit {done.returncode}):\n{done.stdout[-3000:]}")
     return profile
 
 

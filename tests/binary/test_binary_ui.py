@@ -223,15 +223,19 @@ def open_render_tag_tab(ui: BlenderUI) -> None:
             lambda: (s := ui.state()) and s["sidebar_shown"] and s["sidebar"]["width"] > 50,
             20,
         )
-        time.sleep(0.5)  # one more redraw so the tabs are on screen
     _left, top, right, bottom, scale = sidebar_box(ui)
-    image = ui.screenshot("_sidebar.png")
-    best: tuple[int, list[tuple[int, int]]] | None = None
-    for x in range(round(right - 26 * scale), round(right - 4 * scale)):
-        runs = tab_runs(image, x, round(top), round(bottom))
-        if best is None or len(runs) > len(best[1]):
-            best = (x, runs)
-    assert best is not None and len(best[1]) >= 2, f"no sidebar tabs found near x={right - 20}: {best}"
+
+    def tabs() -> tuple[int, list[tuple[int, int]]] | None:
+        """The column with the most tabs, once the screen shows them (Blender's state says open first)."""
+        image = ui.screenshot("_sidebar.png")
+        best: tuple[int, list[tuple[int, int]]] | None = None
+        for x in range(round(right - 26 * scale), round(right - 4 * scale)):
+            runs = tab_runs(image, x, round(top), round(bottom))
+            if best is None or len(runs) > len(best[1]):
+                best = (x, runs)
+        return best if best is not None and len(best[1]) >= 2 else None
+
+    best = poll(f"sidebar tabs on screen near x={right - 20}", tabs, 20, interval=1.0)
     x, runs = best
     y0, y1 = runs[-1]
     ui.click(x, (y0 + y1) / 2)

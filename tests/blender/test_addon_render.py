@@ -23,13 +23,11 @@ from render_tag_shared.records import ImageLabels
 from ..blender_helpers import (
     addon_session,
     aprilgrid_recipe,
-    charuco_detector_bias,
     charuco_recipe,
-    detect_tags,
-    opencv_dictionary,
     tag_recipe,
     to_gray,
 )
+from ..opencv_helpers import charuco_detector_bias, detect_tags, opencv_dictionary
 
 pytestmark = pytest.mark.slow
 _ = addon_session  # the fixture, imported for pytest

@@ -21,6 +21,8 @@ import pytest
 
 from render_tag import extension as addon_build
 
+from ..builders import zip_asking_for_blender, zip_without_python
+
 MODULE = "bl_ext.user_default.render_tag"
 BUNDLED = sorted(
     [
@@ -64,18 +66,61 @@ def test_zip_holds_the_package_and_its_platform_wheels(zips: dict[str, Path]) ->
             n for n in names if "__pycache__" in n or n.endswith(".pyc") or n.startswith(("tests/", "."))
         ]
         assert not [n for n in names if n.startswith(("addon/", "shared/", "host/"))]
-        wheels = sorted(n.removeprefix("wheels/").split("-")[0] for n in names if n.startswith("wheels/"))
-        assert wheels == BUNDLED, platform
+        wheels = [addon_build.WheelName.parse(n) for n in names if n.startswith("wheels/")]
         assert not [n for n in names if n.startswith("wheels/numpy")]  # Blender ships numpy
-        for compiled in ("pydantic_core", "pyzmq"):  # one binary wheel each, for this platform
-            wheel = next(n for n in names if n.startswith(f"wheels/{compiled}-"))
-            assert "-cp311-cp311-" in wheel, (platform, wheel)
-            assert addon_build.WheelName.parse(wheel).fits(platform), (platform, wheel)
+        for python in ("3.11", "3.13"):  # Blender 4.2 to 5.0, and 5.1 to 5.3: one wheel per project each
+            serving = sorted(w.dist for w in wheels if w.serves(python))
+            assert serving == BUNDLED, (platform, python, serving)
+        assert all(w.fits(platform) for w in wheels), platform
+        compiled = sorted(f"{w.dist}-{w.python_tag}-{w.abi_tag}" for w in wheels if w.platform_tag != "any")
+        assert compiled == [
+            "pydantic_core-cp311-cp311",
+            "pydantic_core-cp313-cp313",
+            "pyzmq-cp311-cp311",
+            "pyzmq-cp312-abi3",
+        ], platform
         with zipfile.ZipFile(zip_path) as zf:
             manifest = tomllib.loads(zf.read("blender_manifest.toml").decode())
         assert manifest["id"] == "render_tag" and manifest["blender_version_min"] == "4.2.0"
+        assert "blender_version_max" not in manifest  # no cap without a tested reason
+        # The list Blender reads on install is the generated one: every wheel in the zip, no other.
+        assert sorted(manifest["build"]["generated"]["wheels"]) == sorted(
+            f"./{n}" for n in names if n.startswith("wheels/")
+        )
         assert set(manifest["permissions"]) == {"files"}  # no network
         assert manifest["build"]["generated"]["platforms"] == [platform]
+
+
+def test_same_sources_give_the_same_zip_bytes(tmp_path: Path, zips: dict[str, Path]) -> None:
+    """A second build (the shared wheel rebuilt too, in a fresh cache) gives byte-identical zips.
+
+    Why: anyone can rebuild a released zip from its sources and compare hashes; Blender's builder
+    alone stamps the build time, the files' mtimes and the folder's listing order into every zip.
+    """
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for wheel in addon_build.DEFAULT_CACHE.glob("*.whl"):  # third-party wheels: no network needed
+        (cache / wheel.name).write_bytes(wheel.read_bytes())
+    again = addon_build.build_extension(tmp_path / "again", split_platforms=True, cache_dir=cache)
+    assert sorted(p.name for p in again) == sorted(p.name for p in zips.values())
+    for path in again:
+        first = zips[path.stem.rsplit("-", 1)[-1].replace("_", "-")]
+        assert path.read_bytes() == first.read_bytes(), path.name
+        with zipfile.ZipFile(path) as zf:  # one timestamp and sorted names, whenever it was built
+            infos = zf.infolist()
+        assert {i.date_time for i in infos} == {addon_build.ZIP_EPOCH}, path.name
+        assert [i.filename for i in infos] == sorted(i.filename for i in infos), path.name
+
+
+def test_wheel_python_rule_is_blenders() -> None:
+    """Which wheel Blender installs under which Python: its `_extensions_wheel_filter_for_this_system`."""
+    parse = addon_build.WheelName.parse
+    assert parse("pydantic-2.0-py3-none-any.whl").serves("3.11")
+    assert parse("pydantic-2.0-py3-none-any.whl").serves("3.13")
+    assert parse("a-1-cp311-cp311-win_amd64.whl").serves("3.11")
+    assert not parse("a-1-cp311-cp311-win_amd64.whl").serves("3.13")
+    assert parse("a-1-cp312-abi3-win_amd64.whl").serves("3.13")
+    assert not parse("a-1-cp312-abi3-win_amd64.whl").serves("3.11")
 
 
 def _offline_pip(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,7 +142,7 @@ def test_repeated_build_needs_no_network(
 def test_a_wheel_pip_cannot_fetch_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     missing = addon_build.WheelName.parse("./wheels/pydantic_core-0.0.0-cp311-cp311-win_amd64.whl")
     _offline_pip(monkeypatch)
-    with pytest.raises(addon_build.BuildError, match=r"windows-x64 \(pydantic-core==0.0.0\)"):
+    with pytest.raises(addon_build.BuildError, match=r"windows-x64, Python 3.11 \(pydantic-core==0.0.0\)"):
         addon_build.fetch_wheels([missing], ["windows-x64"], tmp_path)
 
 
@@ -238,3 +283,41 @@ def test_install_extension_helper(tmp_path: Path, zips: dict[str, Path]) -> None
     assert f"installed and enabled {MODULE}" in output
     assert (profile / "extensions" / "user_default" / "render_tag" / "blender_manifest.toml").is_file()
     assert (profile / "config" / "userpref.blend").is_file()
+
+
+def test_install_cli_shows_blenders_reason(tmp_path: Path, zips: dict[str, Path]) -> None:
+    """`render-tag addon install` of a zip Blender refuses (it asks for Blender 9): Blender's words, exit 1.
+
+    Why: the operator returns FINISHED when Blender refuses a zip and only prints the reason, so the
+    helper once said "installed but did not enable" and hid it.
+    """
+    refused = zip_asking_for_blender(zips["linux-x64"], tmp_path / "render_tag-0.1.0-linux_x64.zip", "9.0.0")
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    env = {**os.environ, **_isolated_env(profile), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    cli = Path(sys.executable).with_name("render-tag")
+    done = subprocess.run(
+        [str(cli), "addon", "install", str(refused)], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    first = done.stderr.strip().splitlines()[0]
+    assert first.startswith("render-tag addon install: Blender "), done.stderr
+    assert "did not install render_tag-0.1.0-linux_x64.zip: render_tag: This Blender version" in first
+    assert "doesn't meet the minimum supported version (9.0.0)" in first
+    assert not (profile / "extensions" / "user_default" / "render_tag").exists()
+
+
+def test_install_helper_shows_why_blender_did_not_enable(tmp_path: Path, zips: dict[str, Path]) -> None:
+    """A zip with compiled wheels for the other Python only: installed, not enabled, and Blender says why."""
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    other = next(v for v in addon_build.PYTHON_VERSIONS if v != here)
+
+    broken = zip_without_python(zips["linux-x64"], tmp_path / "render_tag-0.1.0-linux_x64.zip", here)
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    env = {**os.environ, **_isolated_env(profile), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    with pytest.raises(addon_build.BuildError) as caught:
+        addon_build.install_extension(broken, env=env)
+    message = str(caught.value)
+    assert message.startswith(f"{MODULE} is installed but did not enable: "), message
+    assert f"This Python version ({here}) isn't compatible with ({other})" in message

@@ -26,6 +26,7 @@ from render_tag_shared.geometry import matrix_to_quat
 from render_tag_shared.image_space import visibility
 from render_tag_shared.records import DetectionRecord, ImageLabels
 
+from .. import opencv_helpers
 from ..builders import CHARUCO
 
 W, H = 640, 480
@@ -331,3 +332,18 @@ def test_the_command_line_passes_every_threshold(tmp_path: Path) -> None:
     assert main(["verify", str(tmp_path), "--config", str(config)]) == 1
     failures = json.loads((tmp_path / "verify.json").read_text())["failures"]
     assert any("mean_dx" in f or "mean_dy" in f for f in failures), failures
+
+
+def test_charuco_bias_removed_is_the_one_this_opencv_has() -> None:
+    """verify's offset equals an independent measurement, and the versions the README names.
+
+    Why: OpenCV 4.11 to 4.13's CharucoDetector adds +0.5 px to every corner (opencv#25539) and 4.14+
+    does not; verify measures it at run time rather than trusting a version table, so a wrong
+    measurement would pass or fail datasets for the detector's sake.
+    """
+    from render_tag.qa.verify import charuco_detector_bias
+
+    measured = charuco_detector_bias()
+    independent = opencv_helpers.charuco_detector_bias()  # another board, blurred, its own method
+    assert measured == (independent, independent)
+    assert measured == ((0.0, 0.0) if opencv_helpers.OPENCV_VERSION >= (4, 14) else (0.5, 0.5))
