@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from render_tag.cli import main as cli_main
 from render_tag.cli.dataset import main_merge
 from render_tag.cli.qa import main_audit
 from render_tag.dataset.merge import merge_dataset
@@ -132,8 +133,9 @@ DAMAGES: dict[str, Callable[[Path], str]] = {
     "image changed": _change_image,
     "label without image": _label_without_image,
     "image no job made": _image_of_another_job,
-    "image linked out of the folder": _image_linked_out_of_the_folder,
 }
+"""Damage merge and audit report as an incomplete dataset (exit 1). A link out of the folder is refused
+earlier, as bad input, by the folder lock (dataset/folder.py): see the test below."""
 
 
 def test_an_intact_rendered_folder_merges_and_passes_the_audit(tmp_path: Path) -> None:
@@ -165,6 +167,23 @@ def test_audit_fails_a_folder_whose_files_and_manifest_disagree(tmp_path: Path, 
     assert "max_incomplete" in report.failed_gates and not report.passed, report.summary()
     assert any(named in text for text in report.checks["completeness"]["examples"])
     assert main_audit(out) == 1
+
+
+def test_an_image_linked_out_of_the_folder_is_refused_and_counted_incomplete(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The commands refuse the folder (exit 2, naming the link) before reading through the link; the
+    audit's own completeness check, asked directly, counts the linked image as not part of the dataset."""
+    out = rendered_folder(tmp_path / "out", eight_scenes())
+    assert main_merge(out) == 0
+    named = _image_linked_out_of_the_folder(out)
+    report = audit_dataset(out, plots=False)
+    assert "max_incomplete" in report.failed_gates and not report.passed, report.summary()
+    assert any(named in text for text in report.checks["completeness"]["examples"])
+    capsys.readouterr()
+    for command in (["merge", str(out)], ["audit", str(out)]):
+        assert cli_main(command) == 2, command
+        assert named in capsys.readouterr().err, command
 
 
 def test_one_of_eight_images_and_its_label_deleted_fails_without_a_manifest_too(tmp_path: Path) -> None:

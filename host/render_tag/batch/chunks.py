@@ -27,6 +27,7 @@ from render_tag_shared.errors import InputError
 from render_tag_shared.messages import Timings
 from render_tag_shared.recipe import SceneRecipe, recipe_hash
 
+from ..dataset.completeness import CHUNK_RESULT
 from ..dataset.merge import file_sha256
 from .plan import Plan, job_complete, remove_job_outputs
 from .pool import Job, JobOutcome, WorkerPool
@@ -44,9 +45,6 @@ __all__ = [
     "chunk_files",
     "run_chunk",
 ]
-
-CHUNK_RESULT = "chunk.json"
-"""What `render-chunk` leaves in OUT beside the images: the ChunkResult, read back when assembling."""
 
 TRANSIENT_ERRORS = frozenset({"WorkerCrashed", "RenderTimeout", "WorkerLost", "MemoryError"})
 """Job errors a retry can cure (the pool names a lost worker's job so); any other error a worker reports

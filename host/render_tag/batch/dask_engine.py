@@ -33,6 +33,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from render_tag_shared.errors import InputError
 from render_tag_shared.recipe import RecipeFile, recipe_hash
 
+from ..dataset.completeness import hash_job_files
 from ..io import write_text_atomic
 from .chunks import ChunkResult, TransientChunkError, check_chunk_set, run_chunk
 from .launcher import Launcher
@@ -45,10 +46,9 @@ from .plan import (
     build_plan,
     check_environment,
     dump_plan,
-    job_complete,
     load_plan,
 )
-from .pool import Job, JobOutcome, PoolError, WorkerPool
+from .pool import OUTPUT_MISSING, Job, JobOutcome, PoolError, WorkerPool
 from .sizing import default_workers
 
 __all__ = [
@@ -373,7 +373,7 @@ def render_on_dask(
                 results.append((f"chunk {chunk} ({value.host}, pid {value.pid})", value))
                 for job in value.jobs:
                     if job.job_index in wanted:
-                        on_finish(_outcome(job, wanted[job.job_index]))
+                        on_finish(_outcome(job, wanted[job.job_index], out_dir))
                 telemetry(
                     {
                         "t": round(time.time(), 3),
@@ -403,17 +403,26 @@ def render_on_dask(
                 raise PoolError(f"the chunks do not assemble into plan {plan.plan_hash[:12]}: {exc}") from exc
 
 
-def _outcome(job: Any, pending: Job) -> JobOutcome:
+def _outcome(job: Any, pending: Job, out_dir: Path) -> JobOutcome:
+    """The host's word on a scene a chunk reported: a "done" counts only when its files are in OUT
+    (checked and hashed here, as the local pool does), else the scene failed with OutputMissing."""
     pending.attempts = max(job.attempts, 1)
+    status, error_type, error_message = job.status, job.error_type, job.error_message
+    files: dict[str, str] = {}
+    if status == "done":
+        files, problems = hash_job_files(out_dir, job.image_ids, recipe_hash(pending.recipe))
+        if problems:
+            status, error_type, error_message = "failed", OUTPUT_MISSING, "; ".join(problems[:5])
     return JobOutcome(
         pending,
-        job.status,
+        status,
         job.worker,
         job.attempts,
         timings=job.timings,
         image_ids=job.image_ids,
-        error_type=job.error_type,
-        error_message=job.error_message,
+        files=files,
+        error_type=error_type,
+        error_message=error_message,
     )
 
 
@@ -430,8 +439,10 @@ def _lost_chunk(
         job = wanted.get(index)
         if job is None:
             continue
-        if job_complete(out_dir, job.recipe, recipe_hash(job.recipe)):
-            on_finish(JobOutcome(job, "done", None, job.attempts))
+        image_ids = [job.recipe.image_id(index) for index in range(len(job.recipe.cameras))]
+        files, problems = hash_job_files(out_dir, image_ids, recipe_hash(job.recipe))
+        if not problems:
+            on_finish(JobOutcome(job, "done", None, job.attempts, files=files))
         else:
             on_finish(
                 JobOutcome(

@@ -207,6 +207,20 @@ def check_recipes(
     return problems
 
 
+CHUNK_RESULT = "chunk.json"
+"""What `render-tag render-chunk` leaves in its folder (batch/chunks.py): which chunk of a plan it holds."""
+
+
+def _slice_of(folder: Path, plan: dict[str, Any]) -> str:
+    """Which slice of the job a folder holds, as I/N: its chunk of the plan for a `render-chunk` folder
+    (whose own render is the whole chunk, shard 0/1), else the manifest's shard."""
+    try:
+        chunk = json.loads((folder / CHUNK_RESULT).read_bytes())
+        return f"{int(chunk['chunk'])}/{int(chunk['num_chunks'])}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return str(plan.get("shard", "0/1"))
+
+
 def check_sources(
     checks: Sequence[tuple[Path, FolderCheck | None]], job_ids: dict[Path, str | None]
 ) -> list[str]:
@@ -231,7 +245,7 @@ def check_sources(
     shards: dict[tuple[int, int], list[Path]] = {}
     for folder, plan in plans:
         try:
-            index, count = (int(part) for part in str(plan.get("shard", "0/1")).split("/"))
+            index, count = (int(part) for part in _slice_of(folder, plan).split("/"))
         except ValueError:
             problems.append(f"{folder / MANIFEST}: shard {plan.get('shard')!r} is not I/N")
             continue
