@@ -62,7 +62,9 @@ def tag_module_m(tag: TagObject) -> float:
 
 
 def board_module_m(board: BoardDefinition) -> float:
-    """The side of one bit of the board's markers (metres)."""
+    """The side of one bit of the board's markers (metres); a checkerboard's square."""
+    if board.board_type == "checkerboard":
+        return board.marker_size_mm / 1000.0
     return board.marker_size_mm / 1000.0 / (board.family.marker_bits + 2 * board.effective_border_bits)
 
 
