@@ -21,6 +21,7 @@ from .families import get_family
 from .lens import DistortionModel, expected_coeff_count
 from .recipe import (
     FiniteFloat,
+    OutputKind,
     NonNegativeFloat,
     PositiveFloat,
     Resolution,
@@ -171,6 +172,11 @@ class RendererSection(StrictModel):
     denoise: bool = False
     noise_threshold: PositiveFloat | None = None
     max_bounces: int = Field(4, ge=0)
+    outputs: list[OutputKind] = Field(
+        default_factory=list,
+        description="per-image files besides the picture: masks (OUT/masks/, 16-bit instance ids), "
+        "depth (OUT/depth/, 16-bit millimetres), normals (OUT/normals/, 16-bit RGB); default none",
+    )
 
 
 def _check_range(value: tuple[float, float] | None) -> tuple[float, float] | None:

@@ -25,7 +25,7 @@ class InputError(ValueError):
 
 
 _MISSING = object()
-_UNION_TAGS = frozenset({"TAG", "BOARD", "PLANE", "TAGS", "gaussian", "poisson", "salt_pepper"})
+_UNION_TAGS = frozenset({"TAG", "BOARD", "PLANE", "OCCLUDER", "TAGS", "gaussian", "poisson", "salt_pepper"})
 """Discriminator values pydantic puts in an error's location; a user never typed them."""
 
 

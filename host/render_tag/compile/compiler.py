@@ -154,6 +154,7 @@ class SceneCompiler:
             noise_threshold=self.context.config.renderer.noise_threshold,
             max_bounces=self.context.config.renderer.max_bounces,
             seed=derive_seed(seed, "renderer") % _CYCLES_SEED_LIMIT,
+            outputs=self.context.config.renderer.outputs,
         )
         # The pose check sees the subject only: the background lies below it and can never hide it.
         probe = PreparedScene(subject.objects, self.context.intrinsics.distortion_model)
