@@ -127,7 +127,9 @@ def _write_outputs(scene: Any, recipe: SceneRecipe, index: int, out: Path) -> Im
     """masks/, depth/ and normals/ of one camera (renderer.outputs) from the point-sampled data pass."""
     kinds = list(recipe.renderer.outputs)
     if "masks" in kinds and len(recipe.objects) > pass_files.MAX_MASK_ID:
-        raise ValueError(f"masks hold at most {pass_files.MAX_MASK_ID} objects; the recipe has {len(recipe.objects)}")
+        raise ValueError(
+            f"masks hold at most {pass_files.MAX_MASK_ID} objects; the recipe has {len(recipe.objects)}"
+        )
     intrinsics = recipe.cameras[index].intrinsics
     image_id = recipe.image_id(index)
     ids = None
@@ -138,12 +140,16 @@ def _write_outputs(scene: Any, recipe: SceneRecipe, index: int, out: Path) -> Im
         if "masks" in kinds:
             imaging.write_png_atomic(out / "masks" / f"{image_id}.png", ids)
         if "depth" in kinds:
-            imaging.write_png_atomic(out / "depth" / f"{image_id}.png", pass_files.depth_png(data[..., 1], seen))
+            imaging.write_png_atomic(
+                out / "depth" / f"{image_id}.png", pass_files.depth_png(data[..., 1], seen)
+            )
     if "normals" in kinds:
         data = pass_files.to_target(passes.render_data_pass(scene, "normals"), intrinsics)
         blender = data[..., :3].astype(np.float64) * 2.0 - 1.0
         opencv = blender * np.array([1.0, -1.0, 1.0])  # Cycles' camera axes (y up, z forward) to OpenCV's
-        imaging.write_png_atomic(out / "normals" / f"{image_id}.png", pass_files.normals_png(opencv, data[..., 3] > 0.5))
+        imaging.write_png_atomic(
+            out / "normals" / f"{image_id}.png", pass_files.normals_png(opencv, data[..., 3] > 0.5)
+        )
     return pass_files.image_outputs(recipe, image_id, ids, kinds)
 
 

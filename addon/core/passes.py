@@ -38,7 +38,7 @@ stores vertices in float32, so a ray meets the plane it ends on within a few mic
 
 def hidden_test(scene: bpy.types.Scene) -> HiddenTest:
     """The scene's occlusion test for `render_tag_shared.truth` (built scene, current camera)."""
-    depsgraph = scene.view_layers[0].depsgraph
+    depsgraph = datablocks.need(scene.view_layers[0].depsgraph, "the view layer's depsgraph")
 
     def hidden(points_world: np.ndarray, camera_centre: np.ndarray) -> np.ndarray:
         origin = Vector(np.asarray(camera_centre, dtype=float).tolist())
@@ -50,7 +50,10 @@ def hidden_test(scene: bpy.types.Scene) -> HiddenTest:
             if reach <= 0:
                 continue
             direction = Vector((ray / distance).tolist())
-            out[k] = scene.ray_cast(depsgraph, origin, direction, distance=reach)[0]
+            hit: Any = scene.ray_cast(  # (hit, location, normal, index, object, matrix); stubs say None
+                depsgraph, origin, direction, distance=reach
+            )
+            out[k] = bool(hit[0])
         return out
 
     return hidden

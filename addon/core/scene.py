@@ -22,6 +22,7 @@ from mathutils import Matrix, Quaternion, Vector
 
 from render_tag_shared.boards import board_image, board_px_per_bit
 from render_tag_shared.families import get_family, marker_texture
+from render_tag_shared.passes import MAX_MASK_ID, mask_id
 from render_tag_shared.recipe import (
     BoardObject,
     Light,
@@ -31,7 +32,6 @@ from render_tag_shared.recipe import (
     TagObject,
     World,
 )
-from render_tag_shared.passes import MAX_MASK_ID, mask_id
 from render_tag_shared.truth import object_extent_m
 
 from . import datablocks

@@ -86,7 +86,8 @@ class BoardDefinition(BaseModel):
     tags of `marker_size_mm` (outer edge of the black border), `spacing_ratio` = gap / tag size
     (Kalibr's tagRows, tagCols, tagSize, tagSpacing). Checkerboard: `rows` x `cols` squares of
     `square_size_mm` (OpenCV's pattern size is the inner corners, (cols - 1, rows - 1)); it has no
-    markers, so `dictionary` stays empty and `marker_size_mm` is the square. Every check names the field it is about:
+    markers, so `dictionary` stays empty and `marker_size_mm` is the square. Every check names the
+    field it is about:
     fields are validated in declaration order, so each validator can see the ones before it.
     """
 
@@ -108,7 +109,9 @@ class BoardDefinition(BaseModel):
         None, validate_default=True, description="AprilGrid only: gap between tags / tag size (tagSpacing)"
     )
     dictionary: str = Field(
-        "", validate_default=True, description="tag family: render-tag's or OpenCV's name; none on a checkerboard"
+        "",
+        validate_default=True,
+        description="tag family: render-tag's or OpenCV's name; none on a checkerboard",
     )
     legacy_pattern: bool = Field(False, description="ChArUco only: OpenCV < 4.6 layout (setLegacyPattern)")
     border_bits: int | None = Field(
@@ -145,7 +148,9 @@ class BoardDefinition(BaseModel):
         square = info.data.get("square_size_mm")
         if info.data.get("board_type") == "checkerboard":
             if value and square is not None and value != square:
-                raise ValueError(f"a checkerboard has no markers: omit marker_size_mm (or give the square, {square})")
+                raise ValueError(
+                    f"a checkerboard has no markers: omit marker_size_mm (or give the square, {square})"
+                )
             return square if square is not None else value
         if not value > 0:
             board_type = info.data.get("board_type")
@@ -167,7 +172,9 @@ class BoardDefinition(BaseModel):
             if not math.isfinite(value) or value <= 0:
                 raise ValueError(f"spacing_ratio must be positive (gap / tag size), got {value}")
         elif board_type in _SQUARE_BOARDS and value is not None:
-            raise ValueError(f"spacing_ratio is for aprilgrid boards; a {board_type} board has square_size_mm")
+            raise ValueError(
+                f"spacing_ratio is for aprilgrid boards; a {board_type} board has square_size_mm"
+            )
         return value
 
     @field_validator("dictionary")
@@ -203,7 +210,10 @@ class BoardDefinition(BaseModel):
     def _legacy(cls, value: bool, info: ValidationInfo) -> bool:
         board_type = info.data.get("board_type")
         if value and board_type != "charuco":
-            raise ValueError(f"legacy_pattern is an OpenCV ChArUco option; it must be false for {'an' if board_type == 'aprilgrid' else 'a'} {board_type}")
+            raise ValueError(
+                "legacy_pattern is an OpenCV ChArUco option; it must be false for "
+                f"{'an' if board_type == 'aprilgrid' else 'a'} {board_type}"
+            )
         return value
 
     @field_validator("marker_ids")

@@ -21,8 +21,8 @@ from .families import get_family
 from .lens import DistortionModel, expected_coeff_count
 from .recipe import (
     FiniteFloat,
-    OutputKind,
     NonNegativeFloat,
+    OutputKind,
     PositiveFloat,
     Resolution,
     StrictModel,

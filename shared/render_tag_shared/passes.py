@@ -21,6 +21,7 @@ ray nearest to its own, at most half an overscan pixel away.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -120,7 +121,7 @@ def to_target(buffer: npt.ArrayLike, intrinsics: CameraIntrinsics) -> npt.NDArra
 
 
 def image_outputs(
-    recipe: SceneRecipe, image_id: str, ids: npt.NDArray[np.integer] | None, kinds: list[str]
+    recipe: SceneRecipe, image_id: str, ids: npt.NDArray[np.integer] | None, kinds: Sequence[str]
 ) -> ImageOutputs:
     """The label file's `outputs` entry of one image: file names and, with masks, the mask objects."""
     return ImageOutputs(

@@ -53,7 +53,7 @@ def black_rectangles(image: np.ndarray) -> list[tuple[int, int, int, int]]:
     marker modules become few rectangles, and every edge stays on a texel edge.
     """
     black = np.asarray(image) == 0
-    h, w = black.shape
+    h = black.shape[0]
     open_runs: dict[tuple[int, int], int] = {}  # (start, end) -> first row
     out: list[tuple[int, int, int, int]] = []
     for row in range(h + 1):
@@ -138,7 +138,8 @@ def svg_text(page: Sheet) -> str:
         '<g fill="#000000">',
     ]
     lines += [
-        f'<rect x="{_n(x)}" y="{_n(y)}" width="{_n(rw)}" height="{_n(rh)}"/>' for x, y, rw, rh in page.rectangles
+        f'<rect x="{_n(x)}" y="{_n(y)}" width="{_n(rw)}" height="{_n(rh)}"/>'
+        for x, y, rw, rh in page.rectangles
     ]
     lines += ["</g>", "</svg>", ""]
     return "\n".join(lines)
@@ -174,7 +175,9 @@ def pdf_bytes(page: Sheet) -> bytes:
     xref = len(out)
     out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode("ascii")
     out += b"".join(f"{offset:010d} 00000 n \n".encode("ascii") for offset in offsets)
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R /Info 5 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode(
-        "ascii"
+    out += (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R /Info 5 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode(
+            "ascii"
+        )
     )
     return bytes(out)

@@ -81,7 +81,8 @@ class MaskObject(StrictModel):
         None, description="[x, y, w, h] of the visible pixels, OpenCV coordinates (pixel centres at integers)"
     )
     rle: dict[str, Any] | None = Field(
-        None, description="COCO's uncompressed RLE of the visible pixels: {size: [h, w], counts}, column-major"
+        None,
+        description="COCO's uncompressed RLE of the visible pixels: {size: [h, w], counts}, column-major",
     )
 
 
@@ -90,7 +91,8 @@ class ImageOutputs(StrictModel):
 
     masks: str | None = Field(None, description="16-bit PNG: each pixel the id of the object seen there")
     depth: str | None = Field(
-        None, description="16-bit PNG: z along the optical axis in millimetres (0: no surface, or beyond 65.535 m)"
+        None,
+        description="16-bit PNG: z along the optical axis in millimetres (0: no surface, or beyond 65.535 m)",
     )
     normals: str | None = Field(
         None, description="16-bit RGB PNG: unit normal in camera axes (OpenCV), (n + 1) / 2 * 65535; 0 = none"

@@ -23,7 +23,7 @@ import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -151,7 +151,9 @@ def _subject_points(obj: TagObject | BoardObject, outline_samples: int, markers:
         corners = board_outline_object_frame(obj.board)
         keypoints = np.asarray(obj.keypoints_3d, dtype=float)
         module = board_module_m(obj.board)
-        marker_points = marker_corners_object_frame(obj.board)[1].reshape(-1, 3) if markers else np.empty((0, 3))
+        marker_points = (
+            marker_corners_object_frame(obj.board)[1].reshape(-1, 3) if markers else np.empty((0, 3))
+        )
     return [*_points_of(corners, keypoints, module, outline_samples), marker_points]
 
 
@@ -477,7 +479,7 @@ def camera_ground_truth(
     camera = recipe.cameras[camera_index]
     intr = camera.intrinsics
     image = recipe.image_id(camera_index)
-    common = {
+    common: dict[str, Any] = {
         "image_id": image,
         "scene_id": recipe.scene_id,
         "camera_name": camera.name,

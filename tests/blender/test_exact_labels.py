@@ -50,19 +50,46 @@ def occlusion_recipe(outputs: tuple[str, ...] = ("masks", "depth", "normals")) -
             {
                 "type": "BOARD",
                 "name": "board",
-                "board": {"board_type": "charuco", "rows": 4, "cols": 5, "square_size_mm": 40.0,
-                          "marker_size_mm": 30.0, "dictionary": "DICT_4X4_50"},  # fmt: skip
+                "board": {
+                    "board_type": "charuco",
+                    "rows": 4,
+                    "cols": 5,
+                    "square_size_mm": 40.0,
+                    "marker_size_mm": 30.0,
+                    "dictionary": "DICT_4X4_50",
+                },
                 "margin_mm": 5.0,
                 "pose": {"position": [-0.09, -0.07, 0.0]},
             },
-            {"type": "TAG", "name": "tag_half", "tag_family": "tag36h11", "tag_id": 3, "size_mm": 80.0,
-             "pose": {"position": [-0.09, 0.11, 0.0]}},  # fmt: skip
-            {"type": "TAG", "name": "tag_clear", "tag_family": "tag36h11", "tag_id": 5, "size_mm": 160.0,
-             "pose": {"position": [0.15, 0.02, 0.0]}},  # fmt: skip
-            {"type": "OCCLUDER", "name": "box", "size_m": BOX_SIZE.tolist(),
-             "pose": {"position": BOX_CENTRE.tolist()}},  # fmt: skip
-            {"type": "PLANE", "name": "ground", "size_m": [3.0, 3.0], "color": [0.35, 0.35, 0.35],
-             "pose": {"position": [0.0, 0.0, -0.02]}},  # fmt: skip
+            {
+                "type": "TAG",
+                "name": "tag_half",
+                "tag_family": "tag36h11",
+                "tag_id": 3,
+                "size_mm": 80.0,
+                "pose": {"position": [-0.09, 0.11, 0.0]},
+            },
+            {
+                "type": "TAG",
+                "name": "tag_clear",
+                "tag_family": "tag36h11",
+                "tag_id": 5,
+                "size_mm": 160.0,
+                "pose": {"position": [0.15, 0.02, 0.0]},
+            },
+            {
+                "type": "OCCLUDER",
+                "name": "box",
+                "size_m": BOX_SIZE.tolist(),
+                "pose": {"position": BOX_CENTRE.tolist()},
+            },
+            {
+                "type": "PLANE",
+                "name": "ground",
+                "size_m": [3.0, 3.0],
+                "color": [0.35, 0.35, 0.35],
+                "pose": {"position": [0.0, 0.0, -0.02]},
+            },
         ],
         "cameras": [
             {
@@ -74,7 +101,9 @@ def occlusion_recipe(outputs: tuple[str, ...] = ("masks", "depth", "normals")) -
 
 
 @pytest.fixture(scope="module")
-def rendered(addon_session: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[SceneRecipe, Path, ImageLabels]:
+def rendered(
+    addon_session: Any, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[SceneRecipe, Path, ImageLabels]:
     recipe = SceneRecipe.model_validate(occlusion_recipe())
     out = tmp_path_factory.mktemp("occlusion")
     (result,) = addon_session.render_recipe(recipe, out)
@@ -129,8 +158,12 @@ def test_occluded_corners_are_sentinels_the_others_unchanged(rendered: Any) -> N
             got_points, got_vis = [(-1.0, -1.0)] * len(points), [0] * len(points)
         else:
             got_points = list(rendered_record.corners) + list(rendered_record.keypoints or [])
-            got_vis = list(rendered_record.corners_visibility) + list(rendered_record.keypoints_visibility or [])
-        for world, point, v, gp, gv in zip(_label_points(recipe, truth), points, vis, got_points, got_vis, strict=True):
+            got_vis = list(rendered_record.corners_visibility) + list(
+                rendered_record.keypoints_visibility or []
+            )
+        for world, point, v, gp, gv in zip(
+            _label_points(recipe, truth), points, vis, got_points, got_vis, strict=True
+        ):
             if v == 0:
                 assert gv == 0
                 continue
@@ -176,7 +209,9 @@ def _mesh_polygon(recipe: SceneRecipe, name: str) -> np.ndarray:
     obj = next(o for o in recipe.objects if o.name == name)
     assert isinstance(obj, TagObject | BoardObject)
     w, h = object_extent_m(obj)
-    quad = _world(obj, np.array([[-w / 2, h / 2, 0], [w / 2, h / 2, 0], [w / 2, -h / 2, 0], [-w / 2, -h / 2, 0]]))
+    quad = _world(
+        obj, np.array([[-w / 2, h / 2, 0], [w / 2, h / 2, 0], [w / 2, -h / 2, 0], [-w / 2, -h / 2, 0]])
+    )
     cam = np.linalg.inv(np.asarray(recipe.cameras[0].cam_to_world))
     p = quad @ cam[:3, :3].T + cam[:3, 3]
     k = np.asarray(recipe.cameras[0].intrinsics.k_matrix)
@@ -191,7 +226,7 @@ def test_masks_agree_with_the_objects(rendered: Any) -> None:
     assert labels.outputs is not None
     entries = {m.object_name: m for m in labels.outputs.mask_objects}
     assert [m.id for m in labels.outputs.mask_objects] == [1, 2, 3, 4, 5]  # recipe index + 1
-    for name, entry in entries.items():
+    for entry in entries.values():
         mask = ids == entry.id
         assert entry.area == int(mask.sum())
         if entry.area:
@@ -234,7 +269,15 @@ def test_depth_and_normals_match_the_poses(rendered: Any) -> None:
     board_obj = next(o for o in recipe.objects if o.name == "board")
     assert isinstance(board_obj, BoardObject)
     (board,) = [r for r in labels.records if r.record_type == "BOARD"]
-    seen = [p for p, v in zip(_world(board_obj, np.asarray(board_obj.keypoints_3d)), board.keypoints_visibility or [], strict=True) if v == 2]
+    seen = [
+        p
+        for p, v in zip(
+            _world(board_obj, np.asarray(board_obj.keypoints_3d)),
+            board.keypoints_visibility or [],
+            strict=True,
+        )
+        if v == 2
+    ]
     checks = [("tag_clear", 3, np.asarray(clear.position))]  # the tag's centre, in the camera frame
     checks += [("board", 1, cam[:3, :3] @ p + cam[:3, 3]) for p in seen]
     compared = 0
@@ -262,7 +305,9 @@ def test_merge_writes_mask_segmentation_and_marker_rows(rendered: Any, tmp_path:
     coco = json.loads((merged / "coco_labels.json").read_text())
     ids = cv2.imread(str(merged / "masks" / "scene000011_cam00.png"), cv2.IMREAD_UNCHANGED)
     half = next(a for a in coco["annotations"] if a["attributes"].get("object_name") == "tag_half")
-    assert np.array_equal(rle_decode(half["segmentation"]), ids == 2) and half["area"] == int((ids == 2).sum())
+    assert np.array_equal(rle_decode(half["segmentation"]), ids == 2) and half["area"] == int(
+        (ids == 2).sum()
+    )
     rows = (merged / "ground_truth.csv").read_text().splitlines()
     assert sum(1 for row in rows if row.split(",")[1] == "DICT_4X4_50") == len(
         [r for r in labels.records if r.record_type == "MARKER"]
@@ -281,24 +326,40 @@ def checkerboard_recipe() -> dict[str, Any]:
     return {
         "scene_id": 12,
         "random_seed": 0,
-        "world": {"lights": [{"type": "SUN", "energy": 2.0, "pose": {"position": [0, 0, 2]}}],
-                  "background_color": [1.0, 1.0, 1.0], "background_strength": 0.6},  # fmt: skip
+        "world": {
+            "lights": [{"type": "SUN", "energy": 2.0, "pose": {"position": [0, 0, 2]}}],
+            "background_color": [1.0, 1.0, 1.0],
+            "background_strength": 0.6,
+        },
         "renderer": {"mode": "cycles", "samples": 16},
         "objects": [
-            {"type": "BOARD", "name": "checker", "margin_mm": 15.0,
-             "board": {"board_type": "checkerboard", "rows": 7, "cols": 10, "square_size_mm": 22.0},
-             "pose": {"rotation_quaternion": [0.995, 0.08, 0.05, 0.03]}},  # fmt: skip
-            {"type": "PLANE", "name": "ground", "size_m": [3.0, 3.0], "color": [0.3, 0.3, 0.3],
-             "pose": {"position": [0.0, 0.0, -0.05]}},  # fmt: skip
+            {
+                "type": "BOARD",
+                "name": "checker",
+                "margin_mm": 15.0,
+                "board": {"board_type": "checkerboard", "rows": 7, "cols": 10, "square_size_mm": 22.0},
+                "pose": {"rotation_quaternion": [0.995, 0.08, 0.05, 0.03]},
+            },
+            {
+                "type": "PLANE",
+                "name": "ground",
+                "size_m": [3.0, 3.0],
+                "color": [0.3, 0.3, 0.3],
+                "pose": {"position": [0.0, 0.0, -0.05]},
+            },
         ],
         "cameras": [
-            {"cam_to_world": look_at([0.03, -0.06, 0.42], [0.0, 0.0, 0.0]),
-             "intrinsics": pinhole(330.0, 330.0, 161.2, 118.7, (320, 240))}  # fmt: skip
+            {
+                "cam_to_world": look_at([0.03, -0.06, 0.42], [0.0, 0.0, 0.0]),
+                "intrinsics": pinhole(330.0, 330.0, 161.2, 118.7, (320, 240)),
+            }
         ],
     }
 
 
-def test_checkerboard_found_by_findchessboardcornerssb_at_the_truth(addon_session: Any, tmp_path: Path) -> None:
+def test_checkerboard_found_by_findchessboardcornerssb_at_the_truth(
+    addon_session: Any, tmp_path: Path
+) -> None:
     recipe = SceneRecipe.model_validate(checkerboard_recipe())
     (result,) = addon_session.render_recipe(recipe, tmp_path)
     labels = ImageLabels.model_validate_json(Path(result.labels_path).read_text())

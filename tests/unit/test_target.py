@@ -50,7 +50,9 @@ def _pdf_rectangles(pdf: bytes) -> np.ndarray:
     stream = re.search(rb"stream\n(.*)\nendstream", pdf, re.S)
     assert stream is not None
     ops = zlib.decompress(stream.group(1)).decode()
-    return np.array([[float(v) for v in line.split()[:4]] for line in ops.splitlines() if line.endswith(" re")])
+    return np.array(
+        [[float(v) for v in line.split()[:4]] for line in ops.splitlines() if line.endswith(" re")]
+    )
 
 
 def _svg_rectangles(svg: str) -> tuple[tuple[float, float], tuple[float, float, float, float], np.ndarray]:
@@ -69,13 +71,17 @@ def _write(tmp_path: Path, board: dict, *extra: str) -> Path:
 
 def _rasterise(pdf: Path) -> np.ndarray:
     stem = pdf.with_suffix("")
-    subprocess.run([_pdftoppm(), "-r", f"{DPI:g}", "-gray", "-png", "-singlefile", str(pdf), str(stem)], check=True)
+    subprocess.run(
+        [_pdftoppm(), "-r", f"{DPI:g}", "-gray", "-png", "-singlefile", str(pdf), str(stem)], check=True
+    )
     image = cv2.imread(str(stem) + ".png", cv2.IMREAD_GRAYSCALE)
     assert image is not None
     return image
 
 
-def _library_to_page_px(defn: BoardDefinition, origin_mm: tuple[float, float], points: np.ndarray) -> np.ndarray:
+def _library_to_page_px(
+    defn: BoardDefinition, origin_mm: tuple[float, float], points: np.ndarray
+) -> np.ndarray:
     """Library-frame points (metres) to pixels of the rasterised page (OpenCV centres)."""
     obj = points.reshape(-1, 3) @ library_to_object(defn)[:3, :3].T + library_to_object(defn)[:3, 3]
     x_mm = origin_mm[0] + defn.width_mm / 2.0 + obj[:, 0] * 1000.0
@@ -125,7 +131,7 @@ def test_charuco_pdf_detected(tmp_path: Path) -> None:
     gray = _rasterise(out / "target.pdf")
     dictionary = cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_5X5_100)
     cv_board = cv2.aruco.CharucoBoard((defn.cols, defn.rows), 0.04, 0.03, dictionary)
-    corners, ids, marker_corners, marker_ids = cv2.aruco.CharucoDetector(cv_board).detectBoard(gray)
+    corners, ids, _, marker_ids = cv2.aruco.CharucoDetector(cv_board).detectBoard(gray)
     assert ids is not None and sorted(ids.ravel().tolist()) == list(range(defn.num_keypoints))
     assert marker_ids is not None and sorted(marker_ids.ravel().tolist()) == defn.resolved_marker_ids()
     truth = _library_to_page_px(defn, (10.0, 10.0), board_keypoints(defn))
@@ -145,14 +151,20 @@ def test_aprilgrid_pdf_detected(tmp_path: Path) -> None:
     dictionary = cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_APRILTAG_36h11)
     corners, ids, _ = cv2.aruco.ArucoDetector(dictionary, params).detectMarkers(gray)
     assert ids is not None and sorted(ids.ravel().tolist()) == defn.resolved_marker_ids()
-    marker_ids, truth_corners = board_marker_corners(defn)
+    _, truth_corners = board_marker_corners(defn)
     truth = _library_to_page_px(defn, (10.0, 10.0), truth_corners).reshape(-1, 4, 2)
     for tag_id, quad in zip(ids.ravel().tolist(), corners, strict=True):
         centre_error = np.linalg.norm(quad.reshape(4, 2).mean(axis=0) - truth[tag_id].mean(axis=0))
         assert centre_error < 0.5
         assert np.linalg.norm(quad.reshape(4, 2) - truth[tag_id], axis=1).max() < 1.5  # TL..BL in order
     kalibr = yaml.safe_load((out / "target.yaml").read_text())
-    assert kalibr == {"target_type": "aprilgrid", "tagCols": 5, "tagRows": 4, "tagSize": 0.04, "tagSpacing": 0.3}
+    assert kalibr == {
+        "target_type": "aprilgrid",
+        "tagCols": 5,
+        "tagRows": 4,
+        "tagSize": 0.04,
+        "tagSpacing": 0.3,
+    }
 
 
 def test_checkerboard_pdf_detected(tmp_path: Path) -> None:
@@ -177,7 +189,10 @@ def test_config_source_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixtu
         (["target", "{board_type: charuco, rows: 5}", "-o", str(tmp_path / "bad1")], "BOARD-SPEC: cols"),
         (["target", str(config), "-o", str(tmp_path / "bad2"), "--paper", "A4"], "does not fit on A4"),
         (["target", str(config), "-o", str(tmp_path / "bad3"), "--paper", "B7"], "--paper"),
-        (["target", str(config.parent / "design_example.yaml"), "-o", str(tmp_path / "bad4")], "BOARD subject"),
+        (
+            ["target", str(config.parent / "design_example.yaml"), "-o", str(tmp_path / "bad4")],
+            "BOARD subject",
+        ),
     ]:
         assert main(argv) == 2
         assert words in capsys.readouterr().err

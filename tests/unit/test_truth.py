@@ -205,7 +205,9 @@ def test_board_keypoints_equal_cv2_projection_of_the_opencv_board() -> None:
     assert [m.record_type for m in markers] == ["MARKER"] * 17
     assert [m.tag_id for m in markers] == board.getIds().ravel().tolist()
     for marker, obj_points in zip(markers, board.getObjPoints(), strict=True):
-        uv, _ = cv2.projectPoints(obj_points, rvec, np.asarray(record.position), np.asarray(record.k_matrix), None)
+        uv, _ = cv2.projectPoints(
+            obj_points, rvec, np.asarray(record.position), np.asarray(record.k_matrix), None
+        )
         np.testing.assert_allclose(marker.corners, uv.reshape(-1, 2), atol=1e-6)
         assert marker.object_name == "b" and marker.tag_family == "DICT_5X5_100" and marker.tag_size_mm == 30
         # the marker's own pose maps a single tag's corners onto them, as a loose tag's does

@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "square_size_mm: 25}'")  # fmt: skip
     sub.add_argument("-o", "--output", required=True, help="the folder to write into")
     sub.add_argument("--margin-mm", type=non_negative_float, default=None,
-                     help="white margin around the pattern (default: the subject's margin_mm, else 10)")  # fmt: skip
+                     help="white margin around the pattern (default: the subject's, else 10)")  # fmt: skip
     sub.add_argument("--paper", default=None, help="A0..A4, letter, legal, tabloid: the board centred at "
                      "true scale on that sheet (default: a page of the board plus its margin)")  # fmt: skip
 

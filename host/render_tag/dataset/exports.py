@@ -215,7 +215,8 @@ def camera_info_yaml(
 
 
 def export_dataset(out: str | Path, dest: str | Path | None = None) -> list[Path]:
-    """Writes OUT/exports/: target.yaml (AprilGrid, checkerboard), charuco_board.yaml/.json (ChArUco), camera_info*.yaml.
+    """Writes OUT/exports/: target.yaml (AprilGrid, checkerboard), charuco_board.yaml/.json (ChArUco),
+    camera_info*.yaml.
 
     One file per distinct board and per distinct camera (K, resolution, lens); with several cameras,
     `cameras.json` maps each camera file to its image ids.

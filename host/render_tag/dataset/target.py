@@ -64,7 +64,9 @@ def read_target_source(spec: str) -> TargetSource:
             return TargetSource(board, margin if margin > 0 else None)
         return TargetSource(_board(data, spec, ""), None)
     if "{" not in spec and ":" not in spec:
-        raise InputError(spec, "", "is neither a file nor a board spec such as '{board_type: ..., rows: ...}'")
+        raise InputError(
+            spec, "", "is neither a file nor a board spec such as '{board_type: ..., rows: ...}'"
+        )
     import yaml
 
     try:
