@@ -4,9 +4,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck pytest addon bench clean
+.PHONY: setup poppler demo test lint typecheck pytest addon bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) poppler
+
+# pdftoppm (Debian's poppler-utils) rasterises printable targets in the tests: installed when root.
+poppler:
+	@command -v pdftoppm >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q poppler-utils >/dev/null; } \
+	  || { echo "pdftoppm is missing: apt-get install poppler-utils (the target tests need it)" >&2; exit 1; }
 
 $(STAMP): pyproject.toml shared/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

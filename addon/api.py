@@ -13,14 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from render_tag_shared import imaging
+from render_tag_shared import passes as pass_files
 from render_tag_shared.boards import BoardDefinition
 from render_tag_shared.files import write_json_atomic
 from render_tag_shared.recipe import BoardObject, CameraIntrinsics, SceneRecipe, TagObject
 from render_tag_shared.recipe_io import load_recipe_file
+from render_tag_shared.records import ImageOutputs
 from render_tag_shared.truth import image_labels
 
-from .core import authoring, datablocks, export, renderer, viewport
+from .core import authoring, datablocks, export, passes, renderer, viewport
 from .core import scene as scenes
 from .core.settings import object_model
 
@@ -99,7 +103,14 @@ def render_recipe(
         t4 = time.perf_counter()
         image_id = recipe.image_id(index)
         image_path = imaging.write_png_atomic(out / "images" / f"{image_id}.png", pixels)
-        labels = image_labels(recipe, index, render_environment=renderer.render_environment(scene))
+        outputs = _write_outputs(scene, recipe, index, out) if recipe.renderer.outputs else None
+        labels = image_labels(
+            recipe,
+            index,
+            render_environment=renderer.render_environment(scene),
+            hidden=passes.hidden_test(scene),
+            outputs=outputs,
+        )
         labels_path = write_json_atomic(
             out / "labels" / f"{image_id}.json", labels.model_dump(mode="json"), indent=None
         )
@@ -114,6 +125,36 @@ def render_recipe(
             )
         )
     return results
+
+
+def _write_outputs(scene: Any, recipe: SceneRecipe, index: int, out: Path) -> ImageOutputs:
+    """masks/, depth/ and normals/ of one camera (renderer.outputs) from the point-sampled data pass."""
+    kinds = list(recipe.renderer.outputs)
+    if "masks" in kinds and len(recipe.objects) > pass_files.MAX_MASK_ID:
+        raise ValueError(
+            f"masks hold at most {pass_files.MAX_MASK_ID} objects; the recipe has {len(recipe.objects)}"
+        )
+    intrinsics = recipe.cameras[index].intrinsics
+    image_id = recipe.image_id(index)
+    ids = None
+    if "masks" in kinds or "depth" in kinds:
+        data = pass_files.to_target(passes.render_data_pass(scene, "ids"), intrinsics)
+        seen = data[..., 3] > 0.5
+        ids = np.where(seen, np.rint(data[..., 0]), 0).astype(np.uint16)
+        if "masks" in kinds:
+            imaging.write_png_atomic(out / "masks" / f"{image_id}.png", ids)
+        if "depth" in kinds:
+            imaging.write_png_atomic(
+                out / "depth" / f"{image_id}.png", pass_files.depth_png(data[..., 1], seen)
+            )
+    if "normals" in kinds:
+        data = pass_files.to_target(passes.render_data_pass(scene, "normals"), intrinsics)
+        blender = data[..., :3].astype(np.float64) * 2.0 - 1.0
+        opencv = blender * np.array([1.0, -1.0, 1.0])  # Cycles' camera axes (y up, z forward) to OpenCV's
+        imaging.write_png_atomic(
+            out / "normals" / f"{image_id}.png", pass_files.normals_png(opencv, data[..., 3] > 0.5)
+        )
+    return pass_files.image_outputs(recipe, image_id, ids, kinds)
 
 
 def render_recipe_file(

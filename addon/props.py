@@ -32,6 +32,7 @@ FAMILY_ITEMS = [(name, name, f"{name} markers (OpenCV's images, bit for bit)") f
 BOARD_TYPE_ITEMS = [
     ("charuco", "ChArUco", "OpenCV ChArUco board"),
     ("aprilgrid", "AprilGrid", "Kalibr AprilGrid"),
+    ("checkerboard", "Checkerboard", "OpenCV / Kalibr checkerboard (no markers)"),
 ]
 _LENS_LABELS = {
     "none": ("Pinhole", "No distortion: K alone"),

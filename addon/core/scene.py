@@ -22,9 +22,11 @@ from mathutils import Matrix, Quaternion, Vector
 
 from render_tag_shared.boards import board_image, board_px_per_bit
 from render_tag_shared.families import get_family, marker_texture
+from render_tag_shared.passes import MAX_MASK_ID, mask_id
 from render_tag_shared.recipe import (
     BoardObject,
     Light,
+    OccluderObject,
     PlaneObject,
     SceneRecipe,
     TagObject,
@@ -264,12 +266,33 @@ def build_plane(scene: bpy.types.Scene, plane: PlaneObject) -> bpy.types.Object:
     return obj
 
 
-def object_mesh(entry: TagObject | BoardObject | PlaneObject) -> bpy.types.Mesh:
+def occluder_mesh(box: OccluderObject) -> bpy.types.Mesh:
+    """A closed box of `size_m`, centred on the origin, outward normals, flat colour."""
+    hx, hy, hz = (v / 2.0 for v in box.size_m)
+    verts = [(x, y, z) for z in (-hz, hz) for y in (-hy, hy) for x in (-hx, hx)]
+    faces = [(0, 2, 3, 1), (4, 5, 7, 6), (0, 1, 5, 4), (2, 6, 7, 3), (0, 4, 6, 2), (1, 3, 7, 5)]
+    mesh = bpy.data.meshes.new(f"RT_{box.name}")
+    datablocks.mark(mesh)
+    mesh.from_pydata(verts, [], faces)
+    mesh.update()
+    mesh.materials.append(textured_material(f"RT_{box.name}", None, box.roughness, box.color))
+    return mesh
+
+
+def build_occluder(scene: bpy.types.Scene, box: OccluderObject) -> bpy.types.Object:
+    obj = _new_object(scene, box.name, occluder_mesh(box))
+    set_pose(obj, box.pose.position, box.pose.rotation_quaternion)
+    return obj
+
+
+def object_mesh(entry: TagObject | BoardObject | PlaneObject | OccluderObject) -> bpy.types.Mesh:
     """The mesh (with material) of any recipe object."""
     if isinstance(entry, TagObject):
         return tag_mesh(entry)
     if isinstance(entry, BoardObject):
         return board_mesh(entry)
+    if isinstance(entry, OccluderObject):
+        return occluder_mesh(entry)
     return plane_mesh(entry)
 
 
@@ -367,9 +390,12 @@ def build_scene(
             built = build_tag(scene, obj)
         elif isinstance(obj, BoardObject):
             built = build_board(scene, obj)
+        elif isinstance(obj, OccluderObject):
+            built = build_occluder(scene, obj)
         else:
             built = build_plane(scene, obj)
         _record(built, obj.model_dump(mode="json"), index)
+        built.pass_index = min(mask_id(index), MAX_MASK_ID)  # the instance id in masks/
     for index, light in enumerate(recipe.world.lights):
         _record(build_light(scene, light, index), light.model_dump(mode="json"), index)
     build_world(scene, recipe.world)

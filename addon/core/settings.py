@@ -136,7 +136,8 @@ def write_object_settings(obj: bpy.types.Object, entry: dict[str, Any]) -> None:
             settings.marker_size_mm = board["marker_size_mm"]
             if board.get("spacing_ratio") is not None:
                 settings.spacing_ratio = board["spacing_ratio"]
-            settings.dictionary = board["dictionary"]
+            if board["dictionary"]:  # a checkerboard has none
+                settings.dictionary = board["dictionary"]
             settings.legacy_pattern = bool(board.get("legacy_pattern", False))
             settings.board_border_bits = board.get("border_bits") or 0
             settings.board_margin_mm = entry.get("margin_mm", 0.0)
@@ -164,16 +165,18 @@ def read_object_settings(obj: bpy.types.Object) -> dict[str, Any] | None:
         )
     elif settings.kind == "BOARD":
         charuco = settings.board_type == "charuco"
+        checker = settings.board_type == "checkerboard"
+        squares = charuco or checker
         out["board"] = {
             "board_type": settings.board_type,
             "rows": int(settings.rows),
             "cols": int(settings.cols),
-            "square_size_mm": nice(settings.square_size_mm) if charuco else None,
-            "marker_size_mm": nice(settings.marker_size_mm),
-            "spacing_ratio": None if charuco else nice(settings.spacing_ratio),
-            "dictionary": settings.dictionary,
+            "square_size_mm": nice(settings.square_size_mm) if squares else None,
+            "marker_size_mm": nice(settings.square_size_mm if checker else settings.marker_size_mm),
+            "spacing_ratio": None if squares else nice(settings.spacing_ratio),
+            "dictionary": "" if checker else settings.dictionary,
             "legacy_pattern": bool(settings.legacy_pattern) if charuco else False,
-            "border_bits": int(settings.board_border_bits) or None,
+            "border_bits": None if checker else int(settings.board_border_bits) or None,
             "marker_ids": None,
         }
         out["margin_mm"] = nice(settings.board_margin_mm)

@@ -407,14 +407,15 @@ class RENDER_TAG_OT_add_board(bpy.types.Operator):
             from render_tag_shared.boards import BoardDefinition
 
             charuco = self.board_type == "charuco"
+            checker = self.board_type == "checkerboard"
             fields = {
                 "board_type": self.board_type,
                 "rows": self.rows,
                 "cols": self.cols,
-                "square_size_mm": self.square_size_mm if charuco else None,
-                "marker_size_mm": self.marker_size_mm,
-                "spacing_ratio": None if charuco else self.spacing_ratio,
-                "dictionary": self.dictionary,
+                "square_size_mm": self.square_size_mm if charuco or checker else None,
+                "marker_size_mm": self.square_size_mm if checker else self.marker_size_mm,
+                "spacing_ratio": None if charuco or checker else self.spacing_ratio,
+                "dictionary": "" if checker else self.dictionary,
                 "legacy_pattern": self.legacy_pattern and charuco,
             }
             definition = _validated("add_board", lambda: BoardDefinition.model_validate(fields))

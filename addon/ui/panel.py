@@ -71,7 +71,9 @@ class VIEW3D_PT_render_tag_object(_RenderTagPanel):
             col = layout.column(align=True)
             col.prop(settings, "rows")
             col.prop(settings, "cols")
-            if settings.board_type == "charuco":
+            if settings.board_type == "checkerboard":
+                layout.prop(settings, "square_size_mm")
+            elif settings.board_type == "charuco":
                 layout.prop(settings, "square_size_mm")
                 layout.prop(settings, "marker_size_mm")
                 layout.prop(settings, "legacy_pattern")

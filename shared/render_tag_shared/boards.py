@@ -1,4 +1,5 @@
-"""Calibration boards (ChArUco and AprilGrid): definition, geometry in each library's frame, images.
+"""Calibration boards (ChArUco, AprilGrid, checkerboard): definition, geometry in each library's frame,
+images.
 
 Ground truth for a board is only useful if it matches what the calibration library believes the
 board is, so every layout here is the library's own, not a reinterpretation:
@@ -24,6 +25,15 @@ AprilGrid follows Kalibr (aslam_cameras_april GridCalibrationTargetAprilgrid.cpp
   spacing * size at every tag-gap intersection (including the outer ones) so that each tag corner is
   a chessboard-like saddle. So OpenCV's ArucoDetector reports a Kalibr tag's corners as its printed
   BR, BL, TL, TR: Kalibr points base + 1, base, base + 2 cols, base + 2 cols + 1.
+
+Checkerboard follows OpenCV's `findChessboardCorners` and Kalibr's checkerboard target: `rows` x `cols`
+  squares of `square_size_mm` (pattern size = inner corners (cols - 1, rows - 1), Kalibr's targetCols,
+  targetRows), the top-left square black, no markers. Library frame and corner order are ChArUco's
+  (corner i = y * (cols - 1) + x at ((x + 1) * square, (y + 1) * square), from the top-left inner
+  corner, row by row). With rows + cols odd the board has no half-turn symmetry and OpenCV is
+  unambiguous: `findChessboardCorners` returns this order and `findChessboardCornersSB` its reverse
+  (it starts at the bottom-right inner corner); with rows + cols even the pattern looks the same turned
+  by half a turn, so either detector's order depends on the view.
 
 render-tag's object frame for a board is the one of a single tag: origin at the centre of the
 printed pattern, x right, y up, z out of the board towards the viewer, board in z = 0.
@@ -61,41 +71,63 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 UInt8Array = npt.NDArray[np.uint8]
 
-_DEFAULT_BORDER_BITS = {"charuco": 1, "aprilgrid": 2}
-"""OpenCV's boards use a 1-bit marker border; Kalibr's AprilGrid tags a 2-bit one."""
+_DEFAULT_BORDER_BITS = {"charuco": 1, "aprilgrid": 2, "checkerboard": 1}
+"""OpenCV's boards use a 1-bit marker border; Kalibr's AprilGrid tags a 2-bit one (a checkerboard has
+no markers)."""
+
+_SQUARE_BOARDS = ("charuco", "checkerboard")
+"""Boards made of chessboard squares (square_size_mm, ChArUco's library frame and corner order)."""
 
 
 class BoardDefinition(BaseModel):
-    """A ChArUco or AprilGrid board, in millimetres, with the library's own parameters.
+    """A ChArUco, AprilGrid or checkerboard board, in millimetres, with the library's own parameters.
 
     ChArUco: `rows` x `cols` chessboard squares of `square_size_mm`, markers of `marker_size_mm`
     (OpenCV's CharucoBoard((cols, rows), square, marker, dictionary)). AprilGrid: `rows` x `cols`
     tags of `marker_size_mm` (outer edge of the black border), `spacing_ratio` = gap / tag size
-    (Kalibr's tagRows, tagCols, tagSize, tagSpacing). Every check names the field it is about:
+    (Kalibr's tagRows, tagCols, tagSize, tagSpacing). Checkerboard: `rows` x `cols` squares of
+    `square_size_mm` (OpenCV's pattern size is the inner corners, (cols - 1, rows - 1)); it has no
+    markers, so `dictionary` stays empty and `marker_size_mm` is the square. Every check names the
+    field it is about:
     fields are validated in declaration order, so each validator can see the ones before it.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    board_type: Literal["charuco", "aprilgrid"]
+    board_type: Literal["charuco", "aprilgrid", "checkerboard"]
     rows: int = Field(
-        gt=0, le=1000, strict=True, description="ChArUco: squares along y; AprilGrid: tags along y"
+        gt=0,
+        le=1000,
+        strict=True,
+        description="ChArUco, checkerboard: squares along y; AprilGrid: tags along y",
     )
     cols: int = Field(
-        gt=0, le=1000, strict=True, description="ChArUco: squares along x; AprilGrid: tags along x"
+        gt=0,
+        le=1000,
+        strict=True,
+        description="ChArUco, checkerboard: squares along x; AprilGrid: tags along x",
     )
     square_size_mm: Annotated[float, Field(strict=True)] | None = Field(
         None,
         validate_default=True,
-        description=f"ChArUco only: chessboard square side (at most {MAX_SIZE_MM:g})",
+        description=f"ChArUco and checkerboard only: chessboard square side (at most {MAX_SIZE_MM:g})",
     )
     marker_size_mm: float = Field(
-        gt=0, le=MAX_SIZE_MM, allow_inf_nan=False, strict=True, description="outer edge of the black border"
+        0.0,
+        validate_default=True,
+        le=MAX_SIZE_MM,
+        allow_inf_nan=False,
+        strict=True,
+        description="outer edge of the black border (required); checkerboard: omit, it is the square",
     )
     spacing_ratio: Annotated[float, Field(strict=True)] | None = Field(
         None, validate_default=True, description="AprilGrid only: gap between tags / tag size (tagSpacing)"
     )
-    dictionary: str = Field(description="tag family: render-tag's or OpenCV's name")
+    dictionary: str = Field(
+        "",
+        validate_default=True,
+        description="tag family: render-tag's or OpenCV's name; none on a checkerboard",
+    )
     legacy_pattern: bool = Field(False, description="ChArUco only: OpenCV < 4.6 layout (setLegacyPattern)")
     border_bits: Annotated[int, Field(strict=True, ge=1, le=4)] | None = Field(
         None, description="black border in modules; default 1 (ChArUco, OpenCV), 2 (AprilGrid, Kalibr)"
@@ -107,17 +139,18 @@ class BoardDefinition(BaseModel):
     @field_validator("rows", "cols")
     @classmethod
     def _rows_cols(cls, value: int, info: ValidationInfo) -> int:
-        if info.data.get("board_type") == "charuco" and value < 2:
-            raise ValueError(f"{info.field_name} must be at least 2 for a charuco board, got {value}")
+        board_type = info.data.get("board_type")
+        if board_type in _SQUARE_BOARDS and value < 2:
+            raise ValueError(f"{info.field_name} must be at least 2 for a {board_type} board, got {value}")
         return value
 
     @field_validator("square_size_mm")
     @classmethod
     def _square(cls, value: float | None, info: ValidationInfo) -> float | None:
         board_type = info.data.get("board_type")
-        if board_type == "charuco":
+        if board_type in _SQUARE_BOARDS:
             if value is None:
-                raise ValueError("square_size_mm is required for a charuco board")
+                raise ValueError(f"square_size_mm is required for a {board_type} board")
             if not math.isfinite(value) or not 0 < value <= MAX_SIZE_MM:
                 raise ValueError(
                     f"square_size_mm must be a positive number of millimetres up to {MAX_SIZE_MM:g}, "
@@ -131,6 +164,15 @@ class BoardDefinition(BaseModel):
     @classmethod
     def _marker(cls, value: float, info: ValidationInfo) -> float:
         square = info.data.get("square_size_mm")
+        if info.data.get("board_type") == "checkerboard":
+            if value and square is not None and value != square:
+                raise ValueError(
+                    f"a checkerboard has no markers: omit marker_size_mm (or give the square, {square})"
+                )
+            return square if square is not None else value
+        if not value > 0:
+            board_type = info.data.get("board_type")
+            raise ValueError(f"is required for a {board_type} board and must be greater than 0, got {value}")
         if info.data.get("board_type") == "charuco" and square is not None and value >= square:
             raise ValueError(
                 f"marker_size_mm ({value}) must be smaller than square_size_mm ({square}): "
@@ -149,18 +191,26 @@ class BoardDefinition(BaseModel):
                 raise ValueError(
                     f"spacing_ratio must be positive (gap / tag size) and at most 100, got {value}"
                 )
-        elif board_type == "charuco" and value is not None:
-            raise ValueError("spacing_ratio is for aprilgrid boards; a charuco board has square_size_mm")
+        elif board_type in _SQUARE_BOARDS and value is not None:
+            raise ValueError(
+                f"spacing_ratio is for aprilgrid boards; a {board_type} board has square_size_mm"
+            )
         return value
 
     @field_validator("dictionary")
     @classmethod
     def _dictionary(cls, value: str, info: ValidationInfo) -> str:
+        board_type = info.data.get("board_type")
+        if board_type == "checkerboard":
+            if value:
+                raise ValueError("a checkerboard has no markers: omit dictionary")
+            return ""
+        if not value:
+            raise ValueError(f"dictionary is required for a {board_type} board")
         try:
             family = get_family(value)
         except UnknownFamilyError as exc:
             raise ValueError(f"dictionary: {exc}") from None
-        board_type = info.data.get("board_type")
         if board_type == "aprilgrid" and family.kind != "apriltag":
             raise ValueError(
                 f"dictionary {value!r} is not an AprilTag family; an aprilgrid (Kalibr) uses AprilTags"
@@ -178,8 +228,12 @@ class BoardDefinition(BaseModel):
     @field_validator("legacy_pattern")
     @classmethod
     def _legacy(cls, value: bool, info: ValidationInfo) -> bool:
-        if value and info.data.get("board_type") == "aprilgrid":
-            raise ValueError("legacy_pattern is an OpenCV ChArUco option; it must be false for an aprilgrid")
+        board_type = info.data.get("board_type")
+        if value and board_type != "charuco":
+            raise ValueError(
+                "legacy_pattern is an OpenCV ChArUco option; it must be false for "
+                f"{'an' if board_type == 'aprilgrid' else 'a'} {board_type}"
+            )
         return value
 
     @field_validator("marker_ids")
@@ -198,7 +252,7 @@ class BoardDefinition(BaseModel):
                 raise ValueError(f"marker_ids[{index}] = {tag_id} repeats marker_ids[{seen[tag_id]}]")
             seen[tag_id] = index
         name = data.get("dictionary")
-        if name is not None:
+        if name:
             num_ids = get_family(name).num_ids
             for index, tag_id in enumerate(value):
                 if not 0 <= tag_id < num_ids:
@@ -211,6 +265,9 @@ class BoardDefinition(BaseModel):
 
     @property
     def family(self) -> TagFamily:
+        """The markers' family (ValueError on a checkerboard, which has none)."""
+        if not self.dictionary:
+            raise ValueError(f"a {self.board_type} board has no markers and no tag family")
         return get_family(self.dictionary)
 
     @property
@@ -224,7 +281,7 @@ class BoardDefinition(BaseModel):
 
     @property
     def num_keypoints(self) -> int:
-        if self.board_type == "charuco":
+        if self.board_type in _SQUARE_BOARDS:
             return (self.rows - 1) * (self.cols - 1)
         return 4 * self.rows * self.cols
 
@@ -262,11 +319,13 @@ class BoardDefinition(BaseModel):
 
 def _marker_count(board_type: str, rows: int, cols: int) -> int:
     # ChArUco: one marker per white square, which is half the squares, rounded down (both layouts).
+    if board_type == "checkerboard":
+        return 0
     return rows * cols // 2 if board_type == "charuco" else rows * cols
 
 
 def _extent_mm(defn: BoardDefinition, count: int) -> float:
-    if defn.board_type == "charuco":
+    if defn.board_type in _SQUARE_BOARDS:
         assert defn.square_size_mm is not None
         return count * defn.square_size_mm
     # Kalibr's corner squares stick out by one gap on each side of the outermost tags.
@@ -285,6 +344,12 @@ def _charuco_marker_squares(defn: BoardDefinition) -> list[tuple[int, int]]:
     return out
 
 
+def _checker_black(rows: int, cols: int) -> npt.NDArray[np.bool_]:
+    """(rows, cols): True where a checkerboard square is black (the top-left one is)."""
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    return np.asarray((yy + xx) % 2 == 0)
+
+
 def _charuco_black(defn: BoardDefinition, x: int, y: int) -> bool:
     legacy = defn.legacy_pattern and defn.rows % 2 == 0
     return (y + 1) % 2 == x % 2 if legacy else y % 2 == x % 2
@@ -296,9 +361,10 @@ def _charuco_black(defn: BoardDefinition, x: int, y: int) -> bool:
 def board_keypoints(defn: BoardDefinition) -> FloatArray:
     """(N, 3) keypoints in metres, in the library's frame and corner-id order.
 
-    ChArUco: `CharucoBoard.getChessboardCorners()`; AprilGrid: Kalibr's grid points (tag corners).
+    ChArUco: `CharucoBoard.getChessboardCorners()`; AprilGrid: Kalibr's grid points (tag corners);
+    checkerboard: the inner corners in ChArUco's order (`findChessboardCorners`' on an upright board).
     """
-    if defn.board_type == "charuco":
+    if defn.board_type in _SQUARE_BOARDS:
         assert defn.square_size_mm is not None
         sq = defn.square_size_mm / 1000.0
         yy, xx = np.mgrid[1 : defn.rows, 1 : defn.cols]
@@ -322,6 +388,8 @@ def board_marker_corners(defn: BoardDefinition) -> tuple[IntArray, FloatArray]:
     """
     ids = np.asarray(defn.resolved_marker_ids(), dtype=np.int64)
     m = defn.marker_size_mm / 1000.0
+    if defn.board_type == "checkerboard":
+        return ids, np.empty((0, 4, 3))
     if defn.board_type == "charuco":
         assert defn.square_size_mm is not None
         sq = defn.square_size_mm / 1000.0
@@ -352,7 +420,7 @@ def library_to_object(defn: BoardDefinition) -> FloatArray:
     a shift, by half the tag grid (the corner squares stick out equally on every side).
     """
     t = np.eye(4)
-    if defn.board_type == "charuco":
+    if defn.board_type in _SQUARE_BOARDS:
         t[1, 1] = t[2, 2] = -1.0
         t[0, 3] = -defn.width_m / 2.0
         t[1, 3] = defn.height_m / 2.0
@@ -385,9 +453,12 @@ def marker_corners_object_frame(defn: BoardDefinition) -> tuple[IntArray, FloatA
 def _layout_bits(defn: BoardDefinition) -> tuple[Fraction, ...]:
     """The lengths a texture must place on whole pixels, in marker modules (bits), as fractions.
 
-    ChArUco: the square and the marker's inset in it; AprilGrid: the gap. Sizes are read as
-    the decimal numbers a user typed (limit_denominator), so 40.1 mm is 401/10, not a binary float.
+    ChArUco: the square and the marker's inset in it; AprilGrid: the gap; checkerboard: the square,
+    which is its module. Sizes are read as the decimal numbers a user typed (limit_denominator), so
+    40.1 mm is 401/10, not a binary float.
     """
+    if defn.board_type == "checkerboard":
+        return (Fraction(1),)
     modules = defn.family.marker_bits + 2 * defn.effective_border_bits
     m = Fraction(defn.marker_size_mm).limit_denominator(10**6)
     if defn.board_type == "charuco":
@@ -399,7 +470,9 @@ def _layout_bits(defn: BoardDefinition) -> tuple[Fraction, ...]:
 
 
 def _side_bits(defn: BoardDefinition) -> float:
-    """The longer side of the pattern in marker modules."""
+    """The longer side of the pattern in marker modules (checkerboard: squares)."""
+    if defn.board_type == "checkerboard":
+        return float(max(defn.rows, defn.cols))
     modules = defn.family.marker_bits + 2 * defn.effective_border_bits
     return max(defn.width_mm, defn.height_mm) * modules / defn.marker_size_mm
 
@@ -426,11 +499,15 @@ def board_image(defn: BoardDefinition, px_per_bit: int | None = None) -> UInt8Ar
     it; square and gap edges land on whole pixels when `px_per_bit` is a multiple of the exact
     scale `board_px_per_bit` finds (otherwise they are rounded). ChArUco markers are
     `generateImageMarker`'s images (and the whole texture equals `generateImage` at its size);
-    AprilGrid tags are Kalibr's, i.e. OpenCV's marker images turned 180 degrees.
+    AprilGrid tags are Kalibr's, i.e. OpenCV's marker images turned 180 degrees. A checkerboard's
+    module is its square: `px_per_bit` pixels per square (default 1, which nearest sampling draws exactly).
     """
     k = board_px_per_bit(defn) if px_per_bit is None else int(px_per_bit)
     if k < 1:
         raise ValueError(f"px_per_bit must be at least 1, got {px_per_bit}")
+    if defn.board_type == "checkerboard":  # a module is a square
+        black = _checker_black(defn.rows, defn.cols)
+        return np.where(np.repeat(np.repeat(black, k, axis=0), k, axis=1), 0, 255).astype(np.uint8)
     bb = defn.effective_border_bits
     modules = defn.family.marker_bits + 2 * bb
     marker_px = modules * k

@@ -40,6 +40,7 @@ from .recipe import (
     FiniteFloat,
     FocalPx,
     NonNegativeFloat,
+    OutputKind,
     PositiveFloat,
     PrincipalPx,
     Resolution,
@@ -213,6 +214,11 @@ class RendererSection(StrictModel):
         "auto",
         description="cpu; gpu (exit 2 before rendering when Blender reports no GPU); auto (a GPU when there "
         "is one, else the CPU with a warning in the log and the labels' render_environment)",
+    )
+    outputs: list[OutputKind] = Field(
+        default_factory=list,
+        description="per-image files besides the picture: masks (OUT/masks/, 16-bit instance ids), "
+        "depth (OUT/depth/, 16-bit millimetres), normals (OUT/normals/, 16-bit RGB); default none",
     )
 
 

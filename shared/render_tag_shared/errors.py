@@ -46,7 +46,7 @@ def _shown(value: Any) -> str:
     )
 
 
-_UNION_TAGS = frozenset({"TAG", "BOARD", "PLANE", "TAGS", "gaussian", "poisson", "salt_pepper"})
+_UNION_TAGS = frozenset({"TAG", "BOARD", "PLANE", "OCCLUDER", "TAGS", "gaussian", "poisson", "salt_pepper"})
 """Discriminator values pydantic puts in an error's location; a user never typed them."""
 
 

@@ -295,25 +295,28 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def encode_png(array: npt.ArrayLike, compress_level: int = 6) -> bytes:
-    """PNG bytes of a uint8 (H, W), (H, W, 1|2|3|4) array (row 0 at the top).
+    """PNG bytes of a uint8 or uint16 (H, W), (H, W, 1|2|3|4) array (row 0 at the top).
 
     Deterministic: IHDR, IDAT and IEND only (no time, no text, no gamma chunk), each row with the
     'Sub' filter, one zlib stream at a fixed level. The same array gives the same bytes everywhere
-    zlib is the same, and decoders (cv2.imread, PIL, Blender) read the array back exactly.
+    zlib is the same, and decoders (cv2.imread with IMREAD_UNCHANGED, PIL, Blender) read the array
+    back exactly. uint16 is written as PNG's 16-bit samples (big-endian), as masks and depth need.
     """
     arr = np.asarray(array)
-    if arr.dtype != np.uint8:
-        raise ValueError(f"encode_png takes uint8 arrays, got {arr.dtype}")
+    if arr.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"encode_png takes uint8 or uint16 arrays, got {arr.dtype}")
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.ndim != 3 or arr.shape[2] not in _COLOUR_TYPE or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"encode_png takes (H, W) or (H, W, 1..4) arrays, got shape {np.shape(array)}")
     h, w, c = arr.shape
-    rows = np.ascontiguousarray(arr).reshape(h, w * c)
+    depth = 8 * arr.dtype.itemsize
+    rows = np.ascontiguousarray(arr.astype(">u2") if depth == 16 else arr).view(np.uint8).reshape(h, -1)
+    bpp = c * arr.dtype.itemsize  # bytes per pixel: the Sub filter's step
     filtered = rows.copy()
-    filtered[:, c:] = rows[:, c:] - rows[:, :-c]  # Sub filter: uint8 arithmetic wraps modulo 256
+    filtered[:, bpp:] = rows[:, bpp:] - rows[:, :-bpp]  # Sub filter: uint8 arithmetic wraps modulo 256
     raw = np.concatenate([np.ones((h, 1), dtype=np.uint8), filtered], axis=1).tobytes()
-    header = struct.pack(">IIBBBBB", w, h, 8, _COLOUR_TYPE[c], 0, 0, 0)
+    header = struct.pack(">IIBBBBB", w, h, depth, _COLOUR_TYPE[c], 0, 0, 0)
     return (
         _PNG_SIGNATURE
         + _chunk(b"IHDR", header)

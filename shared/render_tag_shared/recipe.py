@@ -17,7 +17,9 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -190,7 +192,20 @@ class PlaneObject(StrictModel):
     roughness: UnitFloat = 0.8
 
 
-SceneObject = Annotated[TagObject | BoardObject | PlaneObject, Field(discriminator="type")]
+class OccluderObject(StrictModel):
+    """An opaque box in front of (or on) the subject: its edges are `size_m` along its x, y, z, centred
+    on its pose. The recipe's rectangles are judged by the pure ground truth; a box only by the ray
+    casts the add-on makes into the built scene, so its labels need the render."""
+
+    type: Literal["OCCLUDER"] = "OCCLUDER"
+    name: str = Field(min_length=1)
+    pose: Pose = Pose()
+    size_m: tuple[PositiveFloat, PositiveFloat, PositiveFloat]
+    color: RGB = (0.2, 0.2, 0.2)
+    roughness: UnitFloat = 0.6
+
+
+SceneObject = Annotated[TagObject | BoardObject | PlaneObject | OccluderObject, Field(discriminator="type")]
 
 
 def tag_corners(size_mm: float) -> list[tuple[float, float, float]]:
@@ -254,6 +269,10 @@ class World(StrictModel):
     )
 
 
+OutputKind = Literal["masks", "depth", "normals"]
+OUTPUT_KINDS: tuple[OutputKind, ...] = ("masks", "depth", "normals")
+
+
 class RendererSettings(StrictModel):
     mode: Literal["cycles", "eevee", "workbench"] = "cycles"
     samples: int = Field(32, ge=1, le=65536, strict=True)
@@ -268,6 +287,24 @@ class RendererSettings(StrictModel):
     )
     seed: int = Field(0, ge=0, lt=2**31, strict=True, description="Cycles' sampling seed (32-bit in Blender)")
     filter_width_px: PositiveFloat = Field(1.5, le=10.0)
+    outputs: list[OutputKind] = Field(
+        default_factory=list,
+        description="per-image files besides the picture: masks/ (16-bit instance ids), depth/ (16-bit "
+        "millimetres), normals/ (16-bit RGB); each from one extra point-sampled Cycles pass",
+    )
+
+    @field_validator("outputs")
+    @classmethod
+    def _unique_outputs(cls, value: list[OutputKind]) -> list[OutputKind]:
+        return [kind for kind in OUTPUT_KINDS if kind in value]  # one order, so recipes hash the same
+
+    @model_serializer(mode="wrap")
+    def _without_empty_outputs(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """No outputs asked: the recipe's JSON (and hash) is what it was before outputs existed."""
+        data: dict[str, Any] = handler(self)
+        if not data.get("outputs"):
+            data.pop("outputs", None)
+        return data
 
     @field_validator("device", mode="before")
     @classmethod
@@ -576,7 +613,7 @@ class SceneRecipe(StrictModel):
         return image_id(self.scene_id, camera_index)
 
 
-def _markers(obj: TagObject | BoardObject | PlaneObject) -> list[tuple[str, int]]:
+def _markers(obj: TagObject | BoardObject | PlaneObject | OccluderObject) -> list[tuple[str, int]]:
     if isinstance(obj, TagObject):
         return [(obj.tag_family, obj.tag_id)]
     if isinstance(obj, BoardObject):

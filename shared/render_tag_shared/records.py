@@ -12,7 +12,7 @@ import io
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from .boards import BoardDefinition
 from .families import FAMILY_NAMES
@@ -27,13 +27,18 @@ Point2 = tuple[FiniteFloat, FiniteFloat]
 
 
 class DetectionRecord(StrictModel):
-    """One tag or board as seen by one camera."""
+    """One tag, board, or marker of a board as seen by one camera.
+
+    A MARKER record is one marker of a ChArUco board or AprilGrid (`object_name` is the board's): its
+    dictionary id and its corners as an ArUco detector reports them (TL, TR, BR, BL), its pose the
+    marker's own frame, as a loose tag's is; it sits beside the board's record and keypoints.
+    """
 
     image_id: str
     scene_id: int = Field(ge=0)
     camera_name: str
     object_name: str
-    record_type: Literal["TAG", "BOARD"]
+    record_type: Literal["TAG", "BOARD", "MARKER"]
     tag_family: str = Field(description="the tag family, or the board's dictionary")
     tag_id: int | None = Field(description="the marker id; None for a board")
     corners: list[Point2] = Field(description="TL, TR, BR, BL of the tag's black border (board: outline)")
@@ -65,6 +70,36 @@ class DetectionRecord(StrictModel):
         return all(v == 2 for v in self.corners_visibility)
 
 
+class MaskObject(StrictModel):
+    """One object's id in the image's instance mask, and the region of it that is visible there."""
+
+    id: int = Field(ge=1, description="its value in masks/<image_id>.png (0: nothing, the world)")
+    object_name: str
+    object_type: str
+    area: int = Field(0, ge=0, description="visible pixels")
+    bbox: tuple[float, float, float, float] | None = Field(
+        None, description="[x, y, w, h] of the visible pixels, OpenCV coordinates (pixel centres at integers)"
+    )
+    rle: dict[str, Any] | None = Field(
+        None,
+        description="COCO's uncompressed RLE of the visible pixels: {size: [h, w], counts}, column-major",
+    )
+
+
+class ImageOutputs(StrictModel):
+    """The per-image files besides the picture (renderer.outputs), relative to the dataset folder."""
+
+    masks: str | None = Field(None, description="16-bit PNG: each pixel the id of the object seen there")
+    depth: str | None = Field(
+        None,
+        description="16-bit PNG: z along the optical axis in millimetres (0: no surface, or beyond 65.535 m)",
+    )
+    normals: str | None = Field(
+        None, description="16-bit RGB PNG: unit normal in camera axes (OpenCV), (n + 1) / 2 * 65535; 0 = none"
+    )
+    mask_objects: list[MaskObject] = Field(default_factory=list, description="every object of the recipe")
+
+
 class ImageLabels(StrictModel):
     """labels/<image_id>.json: everything the merge needs about one image."""
 
@@ -80,6 +115,21 @@ class ImageLabels(StrictModel):
         default_factory=dict, description="Blender version, CPU, OIDN build: what bit identity depends on"
     )
     records: list[DetectionRecord] = Field(default_factory=list)
+    outputs: ImageOutputs | None = Field(None, description="masks, depth, normals: when the recipe asks")
+
+    @model_serializer(mode="wrap")
+    def _without_absent_outputs(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A label file without masks or depth keeps the bytes it had before they existed."""
+        data: dict[str, Any] = handler(self)
+        if data.get("outputs") is None:
+            data.pop("outputs", None)
+        return data
+
+    def mask_object(self, object_name: str) -> MaskObject | None:
+        """The mask entry of an object, when the image has masks."""
+        if self.outputs is None:
+            return None
+        return next((m for m in self.outputs.mask_objects if m.object_name == object_name), None)
 
 
 def coco_categories() -> list[dict[str, Any]]:
@@ -137,21 +187,35 @@ def polygon_bbox_area(points: Sequence[Sequence[float]]) -> tuple[list[float], f
     return [x0, y0, max(xs) - x0, max(ys) - y0], abs(polygon_area(points))
 
 
-def coco_annotation(record: DetectionRecord, annotation_id: int, image_number: int) -> dict[str, Any]:
-    """A COCO keypoint annotation for a TAG record (4 keypoints: tl, tr, br, bl).
+def segmentation_bbox_area(
+    record: DetectionRecord, mask: MaskObject | None = None
+) -> tuple[list[list[float]] | dict[str, Any], list[float], float]:
+    """COCO segmentation, bbox and area: the visible pixels of the object's mask (an RLE) when the image
+    has masks, else the part of its outline inside the image (a polygon, occlusion not cut out)."""
+    if mask is not None and mask.rle is not None and mask.bbox is not None:
+        return dict(mask.rle), [float(v) for v in mask.bbox], float(mask.area)
+    outline = clip_polygon(record.outline or record.corners, record.resolution)
+    bbox, area = polygon_bbox_area(outline)
+    return [[float(c) for point in outline for c in point]], bbox, area
 
-    Segmentation, bbox and area describe the part of the tag's outline inside the image.
+
+def coco_annotation(
+    record: DetectionRecord, annotation_id: int, image_number: int, mask: MaskObject | None = None
+) -> dict[str, Any]:
+    """A COCO keypoint annotation for a TAG or MARKER record (4 keypoints: tl, tr, br, bl).
+
+    Segmentation, bbox and area: see `segmentation_bbox_area` (a MARKER is given no mask: its board's
+    covers more than the marker).
     """
     keypoints: list[float] = []
     for (x, y), v in zip(record.corners, record.corners_visibility, strict=True):
         keypoints.extend([float(x), float(y), int(v)] if v else [0.0, 0.0, 0])
-    outline = clip_polygon(record.outline or record.corners, record.resolution)
-    bbox, area = polygon_bbox_area(outline)
+    segmentation, bbox, area = segmentation_bbox_area(record, mask)
     return {
         "id": annotation_id,
         "image_id": image_number,
         "category_id": coco_category_id(record.tag_family),
-        "segmentation": [[float(c) for point in outline for c in point]],
+        "segmentation": segmentation,
         "area": area,
         "bbox": bbox,
         "iscrowd": 0,
@@ -181,12 +245,13 @@ CSV_COLUMNS = (
 
 
 def csv_text(records: Iterable[DetectionRecord]) -> str:
-    """ground_truth.csv: one row per tag, corners TL, TR, BR, BL, then their visibilities."""
+    """ground_truth.csv: one row per tag and per board marker (ChArUco, AprilGrid), corners TL, TR, BR,
+    BL, then their visibilities."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for record in records:
-        if record.record_type != "TAG":
+        if record.record_type not in ("TAG", "MARKER"):
             continue
         row: list[object] = [record.image_id, record.tag_family, record.tag_id]
         row.extend(f"{c:.6f}" for point in record.corners for c in point)

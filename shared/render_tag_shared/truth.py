@@ -10,6 +10,9 @@ Visibility per corner or keypoint (COCO's ternary):
 - 1: as 2, but outside the image or inside the eval margin (coordinates kept);
 - 0: not labelled: behind the camera, seen from behind, or hidden by another object; its coordinates
   are the sentinel (-1, -1), and it keeps its index.
+Hidden means: another tag, board or plane of the recipe (exact rectangles, here, pure) or, when the
+caller passes a `HiddenTest` (the add-on does, at render time), anything in the built scene, by ray
+casts from the camera centre to the point (occluder boxes, distractors of any shape).
 A record is written when at least one of its corners or keypoints is labelled (1 or 2) and its outline
 reaches into the image.
 """
@@ -18,13 +21,13 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal, cast
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
 
 import numpy as np
 
-from .boards import BoardDefinition, library_to_object
+from .boards import BoardDefinition, library_to_object, marker_corners_object_frame
 from .families import get_family
 from .geometry import invert_rigid, matrix_to_quat
 from .image_space import image_size, visibility_checked
@@ -32,13 +35,22 @@ from .lens import coeff_array, in_lens_domain_checked, k_params, max_valid_angle
 from .recipe import (
     BoardObject,
     CameraIntrinsics,
+    OccluderObject,
     PlaneObject,
     SceneRecipe,
     TagObject,
     recipe_hash,
     tag_corners_object_frame,
 )
-from .records import DetectionRecord, ImageLabels
+from .records import DetectionRecord, ImageLabels, ImageOutputs
+
+SceneObjectModel = TagObject | BoardObject | PlaneObject | OccluderObject
+
+HiddenTest = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""`hidden(points_world (N, 3), camera_centre (3,))` -> bool (N,): True where something of the scene lies
+on the segment from the camera centre to the point. The add-on answers it with ray casts into the
+built Blender scene (every object, whatever its shape); the pure planar test here knows only the
+recipe's rectangles."""
 
 OUTLINE_SAMPLES_PER_EDGE = 16
 """Points per edge of the outline traced through a distorting lens (straight edges curve there)."""
@@ -62,7 +74,9 @@ def tag_module_m(tag: TagObject) -> float:
 
 
 def board_module_m(board: BoardDefinition) -> float:
-    """The side of one bit of the board's markers (metres)."""
+    """The side of one bit of the board's markers (metres); a checkerboard's square."""
+    if board.board_type == "checkerboard":
+        return board.marker_size_mm / 1000.0
     return board.marker_size_mm / 1000.0 / (board.family.marker_bits + 2 * board.effective_border_bits)
 
 
@@ -80,9 +94,12 @@ class _Occluder:
     half_height: float
 
 
-def _occluders(objects: Sequence[TagObject | BoardObject | PlaneObject]) -> list[_Occluder]:
+def _occluders(objects: Sequence[SceneObjectModel]) -> list[_Occluder]:
+    """The recipe's rectangles (tags, boards, planes); boxes are left to the scene's `HiddenTest`."""
     out = []
     for index, obj in enumerate(objects):
+        if isinstance(obj, OccluderObject):
+            continue
         width, height = object_extent_m(obj)
         out.append(_Occluder(index, invert_rigid(obj.pose.matrix()), width / 2.0, height / 2.0))
     return out
@@ -122,17 +139,22 @@ def _rows_reach_image(rows: list[list[float]], width: int, height: int) -> bool:
     return max(xs) >= -0.5 and max(ys) >= -0.5 and min(xs) <= width - 0.5 and min(ys) <= height - 0.5
 
 
-def _subject_points(obj: TagObject | BoardObject, outline_samples: int) -> list[np.ndarray]:
-    """Object-frame points: corners, keypoints, the outline between corners, and a one-module probe."""
+def _subject_points(obj: TagObject | BoardObject, outline_samples: int, markers: bool) -> list[np.ndarray]:
+    """Object-frame points: corners, keypoints, the outline between corners, a one-module probe, and
+    (boards, when asked) the corners of every marker, four per marker in library order."""
     if isinstance(obj, TagObject):
         corners = tag_corners_object_frame(obj.size_mm)
         keypoints = np.empty((0, 3))
         module = tag_module_m(obj)
+        marker_points = np.empty((0, 3))
     else:
         corners = board_outline_object_frame(obj.board)
         keypoints = np.asarray(obj.keypoints_3d, dtype=float)
         module = board_module_m(obj.board)
-    return _points_of(corners, keypoints, module, outline_samples)
+        marker_points = (
+            marker_corners_object_frame(obj.board)[1].reshape(-1, 3) if markers else np.empty((0, 3))
+        )
+    return [*_points_of(corners, keypoints, module, outline_samples), marker_points]
 
 
 def _points_of(
@@ -143,6 +165,20 @@ def _points_of(
     return [corners, keypoints, outline, probe]
 
 
+def marker_frames(board: BoardDefinition) -> tuple[np.ndarray, np.ndarray]:
+    """(ids (M,), (M, 4, 4) marker-to-object transforms): each board marker's own single-tag frame
+    (origin at its centre, x from its TL to TR, y from its BL to TL), so that a marker record's pose
+    maps `tag_corners` onto its corners as a loose tag's does."""
+    ids, corners = marker_corners_object_frame(board)
+    frames = np.tile(np.eye(4), (len(ids), 1, 1))
+    for k, (tl, tr, _, bl) in enumerate(corners):
+        x = (tr - tl) / np.linalg.norm(tr - tl)
+        y = (tl - bl) / np.linalg.norm(tl - bl)
+        frames[k, :3, :3] = np.stack([x, y, np.cross(x, y)], axis=1)
+        frames[k, :3, 3] = corners[k].mean(axis=0)
+    return ids, frames
+
+
 @functools.lru_cache(maxsize=256)
 def _tag_points(
     size_mm: float, family: str, border_bits: int, outline_samples: int
@@ -151,6 +187,7 @@ def _tag_points(
     corners = tag_corners_object_frame(size_mm)
     module = size_mm / 1000.0 / (get_family(family).marker_bits + 2 * border_bits)  # tag_module_m
     parts = _points_of(corners, np.empty((0, 3)), module, outline_samples)
+    parts.append(np.empty((0, 3)))  # a tag has no markers of its own
     points = np.concatenate(parts)
     points.setflags(write=False)
     return points, tuple(len(part) for part in parts)
@@ -176,6 +213,19 @@ def _pixels_per_module_rows(probe: list[list[float]]) -> float:
 
 
 @dataclass
+class MarkerObservation:
+    """One marker of a board (ChArUco, AprilGrid) as the camera sees it: corners as an ArUco detector
+    reports them (TL, TR, BR, BL), sentinel where not labelled."""
+
+    tag_id: int
+    corners: np.ndarray  # (4, 2)
+    corners_visibility: np.ndarray  # (4,)
+    outline: np.ndarray  # (K, 2) the finite projected corners
+    pose: np.ndarray  # 4x4 marker frame to camera
+    distance: float
+
+
+@dataclass
 class Observation:
     """What one camera sees of one tag or board, as arrays: the core every caller builds on."""
 
@@ -189,6 +239,7 @@ class Observation:
     distance: float
     angle_of_incidence_deg: float
     ppm: float
+    markers: list[MarkerObservation] = field(default_factory=list)
 
 
 class Lens:
@@ -216,14 +267,18 @@ class _Static:
     outline: slice
     probe: slice
     library: np.ndarray | None  # boards: library frame to object frame
+    markers: slice = field(default_factory=lambda: slice(0, 0))  # boards, with markers: 4 corners each
+    marker_ids: np.ndarray | None = None
+    marker_frames: np.ndarray | None = None  # (M, 4, 4) marker to object frame
 
 
 class PreparedScene:
     """The camera-independent half of `observe_camera` for one list of recipe objects: every subject's
     points in the world, once. `observe_prepared` then judges any number of camera poses against it
-    (the compiler's pose sampler tries many poses of one scene). The objects must not change after."""
+    (the compiler's pose sampler tries many poses of one scene). The objects must not change after.
+    `markers` adds every board marker's corners (the labels need them; the pose sampler does not)."""
 
-    def __init__(self, objects: Sequence[TagObject | BoardObject | PlaneObject], distortion_model: str):
+    def __init__(self, objects: Sequence[SceneObjectModel], distortion_model: str, *, markers: bool = False):
         self.objects = list(objects)
         self.distortion_model = distortion_model
         self.outline_samples = OUTLINE_SAMPLES_PER_EDGE if distortion_model != "none" else 1
@@ -232,7 +287,7 @@ class PreparedScene:
         owners: list[tuple[int, int]] = []  # (object index, number of points), for occlusion
         cursor = 0
         for index, obj in enumerate(self.objects):
-            if isinstance(obj, PlaneObject):
+            if isinstance(obj, PlaneObject | OccluderObject):
                 continue
             obj_to_world = obj.pose.matrix()
             if isinstance(obj, TagObject):  # tags of a job share a few shapes
@@ -240,7 +295,7 @@ class PreparedScene:
                     obj.size_mm, obj.tag_family, obj.border_bits, self.outline_samples
                 )
             else:
-                parts = _subject_points(obj, self.outline_samples)
+                parts = _subject_points(obj, self.outline_samples, markers)
                 points, lengths = np.concatenate(parts), tuple(len(part) for part in parts)
             bounds = []
             for length in lengths:
@@ -249,10 +304,12 @@ class PreparedScene:
             blocks_world.append(points @ obj_to_world[:3, :3].T + obj_to_world[:3, 3])
             owners.append((index, len(points)))
             library = library_to_object(obj.board) if isinstance(obj, BoardObject) else None
-            corners, keypoints, outline, probe = bounds
-            self.statics.append(
-                _Static(index, obj, obj_to_world, corners, keypoints, outline, probe, library)
-            )
+            corners, keypoints, outline, probe, marker_part = bounds
+            static = _Static(index, obj, obj_to_world, corners, keypoints, outline, probe, library)
+            if isinstance(obj, BoardObject) and markers and obj.board.num_markers:
+                static.markers = marker_part
+                static.marker_ids, static.marker_frames = marker_frames(obj.board)
+            self.statics.append(static)
         self.points_world = np.concatenate(blocks_world) if blocks_world else np.empty((0, 3))
         self._owner_runs = owners
         self._owners: np.ndarray | None = None
@@ -271,20 +328,46 @@ class PreparedScene:
         return self._occluders
 
 
-def observe_camera(recipe: SceneRecipe, camera_index: int, *, occlusion: bool = True) -> list[Observation]:
+def observe_camera(
+    recipe: SceneRecipe,
+    camera_index: int,
+    *,
+    occlusion: bool = True,
+    markers: bool = False,
+    hidden: HiddenTest | None = None,
+) -> list[Observation]:
     """Every tag and board that camera `camera_index` of `recipe` labels, with its projected points.
 
     All points of all objects go through the lens in one batch. The compiler judges every pose it
     tries with the same computation split in two (`PreparedScene` once per scene, then
-    `observe_prepared` per pose), so it is a hot path.
+    `observe_prepared` per pose), so it is a hot path. `markers`: observe each board marker's corners
+    too; `hidden`: the scene's own occlusion test on top of the recipe's rectangles.
     """
     camera = recipe.cameras[camera_index]
-    prepared = PreparedScene(recipe.objects, camera.intrinsics.distortion_model)
-    return observe_prepared(prepared, camera.matrix, Lens(camera.intrinsics), occlusion=occlusion)
+    prepared = PreparedScene(recipe.objects, camera.intrinsics.distortion_model, markers=markers)
+    return observe_prepared(
+        prepared, camera.matrix, Lens(camera.intrinsics), occlusion=occlusion, hidden=hidden
+    )
+
+
+def _label_slices(prepared: PreparedScene) -> np.ndarray:
+    """Indices of the points that are labels (corners, keypoints, marker corners): what a
+    `HiddenTest` is asked about (outline and probe points only locate the object)."""
+    parts = [
+        np.arange(part.start, part.stop)
+        for sub in prepared.statics
+        for part in (sub.corners, sub.keypoints, sub.markers)
+    ]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=int)
 
 
 def observe_prepared(
-    prepared: PreparedScene, cam_to_world: np.ndarray, lens: Lens, *, occlusion: bool = True
+    prepared: PreparedScene,
+    cam_to_world: np.ndarray,
+    lens: Lens,
+    *,
+    occlusion: bool = True,
+    hidden: HiddenTest | None = None,
 ) -> list[Observation]:
     """`observe_camera` for a camera at `cam_to_world` (4x4 float64, OpenCV axes) with the intrinsics
     of `lens`, over a scene prepared for the same distortion model."""
@@ -303,6 +386,11 @@ def observe_prepared(
     )
     if occlusion:
         unlabelled |= _hidden(points_world, prepared.owners(), cam_to_world[:3, 3], prepared.occluders())
+    if occlusion and hidden is not None:
+        asked = _label_slices(prepared)
+        asked = asked[~unlabelled[asked]]
+        if len(asked):
+            unlabelled[asked] |= np.asarray(hidden(points_world[asked], cam_to_world[:3, 3]), dtype=bool)
     # visibility() less the points that are not labelled (they include every non-finite one)
     vis = visibility_checked(uv, lens.width, lens.height, lens.margin)
     vis[unlabelled] = 0
@@ -324,7 +412,7 @@ def observe_prepared(
         cos_incidence = float(-obj_to_cam[:3, 2] @ centre / distance) if distance > 0 else -1.0
         facing = cos_incidence > 0  # seen from behind, nothing of it is labelled
         keypoint_rows = vis_rows[sub.keypoints] if sub.library is not None else []
-        if not facing or not (any(vis_rows[sub.corners]) or any(keypoint_rows)):
+        if not facing or not (any(vis_rows[sub.corners]) or any(keypoint_rows) or any(vis_rows[sub.markers])):
             continue  # nothing labelled
         span = sub.outline if distorted else sub.corners
         outline_finite = finite[span]
@@ -337,6 +425,26 @@ def observe_prepared(
             keypoints_vis = vis[sub.keypoints]
             keypoints = labelled_uv[sub.keypoints]
         pose = obj_to_cam if sub.library is None else obj_to_cam @ sub.library
+        markers = []
+        if sub.marker_ids is not None and sub.marker_frames is not None:
+            marker_uv = labelled_uv[sub.markers].reshape(-1, 4, 2)
+            marker_vis = vis[sub.markers].reshape(-1, 4)
+            marker_finite = finite[sub.markers].reshape(-1, 4)
+            raw_uv = uv[sub.markers].reshape(-1, 4, 2)
+            for k, tag_id in enumerate(sub.marker_ids.tolist()):
+                if not marker_vis[k].any():
+                    continue
+                marker_pose = obj_to_cam @ sub.marker_frames[k]
+                markers.append(
+                    MarkerObservation(
+                        tag_id=int(tag_id),
+                        corners=marker_uv[k],
+                        corners_visibility=marker_vis[k],
+                        outline=raw_uv[k][marker_finite[k]],
+                        pose=marker_pose,
+                        distance=float(np.linalg.norm(marker_pose[:3, 3])),
+                    )
+                )
         observations.append(
             Observation(
                 obj=obj,
@@ -349,6 +457,7 @@ def observe_prepared(
                 distance=distance,
                 angle_of_incidence_deg=math.degrees(math.acos(max(-1.0, min(1.0, cos_incidence)))),
                 ppm=_pixels_per_module_rows(uv_rows[sub.probe]),
+                markers=markers,
             )
         )
     return observations
@@ -359,23 +468,36 @@ def _points(array: np.ndarray) -> list[tuple[float, float]]:
 
 
 def camera_ground_truth(
-    recipe: SceneRecipe, camera_index: int, *, occlusion: bool = True
+    recipe: SceneRecipe,
+    camera_index: int,
+    *,
+    occlusion: bool = True,
+    hidden: HiddenTest | None = None,
 ) -> list[DetectionRecord]:
-    """The rich-truth records of every tag and board that camera `camera_index` of `recipe` sees."""
+    """The rich-truth records of every tag and board that camera `camera_index` of `recipe` sees, and
+    a MARKER record for each marker of a board with a labelled corner (its dictionary id and corners)."""
     camera = recipe.cameras[camera_index]
     intr = camera.intrinsics
     image = recipe.image_id(camera_index)
+    common: dict[str, Any] = {
+        "image_id": image,
+        "scene_id": recipe.scene_id,
+        "camera_name": camera.name,
+        "k_matrix": intr.k_matrix,
+        "resolution": intr.resolution,
+        "distortion_model": intr.distortion_model,
+        "distortion_coeffs": list(intr.distortion_coeffs),
+    }
     records = []
-    for seen in observe_camera(recipe, camera_index, occlusion=occlusion):
+    for seen in observe_camera(recipe, camera_index, occlusion=occlusion, markers=True, hidden=hidden):
         obj = seen.obj
         tag = obj if isinstance(obj, TagObject) else None
         board = obj.board if isinstance(obj, BoardObject) else None
+        angle = seen.angle_of_incidence_deg
         # The inputs are computed here, not typed by a user: skip re-validating them.
         records.append(
             DetectionRecord.model_construct(
-                image_id=image,
-                scene_id=recipe.scene_id,
-                camera_name=camera.name,
+                **common,
                 object_name=obj.name,
                 record_type=obj.type,
                 tag_family=tag.tag_family if tag else board.dictionary if board else "",
@@ -388,27 +510,54 @@ def camera_ground_truth(
                     None if seen.keypoints_visibility is None else _ternary(seen.keypoints_visibility)
                 ),
                 board_definition=board,
-                k_matrix=intr.k_matrix,
-                resolution=intr.resolution,
-                distortion_model=intr.distortion_model,
-                distortion_coeffs=list(intr.distortion_coeffs),
                 position=(float(seen.pose[0, 3]), float(seen.pose[1, 3]), float(seen.pose[2, 3])),
                 rotation_quaternion=_quaternion(seen.pose),
                 distance=seen.distance,
-                angle_of_incidence=seen.angle_of_incidence_deg,
+                angle_of_incidence=angle,
                 ppm=seen.ppm,
                 tag_size_mm=tag.size_mm if tag else board.marker_size_mm if board else 0.0,
                 border_bits=tag.border_bits if tag else board.effective_border_bits if board else 1,
             )
         )
+        for marker in seen.markers:
+            assert board is not None
+            records.append(
+                DetectionRecord.model_construct(
+                    **common,
+                    object_name=obj.name,
+                    record_type="MARKER",
+                    tag_family=board.dictionary,
+                    tag_id=marker.tag_id,
+                    corners=_points(marker.corners),
+                    corners_visibility=_ternary(marker.corners_visibility),
+                    outline=_points(marker.outline),
+                    keypoints=None,
+                    keypoints_visibility=None,
+                    board_definition=None,
+                    position=(float(marker.pose[0, 3]), float(marker.pose[1, 3]), float(marker.pose[2, 3])),
+                    rotation_quaternion=_quaternion(marker.pose),
+                    distance=marker.distance,
+                    angle_of_incidence=angle,
+                    ppm=seen.ppm,
+                    tag_size_mm=board.marker_size_mm,
+                    border_bits=board.effective_border_bits,
+                )
+            )
     return records
 
 
 def image_labels(
-    recipe: SceneRecipe, camera_index: int, *, render_environment: dict[str, str] | None = None
+    recipe: SceneRecipe,
+    camera_index: int,
+    *,
+    render_environment: dict[str, str] | None = None,
+    hidden: HiddenTest | None = None,
+    outputs: ImageOutputs | None = None,
 ) -> ImageLabels:
     """labels/<image_id>.json of one camera: what the add-on writes beside each image and what the host
-    writes from recipes alone, so the two give the same bytes."""
+    writes from recipes alone, so the two give the same bytes (unless something that is not a
+    rectangle of the recipe hides a label: only the add-on's `hidden` sees that). `outputs` lists the
+    image's masks, depth and normals files and the mask ids."""
     camera = recipe.cameras[camera_index]
     image = recipe.image_id(camera_index)
     return ImageLabels(
@@ -421,5 +570,6 @@ def image_labels(
         recipe_hash=recipe_hash(recipe),
         eval_margin_px=camera.intrinsics.eval_margin_px,
         render_environment=render_environment or {},
-        records=camera_ground_truth(recipe, camera_index),
+        records=camera_ground_truth(recipe, camera_index, hidden=hidden),
+        outputs=outputs,
     )

@@ -35,8 +35,15 @@ def test_clean_dataset_passes_with_plots(dataset: Path) -> None:
     report = audit_dataset(dataset)
     assert report.passed and report.score == 100.0
     assert report.checks["images"] == {"checked": 6, "missing": [], "unreadable": []}
-    assert report.checks["chirality"]["checked"] == 12
-    assert report.checks["anchor"]["diagnoses"] == {"ok": 12}
+    markers = sum(
+        1
+        for label in (dataset / "labels").glob("*.json")
+        for r in ImageLabels.model_validate_json(label.read_text()).records
+        if r.record_type == "MARKER" and all(v == 2 for v in r.corners_visibility)
+    )
+    assert markers >= 17  # the board's markers are records too, checked like tags
+    assert report.checks["chirality"]["checked"] == 12 + markers
+    assert report.checks["anchor"]["diagnoses"] == {"ok": 12 + markers}
     assert report.checks["anchor"]["max_error_px"] < 1e-6
     assert report.checks["margin"]["inconsistent"] == 0
     assert report.checks["margin"]["margin_known_for_images"] == 6

@@ -411,6 +411,7 @@ GOOD_CHARUCO = CHARUCO
 GOOD_GRID = dict(
     board_type="aprilgrid", rows=6, cols=6, marker_size_mm=50, spacing_ratio=0.3, dictionary="tag36h11"
 )
+GOOD_CHECKER = dict(board_type="checkerboard", rows=7, cols=10, square_size_mm=25)
 
 
 @pytest.mark.parametrize(
@@ -439,7 +440,13 @@ GOOD_GRID = dict(
         (GOOD_CHARUCO, {"rows": 2, "cols": 2, "marker_ids": [4, 4]}, "marker_ids", "repeats"),
         (GOOD_CHARUCO, {"rows": 2, "cols": 2, "marker_ids": [0, 100]}, "marker_ids", "not in DICT_5X5_100"),
         (GOOD_CHARUCO, {"rows": 2, "cols": 2, "marker_ids": [0, -1]}, "marker_ids", "not in"),
-        (GOOD_CHARUCO, {"board_type": "checkerboard"}, "board_type", "charuco"),
+        (GOOD_CHARUCO, {"board_type": "hexboard"}, "board_type", "checkerboard"),
+        (GOOD_CHECKER, {"dictionary": "DICT_4X4_50"}, "dictionary", "no markers"),
+        (GOOD_CHECKER, {"marker_size_mm": 20}, "marker_size_mm", "no markers"),
+        (GOOD_CHECKER, {"square_size_mm": None}, "square_size_mm", "required for a checkerboard"),
+        (GOOD_CHECKER, {"legacy_pattern": True}, "legacy_pattern", "false for a checkerboard"),
+        (GOOD_CHECKER, {"rows": 1}, "rows", "at least 2"),
+        ({k: v for k, v in GOOD_CHARUCO.items() if k != "dictionary"}, {}, "dictionary", "required"),
         (GOOD_CHARUCO, {"tag_spacing": 0.3}, "tag_spacing", "not permitted"),
     ],
 )
@@ -453,7 +460,49 @@ def test_validation_names_the_field(base: dict, change: dict, field: str, words:
 
 
 def test_valid_definitions_pass() -> None:
+    BoardDefinition(**GOOD_CHECKER)
     BoardDefinition(**GOOD_CHARUCO)
     BoardDefinition(**GOOD_GRID)
     BoardDefinition(**{**GOOD_CHARUCO, "rows": 2, "cols": 2, "marker_ids": [49, 0]})
     BoardDefinition(**{**GOOD_CHARUCO, "rows": 10, "cols": 10, "dictionary": "DICT_4X4_50"})  # exactly 50
+
+
+# -- checkerboard ----------------------------------------------------------------------------------
+
+
+def _upright_checkerboard(defn: BoardDefinition, px: int, pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """The board image at `px` pixels per square with a white margin, and its keypoints in pixels."""
+    img = np.pad(board_image(defn, px), pad, constant_values=255)
+    lib = board_keypoints(defn)[:, :2] / (defn.square_size_mm / 1000.0)  # in squares, y down
+    return img, lib * px + pad - 0.5  # OpenCV pixel centres
+
+
+@pytest.mark.parametrize(("rows", "cols"), [(7, 10), (6, 9), (4, 5)])
+def test_checkerboard_matches_opencv_corner_order(rows: int, cols: int) -> None:
+    """An upright board: findChessboardCorners gives the keypoints in order, findChessboardCornersSB
+    reversed (rows + cols odd, so the order is unambiguous); the image is OpenCV's chessboard."""
+    defn = BoardDefinition(board_type="checkerboard", rows=rows, cols=cols, square_size_mm=30)
+    assert defn.num_keypoints == (rows - 1) * (cols - 1) and defn.num_markers == 0
+    assert defn.width_mm == cols * 30 and defn.height_mm == rows * 30
+    img, truth = _upright_checkerboard(defn, 24, 30)
+    assert img[30, 30] == 0 and img[30, 30 + 24] == 255  # the top-left square is black
+    ok, found = cv2.findChessboardCorners(img, (cols - 1, rows - 1))
+    assert ok
+    found = cv2.cornerSubPix(img, found, (5, 5), (-1, -1), (cv2.TERM_CRITERIA_EPS, 50, 1e-4))
+    assert np.abs(found.reshape(-1, 2) - truth).max() < 0.05
+    ok, found_sb = cv2.findChessboardCornersSB(img, (cols - 1, rows - 1))
+    assert ok
+    assert np.abs(found_sb.reshape(-1, 2)[::-1] - truth).max() < 0.2
+
+
+def test_checkerboard_frame_and_texture() -> None:
+    defn = BoardDefinition(**GOOD_CHECKER)
+    assert defn.marker_size_mm == 25 and defn.dictionary == "" and board_px_per_bit(defn) == 1
+    assert board_image(defn).shape == (7, 10)
+    ids, corners = board_marker_corners(defn)
+    assert ids.shape == (0,) and corners.shape == (0, 4, 3)
+    kp = keypoints_object_frame(defn)
+    assert np.allclose(kp[0], [-0.125 + 0.025, 0.0875 - 0.025, 0.0])  # top-left inner corner, y up
+    assert np.allclose(kp.mean(axis=0), 0.0)
+    with pytest.raises(ValueError, match="no markers"):
+        _ = defn.family

@@ -34,7 +34,9 @@ def test_merge_writes_the_dataset_files(tmp_path: Path) -> None:
     assert truth["version"] == "2.0"
     assert truth["evaluation_context"]["coordinate_convention"] == COORDINATE_CONVENTION
     assert truth["evaluation_context"]["eval_margin_px"] == 5.0
-    assert len(truth["records"]) == report.num_records == 9 * 3 + 3
+    markers = [r for r in truth["records"] if r["record_type"] == "MARKER"]
+    assert len(markers) == 17 * 3  # each view of the ChArUco board: its 17 markers, beside the board
+    assert len(truth["records"]) == report.num_records == 9 * 3 + 3 + 17 * 3
     record = truth["records"][0]
     keys = "image_id record_type tag_family tag_id corners corners_visibility k_matrix resolution"
     keys += " distortion_model"
@@ -47,7 +49,7 @@ def test_merge_writes_the_dataset_files(tmp_path: Path) -> None:
     assert [im["id"] for im in coco["images"]] == [1000 * s + c + 1 for s in range(4) for c in range(3)]
     assert [im["image_key"] for im in coco["images"]] == sorted(im["image_key"] for im in coco["images"])
     ids = [a["id"] for a in coco["annotations"]]
-    per_image = {im["id"]: 3 if im["scene_id"] != 2 else 1 for im in coco["images"]}
+    per_image = {im["id"]: 3 if im["scene_id"] != 2 else 1 + 17 for im in coco["images"]}
     assert ids == [1000 * image + k + 1 for image, n in per_image.items() for k in range(n)]
     categories = {c["id"]: c for c in coco["categories"]}
     image_ids = {im["id"] for im in coco["images"]}
@@ -66,7 +68,8 @@ def test_merge_writes_the_dataset_files(tmp_path: Path) -> None:
 
     rows = (tmp_path / "ground_truth.csv").read_text().splitlines()
     assert rows[0].startswith("image_id,tag_family,tag_id,x_tl,y_tl")
-    assert len(rows) == 1 + 27
+    assert len(rows) == 1 + 27 + 17 * 3  # tags, and the board's markers
+    assert sum(1 for row in rows if row.startswith("scene000002_cam00,DICT_5X5_100,")) == 17
 
     provenance = json.loads((tmp_path / "provenance.json").read_text())
     entry = provenance["images"]["scene000001_cam02"]
@@ -248,12 +251,12 @@ def test_board_polygons_are_clipped_to_the_image(tmp_path: Path) -> None:
     scene = scene.model_copy(update={"cameras": [camera("cam0", orbit(0.45, 0.0, 85.0, target), target)]})
     build_dataset(tmp_path, [scene])
     labels = ImageLabels.model_validate_json((tmp_path / "labels" / "scene000000_cam00.json").read_text())
-    (board,) = labels.records
+    (board,) = [r for r in labels.records if r.record_type == "BOARD"]
     outline = np.asarray(board.outline or board.corners)
     assert outline[:, 0].min() < -0.5 or outline[:, 0].max() > 639.5  # the board does run off the image
     merge_dataset(tmp_path)
     coco = json.loads((tmp_path / "coco_labels.json").read_text())
-    (annotation,) = coco["annotations"]
+    (annotation,) = [a for a in coco["annotations"] if a["category_id"] >= 1000]
     polygon = annotation["segmentation"][0]
     xs, ys = polygon[0::2], polygon[1::2]
     assert min(xs) >= -0.5 and max(xs) <= 639.5 and min(ys) >= -0.5 and max(ys) <= 479.5

@@ -187,7 +187,7 @@ def test_board_keypoints_equal_cv2_projection_of_the_opencv_board() -> None:
         [{"type": "BOARD", "name": "b", "pose": {"rotation_quaternion": quat}, "board": CHARUCO}],
         [0.1, -0.3, 0.9],
     )
-    (record,) = camera_ground_truth(recipe, 0)
+    record, *markers = camera_ground_truth(recipe, 0)
     assert record.record_type == "BOARD" and record.tag_id is None and record.tag_family == "DICT_5X5_100"
     # The stored pose is that of OpenCV's board frame: OpenCV's corners projected with it are the keypoints.
     rotation = quat_to_matrix(record.rotation_quaternion)
@@ -201,3 +201,18 @@ def test_board_keypoints_equal_cv2_projection_of_the_opencv_board() -> None:
     )
     np.testing.assert_allclose(record.keypoints, uv.reshape(-1, 2), atol=1e-6)
     assert record.keypoints_visibility == [2] * 24
+    # One MARKER record per marker: its id and OpenCV's marker corners (getObjPoints) projected.
+    assert [m.record_type for m in markers] == ["MARKER"] * 17
+    assert [m.tag_id for m in markers] == board.getIds().ravel().tolist()
+    for marker, obj_points in zip(markers, board.getObjPoints(), strict=True):
+        uv, _ = cv2.projectPoints(
+            obj_points, rvec, np.asarray(record.position), np.asarray(record.k_matrix), None
+        )
+        np.testing.assert_allclose(marker.corners, uv.reshape(-1, 2), atol=1e-6)
+        assert marker.object_name == "b" and marker.tag_family == "DICT_5X5_100" and marker.tag_size_mm == 30
+        # the marker's own pose maps a single tag's corners onto them, as a loose tag's does
+        rot, _ = cv2.Rodrigues(quat_to_matrix(marker.rotation_quaternion))
+        half = 0.015
+        tag = np.array([[-half, half, 0], [half, half, 0], [half, -half, 0], [-half, -half, 0]])
+        uv, _ = cv2.projectPoints(tag, rot, np.asarray(marker.position), np.asarray(marker.k_matrix), None)
+        np.testing.assert_allclose(marker.corners, uv.reshape(-1, 2), atol=1e-6)

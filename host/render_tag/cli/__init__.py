@@ -37,6 +37,16 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of 0 or more, got {text}")
+    return value
+
+
 def positive_float(text: str) -> float:
     """A threshold in pixels: above zero (a limit of 0 px can never be met by a real detector)."""
     try:
@@ -157,6 +167,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return main_export(args.folder, dest=args.output)
 
 
+def _cmd_target(args: argparse.Namespace) -> int:
+    from .target import main_target
+
+    return main_target(args.source, args.output, margin_mm=args.margin_mm, paper=args.paper)
+
+
 def _cmd_addon_build(args: argparse.Namespace) -> int:
     from .addon import main_build
 
@@ -266,6 +282,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("export", _cmd_export, "Kalibr target.yaml, OpenCV board parameters, camera_info YAML")
     sub.add_argument("folder")
     sub.add_argument("-o", "--output", default=None, help="destination (default: OUT/exports)")
+
+    sub = command("target", _cmd_target, "a board's printable SVG + PDF at true scale and its target yaml")
+    sub.add_argument("source", metavar="CONFIG|BOARD-SPEC", help="a config with a BOARD subject, a board "
+                     "file, or inline YAML such as '{board_type: checkerboard, rows: 7, cols: 10, "
+                     "square_size_mm: 25}'")  # fmt: skip
+    sub.add_argument("-o", "--output", required=True, help="the folder to write into")
+    sub.add_argument("--margin-mm", type=non_negative_float, default=None,
+                     help="white margin around the pattern (default: the subject's, else 10)")  # fmt: skip
+    sub.add_argument("--paper", default=None, help="A0..A4, letter, legal, tabloid: the board centred at "
+                     "true scale on that sheet (default: a page of the board plus its margin)")  # fmt: skip
 
     addon = commands.add_parser("addon", help="build or install the Blender extension")
     addon_commands = addon.add_subparsers(dest="addon_command", required=True, metavar="ACTION")

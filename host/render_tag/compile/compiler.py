@@ -155,6 +155,7 @@ class SceneCompiler:
             max_bounces=self.context.config.renderer.max_bounces,
             device=self.context.config.renderer.device,
             seed=derive_seed(seed, "renderer") % _CYCLES_SEED_LIMIT,
+            outputs=self.context.config.renderer.outputs,
         )
         # The pose check sees the subject only: the background lies below it and can never hide it.
         probe = PreparedScene(subject.objects, self.context.intrinsics.distortion_model)

@@ -48,7 +48,17 @@ def _seq(values: Sequence[float]) -> str:
 
 
 def kalibr_target(board: BoardDefinition) -> dict[str, Any]:
-    """Kalibr's AprilGrid target: tagSize is the black border's edge in metres, tagSpacing gap / tagSize."""
+    """Kalibr's target: an AprilGrid (tagSize is the black border's edge in metres, tagSpacing gap /
+    tagSize) or a checkerboard (targetCols x targetRows inner corners, spacings in metres)."""
+    if board.board_type == "checkerboard":
+        square = float(board.square_size_mm or 0.0) / 1000.0
+        return {
+            "target_type": "checkerboard",
+            "targetCols": board.cols - 1,
+            "targetRows": board.rows - 1,
+            "rowSpacingMeters": square,
+            "colSpacingMeters": square,
+        }
     if board.board_type != "aprilgrid":
         raise ValueError(f"Kalibr's target.yaml describes an aprilgrid, not a {board.board_type} board")
     return {
@@ -62,6 +72,14 @@ def kalibr_target(board: BoardDefinition) -> dict[str, Any]:
 
 def kalibr_target_yaml(board: BoardDefinition) -> str:
     target = kalibr_target(board)
+    if target["target_type"] == "checkerboard":
+        return "\n".join([
+            "target_type: 'checkerboard' # gridtype",
+            f"targetCols: {target['targetCols']} # number of internal chessboard corners along x",
+            f"targetRows: {target['targetRows']} # number of internal chessboard corners along y",
+            f"rowSpacingMeters: {_num(target['rowSpacingMeters'])} # size of one chessboard square [m]",
+            f"colSpacingMeters: {_num(target['colSpacingMeters'])} # size of one chessboard square [m]",
+        ]) + "\n"  # fmt: skip
     lines = [
         f"target_type: '{target['target_type']}' # gridtype",
         f"tagCols: {target['tagCols']} # number of apriltags along x",
@@ -197,7 +215,8 @@ def camera_info_yaml(
 
 
 def export_dataset(out: str | Path, dest: str | Path | None = None) -> list[Path]:
-    """Writes OUT/exports/: target.yaml (AprilGrid), charuco_board.yaml/.json (ChArUco), camera_info*.yaml.
+    """Writes OUT/exports/: target.yaml (AprilGrid, checkerboard), charuco_board.yaml/.json (ChArUco),
+    camera_info*.yaml.
 
     One file per distinct board and per distinct camera (K, resolution, lens); with several cameras,
     `cameras.json` maps each camera file to its image ids.
@@ -223,7 +242,7 @@ def export_dataset(out: str | Path, dest: str | Path | None = None) -> list[Path
     for board_type, group in sorted(by_type.items()):
         for index, board in enumerate(group):
             suffix = "" if len(group) == 1 else f"_{index + 1}"
-            if board_type == "aprilgrid":
+            if board_type in ("aprilgrid", "checkerboard"):
                 written.append(write_text_atomic(folder / f"target{suffix}.yaml", kalibr_target_yaml(board)))
             else:
                 stem = folder / f"charuco_board{suffix}"

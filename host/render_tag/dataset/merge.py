@@ -32,12 +32,12 @@ from render_tag_shared.records import (
     RICH_TRUTH_VERSION,
     DetectionRecord,
     ImageLabels,
-    clip_polygon,
+    MaskObject,
     coco_annotation,
     coco_categories,
     csv_text,
-    polygon_bbox_area,
     rich_truth_document,
+    segmentation_bbox_area,
 )
 
 from ..io import write_bytes_atomic, write_json_atomic, write_text_atomic
@@ -187,7 +187,7 @@ def _board_categories(records: list[DetectionRecord]) -> dict[str, dict[str, Any
 
 
 def _board_annotation(
-    record: DetectionRecord, annotation_id: int, image_number: int, category: int
+    record: DetectionRecord, annotation_id: int, image_number: int, category: int, mask: MaskObject | None
 ) -> dict[str, Any]:
     """A COCO keypoint annotation of a board: its keypoints (sentinels become 0, 0, 0 as COCO asks)."""
     keypoints: list[float] = []
@@ -195,14 +195,13 @@ def _board_annotation(
     vis = record.keypoints_visibility or []
     for (x, y), v in zip(points, vis, strict=True):
         keypoints.extend([float(x), float(y), int(v)] if v else [0.0, 0.0, 0])
-    outline = clip_polygon(record.outline or record.corners, record.resolution)
-    bbox, area = polygon_bbox_area(outline)
+    segmentation, bbox, area = segmentation_bbox_area(record, mask)
     board = record.board_definition
     return {
         "id": annotation_id,
         "image_id": image_number,
         "category_id": category,
-        "segmentation": [[float(c) for point in outline for c in point]],
+        "segmentation": segmentation,
         "area": area,
         "bbox": bbox,
         "iscrowd": 0,
@@ -275,10 +274,14 @@ def _coco_document(images: list[ImageLabels], job_id: str | None) -> dict[str, A
         for index, record in enumerate(labels.records):
             annotation_id = coco_annotation_id(number, index, labels.image_id)
             if record.record_type == "TAG":
+                mask = labels.mask_object(record.object_name)
+                annotations.append(coco_annotation(record, annotation_id, number, mask))
+            elif record.record_type == "MARKER":
                 annotations.append(coco_annotation(record, annotation_id, number))
             elif record.board_definition is not None:
                 category = boards[_board_category_name(record)]["id"]
-                annotations.append(_board_annotation(record, annotation_id, number, category))
+                mask = labels.mask_object(record.object_name)
+                annotations.append(_board_annotation(record, annotation_id, number, category, mask))
     return {
         "info": {
             "description": "render-tag synthetic fiducial-marker dataset",
@@ -418,9 +421,11 @@ def merge_dataset(
     for image_id, (label_file, folder) in sorted(origin.items()):
         if folder.resolve() != target.resolve():
             _copy_if_needed(label_file, target / "labels" / label_file.name)
-            picture = folder / by_id[image_id].file_name
-            if picture.is_file():
-                _copy_if_needed(picture, target / by_id[image_id].file_name)
+            outputs = by_id[image_id].outputs
+            extra = [] if outputs is None else [outputs.masks, outputs.depth, outputs.normals]
+            for name in [by_id[image_id].file_name, *extra]:
+                if name is not None and (folder / name).is_file():
+                    _copy_if_needed(folder / name, target / name)
     if not (target / "recipes.json").is_file() and recipes:
         from render_tag_shared.recipe_io import dump_recipe_file
 

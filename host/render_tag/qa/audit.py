@@ -384,6 +384,8 @@ def audit_dataset(
             margin["inconsistent"] += inconsistent
             if inconsistent and len(margin["examples"]) < _EXAMPLES:
                 margin["examples"].append({**where, "points": inconsistent, "eval_margin_px": image_margin})
+            if record.record_type == "MARKER":
+                continue  # a board's marker: checked above; its board stands for it in the distributions
             values["distance_m"].append(record.distance)
             values["angle_of_incidence_deg"].append(record.angle_of_incidence)
             values["ppm"].append(record.ppm)

@@ -64,7 +64,7 @@ def _draw_record(tile: npt.NDArray[np.uint8], record: DetectionRecord, scale: fl
         cv2.circle(tile, centre, 4 << _SHIFT, CORNER_COLOURS[index], -1 if v == 2 else 2, cv2.LINE_AA, _SHIFT)
     if labelled:
         cx, cy = (np.mean(np.asarray(labelled), axis=0) + 0.5) * scale - 0.5
-        text = f"{record.tag_id}" if record.record_type == "TAG" else record.tag_family
+        text = record.tag_family if record.record_type == "BOARD" else f"{record.tag_id}"  # tags, markers
         size = 0.45
         (w, h), _ = cv2.getTextSize(text, _FONT, size, 1)
         org = (int(cx - w / 2), int(cy + h / 2))

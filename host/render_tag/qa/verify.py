@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from render_tag_shared.boards import BoardDefinition
+from render_tag_shared.boards import BoardDefinition, board_keypoints
 from render_tag_shared.errors import InputError
 from render_tag_shared.families import get_family
 from render_tag_shared.records import DetectionRecord
@@ -173,6 +173,7 @@ def _board_marker_ids(records: list[DetectionRecord], family: str) -> set[int]:
     for record in records:
         if (
             record.board_definition is not None
+            and record.board_definition.num_markers > 0
             and record.board_definition.family.name == get_family(family).name
         ):
             ids.update(record.board_definition.resolved_marker_ids())
@@ -272,6 +273,48 @@ def _verify_aprilgrid(gray: Any, record: DetectionRecord, detectors: _Detectors,
         if all(vis[i] == 2 for i in order):
             entry.detected += 1
             entry.add(np.asarray(quad, dtype=np.float64).reshape(4, 2), truth[order])
+
+
+def detect_checkerboard(gray: Any, board: BoardDefinition) -> npt.NDArray[np.float64] | None:
+    """`cv2.findChessboardCornersSB` on the whole pattern, in the board's keypoint order, or None.
+
+    SB starts at the far end of the inner-corner grid from `findChessboardCorners` (boards.py): its
+    points are reversed into keypoint order.
+    """
+    import cv2
+
+    ok, found = cv2.findChessboardCornersSB(gray, (board.cols - 1, board.rows - 1))
+    if not ok or found is None:
+        return None
+    return np.asarray(found, dtype=np.float64).reshape(-1, 2)[::-1].copy()
+
+
+def _verify_checkerboard(
+    gray: Any, record: DetectionRecord, entry: _FamilyStats
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None:
+    """Checkerboard corners against the keypoints when the whole pattern is in view (SB finds it whole).
+
+    With rows + cols even the board looks the same turned by half a turn, so the detector's order is
+    the view's: the two orders are tried and the closer one kept (no order is right or wrong there).
+    """
+    board = record.board_definition
+    assert board is not None and record.keypoints is not None
+    vis = np.asarray(record.keypoints_visibility or [], dtype=np.int64)
+    if not (vis == 2).all():
+        return None
+    entry.expected += len(vis)
+    found = detect_checkerboard(gray, board)
+    if found is None:
+        return None
+    truth = np.asarray(record.keypoints, dtype=np.float64)
+    if (board.rows + board.cols) % 2 == 0 and np.median(
+        np.linalg.norm(found[::-1] - truth, axis=1)
+    ) < np.median(np.linalg.norm(found - truth, axis=1)):
+        found = found[::-1].copy()
+    entry.detected += len(found)
+    entry.add(found, truth)
+    object_points = np.asarray(board_keypoints(board), dtype=np.float32)
+    return object_points, found.astype(np.float32)
 
 
 # -- calibration -----------------------------------------------------------------------------------
@@ -470,9 +513,12 @@ def verify_dataset(
                 continue
             key = f"{board.board_type}:{board.dictionary}"
             entry = stats.setdefault(key, _FamilyStats(kind=board.board_type))
-            if board.board_type == "charuco":
-                entry.extra["legacy_pattern"] = board.legacy_pattern
-                matched = _verify_charuco(gray, record, detectors, entry)
+            if board.board_type in ("charuco", "checkerboard"):
+                if board.board_type == "charuco":
+                    entry.extra["legacy_pattern"] = board.legacy_pattern
+                    matched = _verify_charuco(gray, record, detectors, entry)
+                else:
+                    matched = _verify_checkerboard(gray, record, entry)
                 if matched is not None and len(matched[0]) >= MIN_POINTS_PER_VIEW:
                     camera_key = json.dumps([record.k_matrix, record.resolution, record.distortion_model,
                                              record.distortion_coeffs])  # fmt: skip
@@ -500,6 +546,7 @@ def verify_dataset(
             "charuco": "cv2.aruco.CharucoDetector on CharucoBoard rebuilt from board_definition "
             "(setLegacyPattern as defined)",
             "charuco_bias_removed_px": list(charuco_detector_bias()),
+            "checkerboard": "cv2.findChessboardCornersSB, whole pattern in view",
         },
         thresholds=limits.model_dump(),
         families=families,
