@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from .errors import InputError, input_error_from_validation
-from .recipe import PlaneObject, RecipeFile, SceneRecipe
+from .recipe import PlaneObject, RecipeFile, SceneRecipe, is_builtin_asset
 
 __all__ = [
     "dump_recipe_file",
@@ -60,7 +60,7 @@ def dump_recipe_file(recipes: RecipeFile) -> str:
 
 
 def _resolved(path: str | None, folder: Path) -> str | None:
-    if path is None or Path(path).is_absolute():
+    if path is None or is_builtin_asset(path) or Path(path).is_absolute():
         return path
     return os.path.normpath(Path(folder, path))
 
@@ -92,7 +92,7 @@ def rebase_asset_paths(recipe: SceneRecipe, source: str | Path, target: str | Pa
     old, new = Path(os.path.abspath(source)), Path(os.path.abspath(target))
 
     def change(path: str | None) -> str | None:
-        if path is None or Path(path).is_absolute():
+        if path is None or is_builtin_asset(path) or Path(path).is_absolute():
             return path
         try:
             return Path(os.path.relpath(os.path.normpath(old / path), new)).as_posix()

@@ -30,6 +30,7 @@ from .geometry import invert_rigid, matrix_to_quat
 from .image_space import image_size, visibility_checked
 from .lens import coeff_array, in_lens_domain_checked, k_params, max_valid_angle, project_checked
 from .recipe import (
+    AnyObject,
     BoardObject,
     CameraIntrinsics,
     PlaneObject,
@@ -80,9 +81,11 @@ class _Occluder:
     half_height: float
 
 
-def _occluders(objects: Sequence[TagObject | BoardObject | PlaneObject]) -> list[_Occluder]:
+def _occluders(objects: Sequence[AnyObject]) -> list[_Occluder]:
     out = []
     for index, obj in enumerate(objects):
+        if not isinstance(obj, TagObject | BoardObject | PlaneObject):
+            continue  # solid distractors: the compiler keeps them off the keypoints (clutter.may_occlude)
         width, height = object_extent_m(obj)
         out.append(_Occluder(index, invert_rigid(obj.pose.matrix()), width / 2.0, height / 2.0))
     return out
@@ -223,7 +226,7 @@ class PreparedScene:
     points in the world, once. `observe_prepared` then judges any number of camera poses against it
     (the compiler's pose sampler tries many poses of one scene). The objects must not change after."""
 
-    def __init__(self, objects: Sequence[TagObject | BoardObject | PlaneObject], distortion_model: str):
+    def __init__(self, objects: Sequence[AnyObject], distortion_model: str):
         self.objects = list(objects)
         self.distortion_model = distortion_model
         self.outline_samples = OUTLINE_SAMPLES_PER_EDGE if distortion_model != "none" else 1
@@ -232,7 +235,7 @@ class PreparedScene:
         owners: list[tuple[int, int]] = []  # (object index, number of points), for occlusion
         cursor = 0
         for index, obj in enumerate(self.objects):
-            if isinstance(obj, PlaneObject):
+            if not isinstance(obj, TagObject | BoardObject):
                 continue
             obj_to_world = obj.pose.matrix()
             if isinstance(obj, TagObject):  # tags of a job share a few shapes

@@ -40,20 +40,26 @@ def main_render(recipes_path: str | Path, out: str | Path, **options: Any) -> in
 
 
 def main_run(
-    config_path: str | Path | None, out: str | Path, presets: list[str] | None = None, **options: Any
+    config_path: str | Path | None,
+    out: str | Path,
+    presets: list[str] | None = None,
+    strict_ppm: bool = False,
+    **options: Any,
 ) -> int:
     """`render-tag run [CONFIG] -o OUT`: compile (no CONFIG: the built-in default job), render, merge,
     audit, contact sheet. Exit code as for render; a failed audit also gives 1."""
 
     def run_all() -> int:
         settings = RenderOptions(**options)
-        return _report(run(config_path, out, settings, list(presets or [])), Path(out))
+        return _report(run(config_path, out, settings, list(presets or []), strict_ppm), Path(out))
 
     return guarded(run_all)
 
 
 def _report(result: PipelineResult, out: Path) -> int:
     """Prints each step's outcome in the order the steps ran; the exit code of the whole."""
+    for line in result.warnings:
+        print(f"render-tag: warning: {line}", file=sys.stderr)
     rendered = result.render
     summary = rendered.summary
     if rendered.pool_error is not None:
