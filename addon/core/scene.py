@@ -436,12 +436,20 @@ def build_light(scene: bpy.types.Scene, light: Light, index: int) -> bpy.types.O
     return obj
 
 
-WORLD_MAP_RESOLUTION = 128
-"""Texels across Cycles' importance map of an HDRI world. Blender's default (automatic, 1024) builds a
-1024x512 map on every render: measured on a 320x240, 8-sample realistic scene on 2 loaded cores, 6.5 s
-a render with it, 2.6 s with a 256 map, 2.4 s with no map at all. Without a map the HDRI lights the
-scene only through BSDF-sampled rays, and the sun discs of sunrise/sunset/forest leave fireflies (the
-demo's ChArUco corner median rose from 0.085 to 0.109 px): a small map keeps the sun sampled."""
+WORLD_SAMPLING = "NONE"
+"""How Cycles samples an HDRI world: not as a light, its (clamped, `HDRI_CLAMP`) light arrives through
+BSDF-sampled rays. Blender's default builds a 1024x512 importance map on every render: measured on a
+320x240, 8-sample realistic scene on 2 loaded cores, 6.5 s a render with it, 2.6 s with a 256-texel
+map, 2.4 s with none. Unclamped, the HDRIs' sun discs left fireflies with or without a map (the demo's
+ChArUco corner median rose from 0.085 to 0.14 px); clamped at 50, pixels that stand out from their
+neighbourhood were as few as without any HDRI, with or without a map."""
+
+
+HDRI_CLAMP = 50.0
+"""Largest radiance an HDRI lends the scene (before its strength). Blender's HDRIs hold sun discs of up
+to 32,000 (their medians are 0.005 to 0.5): a diffuse bounce that meets such a pixel by chance is a
+firefly, which Cycles' indirect clamp does not catch (it is direct light). The lamps and the SUN carry
+the key light; the HDRI is fill and reflections, and keeps its look below the clamp."""
 
 
 def hdri_file(path: str) -> str:
@@ -482,12 +490,15 @@ def build_world(scene: bpy.types.Scene, world: World) -> bpy.types.World:
         set_input(mapping, "Rotation", (0.0, 0.0, world.hdri.rotation_z_rad))
         links.new(coord.outputs["Generated"], mapping.inputs["Vector"])
         links.new(mapping.outputs["Vector"], env.inputs["Vector"])
-        links.new(env.outputs["Color"], light_bg.inputs["Color"])
+        clamp = nodes.new("ShaderNodeVectorMath")
+        cast(bpy.types.ShaderNodeVectorMath, clamp).operation = "MINIMUM"
+        cast(_ValueSocket, clamp.inputs[1]).default_value = (HDRI_CLAMP, HDRI_CLAMP, HDRI_CLAMP)
+        links.new(env.outputs["Color"], clamp.inputs[0])
+        links.new(clamp.outputs["Vector"], light_bg.inputs["Color"])
         set_input(light_bg, "Strength", world.hdri.strength)
         cycles_world = getattr(w, "cycles", None)  # registered by the Cycles add-on
         if cycles_world is not None:
-            cycles_world.sampling_method = "MANUAL"
-            cycles_world.sample_map_resolution = WORLD_MAP_RESOLUTION
+            cycles_world.sampling_method = WORLD_SAMPLING
     shader = light_bg.outputs["Background"]
     if world.background_texture:
         tex = nodes.new("ShaderNodeTexImage")
