@@ -41,6 +41,7 @@ bench: setup
 	$(PY) bench/compile_bench.py
 	$(PY) bench/pool_bench.py $(BENCH_ARGS)
 	$(PY) bench/dask_bench.py $(BENCH_ARGS)
+	$(PY) bench/realism_bench.py
 
 clean:
 	rm -rf $(VENV) dist output .pytest_cache .mypy_cache .ruff_cache

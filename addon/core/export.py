@@ -73,7 +73,7 @@ def _export_object(obj: bpy.types.Object) -> dict[str, Any] | None:
     stored = datablocks.load_json(obj)
     fields = read_object_settings(obj)
     if fields is None:
-        if stored is None or stored.get("type") not in ("TAG", "BOARD", "PLANE", "OCCLUDER"):
+        if stored is None or stored.get("type") not in ("TAG", "BOARD", "PLANE", "OCCLUDER", "PRIMITIVE"):
             return None
         fields = {k: v for k, v in stored.items() if k not in ("name", "pose", "keypoints_3d")}
     derived = {"name": obj.get("render_tag_name", obj.name), "pose": _pose(obj), **fields}

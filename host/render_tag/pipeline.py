@@ -7,7 +7,7 @@ what each step produced, and the CLI prints it and turns it into an exit code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from render_tag_shared.errors import InputError
@@ -18,7 +18,7 @@ from .batch.launcher import Launcher
 from .batch.options import RenderOptions
 from .batch.plan import DEFAULT_CHUNK_SIZE, Plan, build_plan
 from .batch.render import RenderRun, render_recipes
-from .compile import DEFAULT_JOB, compile_config, compile_default_job, load_job_config
+from .compile import DEFAULT_JOB, check_module_size, compile_config, compile_default_job, load_job_config
 from .dataset import merge
 from .dataset.merge import MergeReport
 from .qa.audit import AuditReport, audit_dataset
@@ -36,6 +36,7 @@ class PipelineResult:
     merge: MergeReport | None = None
     merge_error: str | None = None
     audit: AuditReport | None = None
+    warnings: list[str] = field(default_factory=list)
     preview: Path | None = None
     qa_error: str | None = None
 
@@ -96,12 +97,19 @@ def render_and_merge(
 
 
 def run(
-    config_path: str | Path | None, out: str | Path, options: RenderOptions, presets: list[str]
+    config_path: str | Path | None,
+    out: str | Path,
+    options: RenderOptions,
+    presets: list[str],
+    strict_ppm: bool = False,
 ) -> PipelineResult:
     """`run`: compile (no config: the default job), render and merge, then audit and draw the contact
-    sheet of what was merged."""
+    sheet of what was merged. Markers below 3.5 px per module are warned about (`strict_ppm`: refused
+    before anything renders)."""
     recipe_file, source = compile_job(config_path, presets)
+    warnings = check_module_size(recipe_file, source, strict=strict_ppm)
     result = render_and_merge(recipe_file, out, options, source)
+    result.warnings = warnings
     if result.merge is None or result.merge.refused:  # nothing (consistent) merged: no dataset to audit
         return result
     try:

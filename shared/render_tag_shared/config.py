@@ -36,6 +36,8 @@ from .limits import (
     MAX_TAGS_PER_SCENE,
 )
 from .recipe import (
+    BUILTIN_HDRIS,
+    MIN_PRINT_CONTRAST,
     DistortionCoeff,
     FiniteFloat,
     FocalPx,
@@ -160,6 +162,8 @@ class CameraSection(StrictModel):
     max_elevation: float = Field(90.0, ge=0, le=90, allow_inf_nan=False, strict=True)
     min_roll: AngleDeg = -180.0
     max_roll: AngleDeg = 180.0
+    min_azimuth: AngleDeg = Field(0.0, description="the camera's bearing around the subject's normal")
+    max_azimuth: AngleDeg = 360.0
     eval_margin_px: Pixels = 0.0
     min_pixel_area: NonNegativeFloat = Field(
         0.0, le=float(MAX_IMAGE_SIDE) ** 2, description="smallest subject area in the image, px²"
@@ -175,6 +179,7 @@ class CameraSection(StrictModel):
         _ordered(self.min_distance, self.max_distance, "min_distance", "max_distance")
         _ordered(self.min_elevation, self.max_elevation, "min_elevation", "max_elevation")
         _ordered(self.min_roll, self.max_roll, "min_roll", "max_roll")
+        _ordered(self.min_azimuth, self.max_azimuth, "min_azimuth", "max_azimuth")
         if self.max_pixel_area is not None:
             _ordered(self.min_pixel_area, self.max_pixel_area, "min_pixel_area", "max_pixel_area")
         if self.ppm_min is not None and self.ppm_max is not None:
@@ -186,14 +191,86 @@ class CameraSection(StrictModel):
         return self
 
 
+def _check_range(value: tuple[float, float] | None) -> tuple[float, float] | None:
+    """A [min, max] range of a config: min must not exceed max (the field is named by its location)."""
+    if value is not None and value[1] < value[0]:
+        raise ValueError(f"must be [min, max] with min <= max, got {list(value)}")
+    return value
+
+
+Range = tuple[FiniteFloat, FiniteFloat]
+NonNegativeRange = tuple[NonNegativeFloat, NonNegativeFloat]
+PositiveRange = tuple[PositiveFloat, PositiveFloat]
+UnitRange = tuple[UnitFloat, UnitFloat]
+Gamma = Annotated[float, Field(gt=0, le=10, allow_inf_nan=False, strict=True)]
+Stops = Annotated[float, Field(ge=-30, le=30, allow_inf_nan=False, strict=True)]
+
+
+LightType = Literal["POINT", "AREA", "SPOT", "SUN"]
+
+
+def _default_light_types() -> list[LightType]:
+    return ["POINT", "AREA", "SPOT"]
+
+
 class LightingSection(StrictModel):
-    intensity_min: Watts = Field(100.0, description=f"watts, at most {MAX_LIGHT_ENERGY:g}")
+    """Lights around the subject (a type drawn uniformly per light) and the world: HDRIs from Blender's
+    built-in set (`builtin_hdris`) and/or the user's `hdri_folder`, one drawn per scene from both."""
+
+    intensity_min: Watts = Field(
+        100.0, description=f"POINT, AREA and SPOT power, watts, at most {MAX_LIGHT_ENERGY:g}"
+    )
     intensity_max: Watts = 800.0
     lights_per_scene: tuple[LightCount, LightCount] = Field(
         (1, 2), description=f"[min, max] lights per scene, at most {MAX_LIGHTS}"
     )
+    light_types: list[LightType] = Field(default_factory=_default_light_types, min_length=1)
+    sun_strength: PositiveRange = Field((2.0, 6.0), description="SUN strength, W/m²")
+    sun_angle_deg: tuple[
+        Annotated[float, Field(ge=0, le=180, allow_inf_nan=False)],
+        Annotated[float, Field(ge=0, le=180, allow_inf_nan=False)],
+    ] = Field((0.5, 5.0), description="SUN angular diameter (soft shadows), degrees")
+    light_radius_m: NonNegativeRange = Field(
+        (0.05, 0.5), description="POINT and SPOT radius, AREA edge: the softness of shadows, metres"
+    )
+    color_temperature_k: (
+        tuple[
+            Annotated[float, Field(ge=1000, le=40000, allow_inf_nan=False)],
+            Annotated[float, Field(ge=1000, le=40000, allow_inf_nan=False)],
+        ]
+        | None
+    ) = Field(None, description="black-body colour of the lights, kelvin; None: white")
     hdri_folder: str | None = None
+    builtin_hdris: list[str] = Field(
+        default_factory=list,
+        description="Blender's own CC0 HDRIs by name (" + ", ".join(BUILTIN_HDRIS) + ") or `all`",
+    )
+    hdri_strength: NonNegativeRange = (0.5, 1.5)
+    hdri_rotation_deg: Range = (0.0, 360.0)
     background_folder: str | None = None
+
+    _check = field_validator(
+        "sun_strength",
+        "sun_angle_deg",
+        "light_radius_m",
+        "color_temperature_k",
+        "hdri_strength",
+        "hdri_rotation_deg",
+    )(_check_range)
+
+    @field_validator("builtin_hdris")
+    @classmethod
+    def _builtins(cls, value: list[str]) -> list[str]:
+        names: list[str] = []
+        for name in value:
+            if name == "all":
+                names += BUILTIN_HDRIS
+                continue
+            full = name if name.endswith(".exr") else name + ".exr"
+            if full not in BUILTIN_HDRIS:
+                raise ValueError(f"unknown built-in HDRI {name!r}; Blender ships {', '.join(BUILTIN_HDRIS)}")
+            names.append(full)
+        return list(dict.fromkeys(names))
 
     @model_validator(mode="after")
     def _ranges(self) -> LightingSection:
@@ -202,6 +279,87 @@ class LightingSection(StrictModel):
         if low < 0 or high < low:
             raise ValueError(f"lights_per_scene must be [min, max] with 0 <= min <= max, got {[low, high]}")
         return self
+
+
+ProceduralName = Literal["noise", "voronoi", "wave", "brick", "checker", "magic", "gradient"]
+
+
+class BackgroundSection(StrictModel):
+    """The floor under the subject. Each scene draws one of the `procedural` patterns (Blender's texture
+    nodes, two colours of random hue) or, with `lighting.background_folder`, one of its images, each
+    choice equally likely; with neither, a plain grey floor. `size_m` makes the floor a finite mat so
+    the world (an HDRI) shows past its edge; None: a floor that fills every view."""
+
+    procedural: list[ProceduralName] = Field(default_factory=list)
+    scale: PositiveRange = Field((2.0, 20.0), description="pattern features per metre")
+    rotation_deg: Range = Field((0.0, 0.0), description="turn of the pattern or image about the normal")
+    tiles_per_m: PositiveRange | None = Field(None, description="image repeats per metre; None: 1")
+    brightness: UnitRange = Field((0.15, 0.85), description="HSV value of the two pattern colours")
+    saturation: UnitRange = (0.0, 0.6)
+    size_m: PositiveRange | None = None
+
+    _check = field_validator("scale", "rotation_deg", "tiles_per_m", "brightness", "saturation", "size_m")(
+        _check_range
+    )
+
+
+PrimitiveName = Literal["CUBE", "SPHERE", "CYLINDER", "CONE"]
+
+
+def _all_shapes() -> list[PrimitiveName]:
+    return ["CUBE", "SPHERE", "CYLINDER", "CONE"]
+
+
+class ClutterSection(StrictModel):
+    """Distractor solids on the floor around the subject (procedural materials, casting shadows).
+
+    `may_occlude: false` (the default) keeps every distractor off the subject as each camera of the
+    scene sees it (its projected box never meets a tag's or board's printed outline), so the labels
+    stay exact. `true` lets them cover parts of markers: only for labels that account for occlusion."""
+
+    distractors_per_scene: tuple[int, int] = (0, 0)
+    size_m: PositiveRange = Field((0.05, 0.3), description="edge of a distractor's box, metres")
+    shapes: list[PrimitiveName] = Field(default_factory=_all_shapes, min_length=1)
+    spread_m: PositiveFloat = Field(1.0, description="how far beyond the subject they may stand")
+    may_occlude: bool = False
+
+    _check = field_validator("size_m")(_check_range)
+
+    @field_validator("distractors_per_scene")
+    @classmethod
+    def _count(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if value[0] < 0 or value[1] < value[0]:
+            raise ValueError(f"must be [min, max] with 0 <= min <= max, got {list(value)}")
+        return value
+
+
+class PaperSection(StrictModel):
+    """How the targets are printed: paper reflectance (and a warm/cool tint), ink that is not perfectly
+    black, matte to semi-gloss finish. The geometry is exact whatever the print looks like."""
+
+    paper_brightness: UnitRange = (1.0, 1.0)
+    paper_tint: Annotated[float, Field(ge=0, le=0.2, allow_inf_nan=False)] = Field(
+        0.0, description="largest shift of one channel from grey (warm or cool paper)"
+    )
+    ink_level: UnitRange = Field((0.0, 0.0), description="reflectance of the ink")
+    roughness: UnitRange = (0.9, 0.9)
+
+    _check = field_validator("paper_brightness", "ink_level", "roughness")(_check_range)
+
+    @model_validator(mode="after")
+    def _contrast(self) -> PaperSection:
+        """The worst print drawn must still keep the recipe's minimum paper-ink contrast."""
+        darkest = self.paper_brightness[0] * (1.0 - self.paper_tint)
+        if darkest - self.ink_level[1] < MIN_PRINT_CONTRAST:
+            raise ValueError(
+                f"paper.ink_level: the darkest paper ({darkest:.3f}) and the lightest ink "
+                f"({self.ink_level[1]}) are less than {MIN_PRINT_CONTRAST} apart; detectors lose such markers"
+            )
+        return self
+
+    @property
+    def varies(self) -> bool:
+        return self != PaperSection()
 
 
 class RendererSection(StrictModel):
@@ -222,21 +380,6 @@ class RendererSection(StrictModel):
     )
 
 
-def _check_range(value: tuple[float, float] | None) -> tuple[float, float] | None:
-    """A [min, max] range of a config: min must not exceed max (the field is named by its location)."""
-    if value is not None and value[1] < value[0]:
-        raise ValueError(f"must be [min, max] with min <= max, got {list(value)}")
-    return value
-
-
-Range = tuple[FiniteFloat, FiniteFloat]
-NonNegativeRange = tuple[NonNegativeFloat, NonNegativeFloat]
-PositiveRange = tuple[PositiveFloat, PositiveFloat]
-UnitRange = tuple[UnitFloat, UnitFloat]
-Gamma = Annotated[float, Field(gt=0, le=10, allow_inf_nan=False, strict=True)]
-Stops = Annotated[float, Field(ge=-30, le=30, allow_inf_nan=False, strict=True)]
-
-
 class NoiseSection(StrictModel):
     """Sensor noise per camera. Ranges are [min, max], drawn uniformly per camera. With
     `camera.iso_min/iso_max` the noise follows the drawn ISO (ISO 100 is the reference): read noise
@@ -253,7 +396,7 @@ class NoiseSection(StrictModel):
     _ranges = field_validator("gaussian_sigma", "photons_at_white")(_check_range)
 
 
-ToneCurve = Literal["linear", "srgb", "gamma"]
+ToneCurve = Literal["linear", "srgb", "gamma", "agx"]
 
 
 def _srgb_only() -> list[ToneCurve]:
@@ -280,8 +423,12 @@ class DynamicRangeSection(StrictModel):
 
     black_level: UnitRange = (0.0, 0.0)
     white_level: UnitRange = (1.0, 1.0)
+    sensor_db: PositiveRange | None = Field(
+        None, description="sensor dynamic range in dB (full well over noise floor); None: unlimited"
+    )
+    bit_depth: Literal[8, 16] = Field(8, description="PNG bits per channel")
 
-    _ranges = field_validator("black_level", "white_level")(_check_range)
+    _ranges = field_validator("black_level", "white_level", "sensor_db")(_check_range)
 
     @model_validator(mode="after")
     def _apart(self) -> DynamicRangeSection:
@@ -349,6 +496,9 @@ class GenConfig(StrictModel):
     dynamic_range: DynamicRangeSection = DynamicRangeSection()
     dynamics: DynamicsSection = DynamicsSection()
     depth_of_field: DepthOfFieldSection | None = None
+    background: BackgroundSection = BackgroundSection()
+    clutter: ClutterSection = ClutterSection()
+    paper: PaperSection = PaperSection()
     presets: list[str] = Field(default_factory=list, description="presets applied, in order (recorded)")
 
     @model_validator(mode="before")

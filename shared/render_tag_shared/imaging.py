@@ -8,9 +8,11 @@ whichever Blender version or render engine made the pixels:
 1. lens warp: resample the overscan render into the distorted target (`warp_to_target`);
 2. exposure: metering (auto exposure to the recipe's target), then 2 ** exposure_ev (linear light);
 3. sensor noise: the recipe's layers in order, seeded (`numpy.random.Generator(PCG64(seed))`);
-4. tone mapping: linear, sRGB OETF or a power-law gamma, clipped to [0, 1];
-5. dynamic range: black + (white - black) * v;
-6. quantisation to 8 bits (round half to even, as numpy rounds).
+4. sensor dynamic range (`DynamicRange.sensor_db`): light below the noise floor, white / 10 ** (dB / 20),
+   is lost; the rest is stretched back to [0, 1] (full well stays white);
+5. tone mapping: linear, sRGB OETF, a power-law gamma or AgX, clipped to [0, 1];
+6. output levels: black + (white - black) * v;
+7. quantisation to 8 or 16 bits (`DynamicRange.bit_depth`; round half to even, as numpy rounds).
 
 PNG files are encoded here too (zlib, no timestamps, no text chunks), so the same array always gives
 the same bytes; `write_png_atomic` writes them through a temporary file and `os.replace`.
@@ -42,14 +44,19 @@ from .recipe import (
 )
 
 __all__ = [
+    "agx_tone",
     "apply_dynamic_range",
     "apply_exposure",
     "apply_sensor_noise",
+    "apply_sensor_range",
     "apply_tone_mapping",
+    "db_to_ratio",
     "decode_png_header",
     "encode_png",
     "postprocess",
+    "quantize",
     "quantize_8bit",
+    "quantize_16bit",
     "sample_bilinear",
     "sample_nearest",
     "source_map",
@@ -62,6 +69,7 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 Float32Array = npt.NDArray[np.float32]
 UInt8Array = npt.NDArray[np.uint8]
+UInt16Array = npt.NDArray[np.uint16]
 AnyArray = npt.NDArray[np.generic]
 
 # --------------------------------------------------------------------------- lens warp
@@ -239,8 +247,60 @@ def srgb_oetf(linear: npt.ArrayLike) -> FloatArray:
     return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1.0 / 2.4) - 0.055)
 
 
+def db_to_ratio(db: float) -> float:
+    """A dynamic range in dB (20 log10, as sensor data sheets give it) as a ratio: 60 dB is 1000:1."""
+    return float(10.0 ** (db / 20.0))
+
+
+def apply_sensor_range(linear: npt.ArrayLike, sensor_db: float | None) -> FloatArray:
+    """A sensor of `sensor_db` dB: the floor f = 1 / 10 ** (dB / 20) (white is 1.0 after exposure);
+    (v - f) / (1 - f), clipped to [0, 1] (highlights clip at full well). None: unchanged.
+
+    Monotonic, so an edge stays where it is; it crushes the shadows (a cheap sensor at 40 dB loses
+    the darkest 1 %) and clips what auto exposure put above white."""
+    img = np.asarray(linear, dtype=np.float64)
+    if sensor_db is None:
+        return img
+    floor = 1.0 / db_to_ratio(sensor_db)
+    return np.clip((img - floor) / (1.0 - floor), 0.0, 1.0)
+
+
+# AgX as Blender 4.x ships it (Troy Sobotka's "AgX" base, sRGB display), in the widely used analytic
+# form: an inset matrix (slight desaturation), log2 encoding over [-12.47393, 4.026069] stops around
+# middle grey 0.18, a polynomial fit of the base contrast sigmoid, and the outset (inverse) matrix.
+_AGX_INSET = np.array(
+    [
+        [0.842479062253094, 0.0423282422610123, 0.0423756549057051],
+        [0.0784335999999992, 0.878468636469772, 0.0784336],
+        [0.0792237451477643, 0.0791661274605434, 0.879142973793104],
+    ]
+)
+_AGX_MIN_EV = -12.47393
+_AGX_MAX_EV = 4.026069
+_AGX_SIGMOID = (15.5, -40.14, 31.96, -6.868, 0.4298, 0.1191, -0.00232)
+"""Coefficients of x^6 .. x^0 of the base contrast sigmoid."""
+
+
+def agx_tone(linear: npt.ArrayLike) -> FloatArray:
+    """AgX display values in [0, 1] of linear scene values (RGB in the last axis, or grey).
+
+    Unlike sRGB it rolls highlights off over 4 stops above 1.0 instead of clipping them, and keeps
+    some contrast in deep shadows. Monotonic in each channel for grey input, so edges stay put."""
+    x = np.asarray(linear, dtype=np.float64)
+    grey = x.ndim < 3 or x.shape[-1] != 3
+    rgb = np.repeat(x[..., None], 3, axis=-1) if grey else x
+    rgb = np.clip(rgb, 1e-10, None) @ _AGX_INSET  # rows of the inset act on row vectors
+    encoded = (np.clip(np.log2(rgb), _AGX_MIN_EV, _AGX_MAX_EV) - _AGX_MIN_EV) / (_AGX_MAX_EV - _AGX_MIN_EV)
+    curved = np.polyval(_AGX_SIGMOID, encoded)
+    display = np.clip(curved @ np.linalg.inv(_AGX_INSET), 0.0, 1.0).astype(np.float64)
+    return display[..., 0] if grey else display
+
+
 def apply_tone_mapping(linear: npt.ArrayLike, tone: ToneMapping) -> FloatArray:
-    """Display values in [0, 1]: clip (linear), the sRGB OETF, or x ** (1 / gamma). Exposure excluded."""
+    """Display values in [0, 1]: clip (linear), the sRGB OETF, x ** (1 / gamma) or AgX (which rolls
+    values above 1 off instead of clipping them). Exposure excluded."""
+    if tone.curve == "agx":
+        return agx_tone(np.clip(np.asarray(linear, dtype=np.float64), 0.0, None))
     x = np.clip(np.asarray(linear, dtype=np.float64), 0.0, 1.0)
     if tone.curve == "linear":
         return x
@@ -261,8 +321,25 @@ def quantize_8bit(values: npt.ArrayLike) -> UInt8Array:
     return np.clip(np.rint(v * 255.0), 0, 255).astype(np.uint8)
 
 
-def postprocess(linear_rgb: npt.ArrayLike, camera: CameraRecipe, *, warp: bool = True) -> UInt8Array:
-    """The 8-bit image of a camera from its linear render (overscan size when the lens distorts).
+def quantize_16bit(values: npt.ArrayLike) -> UInt16Array:
+    """uint16 of values in [0, 1]: round(65535 v), clipped; NaN becomes 0."""
+    v = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0)
+    return np.clip(np.rint(v * 65535.0), 0, 65535).astype(np.uint16)
+
+
+def quantize(values: npt.ArrayLike, bit_depth: int) -> UInt8Array | UInt16Array:
+    """`quantize_8bit` or `quantize_16bit`."""
+    if bit_depth == 16:
+        return quantize_16bit(values)
+    if bit_depth == 8:
+        return quantize_8bit(values)
+    raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth}")
+
+
+def postprocess(
+    linear_rgb: npt.ArrayLike, camera: CameraRecipe, *, warp: bool = True
+) -> UInt8Array | UInt16Array:
+    """The 8- or 16-bit image of a camera from its linear render (overscan size when the lens distorts).
 
     Only the colour channels are used (an alpha channel is dropped). The warp runs first because
     a real lens acts on light before the sensor adds noise.
@@ -278,9 +355,10 @@ def postprocess(linear_rgb: npt.ArrayLike, camera: CameraRecipe, *, warp: bool =
         raise ValueError(f"the render is {size}, the camera {intr.width}x{intr.height}")
     img = apply_exposure(img, camera.tone_mapping)
     img = apply_sensor_noise(img, camera.sensor_noise)
+    img = apply_sensor_range(img, camera.dynamic_range.sensor_db)
     img = apply_tone_mapping(img, camera.tone_mapping)
     img = apply_dynamic_range(img, camera.dynamic_range)
-    return quantize_8bit(img)
+    return quantize(img, camera.dynamic_range.bit_depth)
 
 
 # --------------------------------------------------------------------------- PNG
@@ -331,7 +409,7 @@ def decode_png_header(data: bytes) -> tuple[int, int, int]:
         raise ValueError("not a PNG file")
     w, h, depth, colour = struct.unpack(">IIBB", data[16:26])
     channels = {v: k for k, v in _COLOUR_TYPE.items()}.get(colour)
-    if depth != 8 or channels is None:
+    if depth not in (8, 16) or channels is None:
         raise ValueError(f"unsupported PNG: bit depth {depth}, colour type {colour}")
     return w, h, channels
 

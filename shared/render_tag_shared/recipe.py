@@ -60,6 +60,29 @@ ASSET_PATHS = (
 )
 """The rule for asset paths in recipes (Hdri.path, World.background_texture, PlaneObject.texture)."""
 
+BUILTIN_PREFIX = "builtin:"
+"""An HDRI path `builtin:NAME` names one of the environment maps every Blender ships (CC0, Poly Haven,
+in `datafiles/studiolights/world/`); the worker finds it in its own Blender, so the recipe stays portable
+across machines and Blender versions."""
+
+BUILTIN_HDRIS = (
+    "city.exr",
+    "courtyard.exr",
+    "forest.exr",
+    "interior.exr",
+    "night.exr",
+    "studio.exr",
+    "sunrise.exr",
+    "sunset.exr",
+)
+"""The studio-light worlds of Blender 2.80 and later (also inside the `bpy` wheel)."""
+
+
+def is_builtin_asset(path: str | None) -> bool:
+    """Whether an asset path names a Blender built-in (never a file relative to the recipe)."""
+    return path is not None and path.startswith(BUILTIN_PREFIX)
+
+
 # Numbers are strict: a bool (`true` is not 1) or a string ("0.1") where a number belongs is refused,
 # and an int field takes no float (1e30 is not a count). An int is still a valid float.
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
@@ -130,6 +153,8 @@ class TagObject(StrictModel):
         1.0, le=100, description="white quiet zone around the black border (at most 100 modules)"
     )
     roughness: UnitFloat = 0.9
+    paper_color: RGB = Field((1.0, 1.0, 1.0), description="reflectance of the white modules (the paper)")
+    ink_color: RGB = Field((0.0, 0.0, 0.0), description="reflectance of the black modules (the ink)")
     keypoints_3d: list[Vec3] | None = Field(
         None, description="the four corners in the object frame (metres); derived when omitted"
     )
@@ -147,6 +172,7 @@ class TagObject(StrictModel):
                 f"tag_id {self.tag_id} is outside {self.tag_family} (ids 0..{family.num_ids - 1})"
             )
         _check_or_fill_keypoints(self, tag_corners(self.size_mm))
+        _check_print_contrast(self.paper_color, self.ink_color)
         return self
 
     @property
@@ -165,6 +191,8 @@ class BoardObject(StrictModel):
         0.0, le=MAX_SIZE_MM, description="white border printed around the pattern"
     )
     roughness: UnitFloat = 0.9
+    paper_color: RGB = Field((1.0, 1.0, 1.0), description="reflectance of the white squares (the paper)")
+    ink_color: RGB = Field((0.0, 0.0, 0.0), description="reflectance of the black squares (the ink)")
     keypoints_3d: list[Vec3] | None = Field(
         None, description="board keypoints in the object frame (metres), library corner-id order"
     )
@@ -173,10 +201,46 @@ class BoardObject(StrictModel):
     def _keypoints(self) -> BoardObject:
         derived = [(x, y, z) for x, y, z in keypoints_object_frame(self.board).tolist()]
         _check_or_fill_keypoints(self, derived)
+        _check_print_contrast(self.paper_color, self.ink_color)
         return self
 
 
 PlaneSide = Annotated[float, Field(gt=0, le=MAX_PLANE_M, allow_inf_nan=False, strict=True)]
+
+
+MIN_PRINT_CONTRAST = 0.3
+"""Paper minus ink luminance (Rec. 709) a printed marker must keep: below it detectors lose markers,
+and the image would no longer show what the labels say is there."""
+
+
+def _luminance(color: tuple[float, float, float]) -> float:
+    return 0.2126 * color[0] + 0.7152 * color[1] + 0.0722 * color[2]
+
+
+def _check_print_contrast(paper: tuple[float, float, float], ink: tuple[float, float, float]) -> None:
+    contrast = _luminance(paper) - _luminance(ink)
+    if contrast < MIN_PRINT_CONTRAST:
+        raise ValueError(
+            f"paper_color and ink_color differ by {contrast:.3f} in luminance; a printed marker needs "
+            f"at least {MIN_PRINT_CONTRAST}"
+        )
+
+
+ProceduralKind = Literal["noise", "voronoi", "wave", "brick", "checker", "magic", "gradient"]
+"""Blender's own texture nodes (Noise, Voronoi, Wave, Brick, Checker, Magic, Gradient)."""
+
+
+class ProceduralTexture(StrictModel):
+    """A procedural pattern of Blender's texture nodes, blended between two colours. Coordinates are the
+    object's own (metres), turned by `rotation_rad` about its z axis and multiplied by `scale`."""
+
+    kind: ProceduralKind
+    color_a: RGB
+    color_b: RGB
+    scale: PositiveFloat = Field(description="pattern frequency: features per metre, about")
+    rotation_rad: FiniteFloat = 0.0
+    detail: Annotated[float, Field(ge=0, le=15, allow_inf_nan=False, strict=True)] = 2.0
+    distortion: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False, strict=True)] = 0.0
 
 
 class PlaneObject(StrictModel):
@@ -189,6 +253,7 @@ class PlaneObject(StrictModel):
     color: RGB = (0.5, 0.5, 0.5)
     texture: str | None = Field(None, description="image file, tiled `texture_repeat` times; " + ASSET_PATHS)
     texture_repeat: PositiveFloat = Field(1.0, le=MAX_PLANE_M)
+    procedural: ProceduralTexture | None = Field(None, description="a pattern instead of colour/texture")
     roughness: UnitFloat = 0.8
 
 
@@ -205,7 +270,29 @@ class OccluderObject(StrictModel):
     roughness: UnitFloat = 0.6
 
 
-SceneObject = Annotated[TagObject | BoardObject | PlaneObject | OccluderObject, Field(discriminator="type")]
+PrimitiveShape = Literal["CUBE", "SPHERE", "CYLINDER", "CONE"]
+
+
+class PrimitiveObject(StrictModel):
+    """A solid distractor (clutter): a box, ellipsoid, cylinder or cone fitting `size_m` (x, y, z),
+    centred on its pose, with a flat colour or a procedural material. It casts shadows like any object.
+    It is no subject: nothing of it is labelled."""
+
+    type: Literal["PRIMITIVE"] = "PRIMITIVE"
+    name: str = Field(min_length=1)
+    pose: Pose = Pose()
+    shape: PrimitiveShape
+    size_m: tuple[PositiveFloat, PositiveFloat, PositiveFloat]
+    color: RGB = (0.5, 0.5, 0.5)
+    procedural: ProceduralTexture | None = None
+    roughness: UnitFloat = 0.5
+    metallic: UnitFloat = 0.0
+
+
+AnyObject = TagObject | BoardObject | PlaneObject | OccluderObject | PrimitiveObject
+"""Any object of a recipe's `objects` (SceneObject without the discriminator)."""
+
+SceneObject = Annotated[AnyObject, Field(discriminator="type")]
 
 
 def tag_corners(size_mm: float) -> list[tuple[float, float, float]]:
@@ -252,9 +339,20 @@ class Light(StrictModel):
 
 
 class Hdri(StrictModel):
-    path: str = Field(min_length=1, description="environment map (.hdr/.exr); " + ASSET_PATHS)
+    path: str = Field(
+        min_length=1,
+        description="environment map (.hdr/.exr); " + ASSET_PATHS + "; `builtin:NAME` is one of "
+        "Blender's own (" + ", ".join(BUILTIN_HDRIS) + ")",
+    )
     strength: NonNegativeFloat = Field(1.0, le=MAX_STRENGTH)
     rotation_z_rad: FiniteFloat = 0.0
+
+    @field_validator("path")
+    @classmethod
+    def _builtin_known(cls, value: str) -> str:
+        if is_builtin_asset(value) and value[len(BUILTIN_PREFIX) :] not in BUILTIN_HDRIS:
+            raise ValueError(f"unknown built-in HDRI {value!r}; Blender ships {', '.join(BUILTIN_HDRIS)}")
+        return value
 
 
 class World(StrictModel):
@@ -471,7 +569,9 @@ class Dynamics(StrictModel):
 class ToneMapping(StrictModel):
     """How the linear render becomes display values, applied in numpy after rendering."""
 
-    curve: Literal["linear", "srgb", "gamma"] = "srgb"
+    curve: Literal["linear", "srgb", "gamma", "agx"] = Field(
+        "srgb", description="agx: Blender's AgX base curve (log encoding, sigmoid), for sRGB displays"
+    )
     gamma: PositiveFloat = Field(2.2, le=10.0)
     metering: Literal["none", "auto"] = Field(
         "auto",
@@ -488,7 +588,12 @@ class DynamicRange(StrictModel):
 
     black_level: UnitFloat = 0.0
     white_level: UnitFloat = 1.0
-    bit_depth: Literal[8] = 8
+    bit_depth: Literal[8, 16] = Field(8, description="PNG sample depth: 8, or 16 bits per channel")
+    sensor_db: PositiveFloat | None = Field(
+        None,
+        description="sensor dynamic range in dB (20 log10 of full well over noise floor): linear light "
+        "below white / 10 ** (dB / 20) is lost in the floor; None: unlimited",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> DynamicRange:
@@ -613,7 +718,7 @@ class SceneRecipe(StrictModel):
         return image_id(self.scene_id, camera_index)
 
 
-def _markers(obj: TagObject | BoardObject | PlaneObject | OccluderObject) -> list[tuple[str, int]]:
+def _markers(obj: AnyObject) -> list[tuple[str, int]]:
     if isinstance(obj, TagObject):
         return [(obj.tag_family, obj.tag_id)]
     if isinstance(obj, BoardObject):

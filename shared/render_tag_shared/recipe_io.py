@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from .errors import input_error_from_validation
 from .inputs import MAX_RECIPE_FILE_BYTES, parse_json, read_input_text
-from .recipe import PlaneObject, RecipeFile, SceneRecipe
+from .recipe import PlaneObject, RecipeFile, SceneRecipe, is_builtin_asset
 
 __all__ = [
     "dump_recipe_file",
@@ -56,7 +56,7 @@ def dump_recipe_file(recipes: RecipeFile) -> str:
 
 
 def _resolved(path: str | None, folder: Path) -> str | None:
-    if path is None or Path(path).is_absolute():
+    if path is None or is_builtin_asset(path) or Path(path).is_absolute():
         return path
     return os.path.normpath(Path(folder, path))
 
@@ -75,12 +75,13 @@ def _map_asset_paths(recipe: SceneRecipe, change: Callable[[str | None], str | N
 
 
 def recipe_assets(recipe: SceneRecipe, prefix: str = "") -> list[tuple[str, str]]:
-    """Every asset path of a recipe (ASSET_PATHS) with the field that names it, e.g.
+    """Every asset file of a recipe (ASSET_PATHS; Blender's built-in HDRIs are not files) with the field
+    that names it, e.g.
     `("recipes[3].objects[0].texture", "/data/wood.png")`; `prefix` leads each field."""
     lead = f"{prefix}." if prefix else ""
     found: list[tuple[str, str]] = []
-    if recipe.world.hdri is not None:
-        found.append((f"{lead}world.hdri.path", recipe.world.hdri.path))
+    if recipe.world.hdri is not None and not is_builtin_asset(recipe.world.hdri.path):
+        found.append((f"{lead}world.hdri.path", recipe.world.hdri.path))  # a built-in is checked by name
     if recipe.world.background_texture is not None:
         found.append((f"{lead}world.background_texture", recipe.world.background_texture))
     for index, obj in enumerate(recipe.objects):
@@ -103,7 +104,7 @@ def rebase_asset_paths(recipe: SceneRecipe, source: str | Path, target: str | Pa
     old, new = Path(os.path.abspath(source)), Path(os.path.abspath(target))
 
     def change(path: str | None) -> str | None:
-        if path is None or Path(path).is_absolute():
+        if path is None or is_builtin_asset(path) or Path(path).is_absolute():
             return path
         try:
             return Path(os.path.relpath(os.path.normpath(old / path), new)).as_posix()

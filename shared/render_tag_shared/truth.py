@@ -33,9 +33,9 @@ from .geometry import invert_rigid, matrix_to_quat
 from .image_space import image_size, visibility_checked
 from .lens import coeff_array, in_lens_domain_checked, k_params, max_valid_angle, project_checked
 from .recipe import (
+    AnyObject,
     BoardObject,
     CameraIntrinsics,
-    OccluderObject,
     PlaneObject,
     SceneRecipe,
     TagObject,
@@ -43,8 +43,6 @@ from .recipe import (
     tag_corners_object_frame,
 )
 from .records import DetectionRecord, ImageLabels, ImageOutputs
-
-SceneObjectModel = TagObject | BoardObject | PlaneObject | OccluderObject
 
 HiddenTest = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """`hidden(points_world (N, 3), camera_centre (3,))` -> bool (N,): True where something of the scene lies
@@ -94,11 +92,13 @@ class _Occluder:
     half_height: float
 
 
-def _occluders(objects: Sequence[SceneObjectModel]) -> list[_Occluder]:
-    """The recipe's rectangles (tags, boards, planes); boxes are left to the scene's `HiddenTest`."""
+def _occluders(objects: Sequence[AnyObject]) -> list[_Occluder]:
+    """The recipe's rectangles (tags, boards, planes). Boxes (OCCLUDER) are left to the scene's
+    `HiddenTest`; solid distractors (PRIMITIVE) the compiler keeps off the keypoints unless
+    `clutter.may_occlude`, and then the scene's `HiddenTest` sees them too."""
     out = []
     for index, obj in enumerate(objects):
-        if isinstance(obj, OccluderObject):
+        if not isinstance(obj, TagObject | BoardObject | PlaneObject):
             continue
         width, height = object_extent_m(obj)
         out.append(_Occluder(index, invert_rigid(obj.pose.matrix()), width / 2.0, height / 2.0))
@@ -278,7 +278,7 @@ class PreparedScene:
     (the compiler's pose sampler tries many poses of one scene). The objects must not change after.
     `markers` adds every board marker's corners (the labels need them; the pose sampler does not)."""
 
-    def __init__(self, objects: Sequence[SceneObjectModel], distortion_model: str, *, markers: bool = False):
+    def __init__(self, objects: Sequence[AnyObject], distortion_model: str, *, markers: bool = False):
         self.objects = list(objects)
         self.distortion_model = distortion_model
         self.outline_samples = OUTLINE_SAMPLES_PER_EDGE if distortion_model != "none" else 1
@@ -287,7 +287,7 @@ class PreparedScene:
         owners: list[tuple[int, int]] = []  # (object index, number of points), for occlusion
         cursor = 0
         for index, obj in enumerate(self.objects):
-            if isinstance(obj, PlaneObject | OccluderObject):
+            if not isinstance(obj, TagObject | BoardObject):
                 continue
             obj_to_world = obj.pose.matrix()
             if isinstance(obj, TagObject):  # tags of a job share a few shapes

@@ -68,10 +68,15 @@ def fraction(text: str) -> float:
     return value
 
 
+STRICT_PPM_HELP = "refuse (exit 2) rather than warn when a camera sees markers below 3.5 px per module"
+
+
 def _cmd_compile(args: argparse.Namespace) -> int:
     from .compile import main_compile
 
-    return main_compile(args.config, args.output, presets=args.preset, shard=args.shard)
+    return main_compile(
+        args.config, args.output, presets=args.preset, shard=args.shard, strict_ppm=args.strict_ppm
+    )
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
@@ -124,6 +129,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         shard=args.shard,
         dask=args.dask,
         chunk_size=args.chunk_size,
+        strict_ppm=args.strict_ppm,
     )
 
 
@@ -222,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("-o", "--output", required=True, help="recipes.json to write")
     sub.add_argument("--preset", action="append", default=[], help="a named preset or a preset file")
     sub.add_argument("--shard", default=None, help="I/N: compile one deterministic slice")
+    sub.add_argument("--strict-ppm", action="store_true", help=STRICT_PPM_HELP)
 
     sub = command("render", _cmd_render, "render recipes on a pool of Blender workers, then merge OUT")
     sub.add_argument("recipes")
@@ -254,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     render_options(sub)
     dask_options(sub)
     sub.add_argument("--shard", default=None, help="I/N (default: from the cluster's array index)")
+    sub.add_argument("--strict-ppm", action="store_true", help=STRICT_PPM_HELP)
 
     sub = command("merge", _cmd_merge, "merge labels/ of one or more folders into the dataset files")
     sub.add_argument("folders", nargs="+")

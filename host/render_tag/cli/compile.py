@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from render_tag_shared.recipe_io import dump_recipe_file
 
 from ..batch.telemetry import Progress
-from ..compile import compile_config, load_job_config, parse_shard, shard_range
+from ..compile import check_module_size, compile_config, load_job_config, parse_shard, shard_range
 from ..dataset.folder import check_output_file
 from ..io import write_text_atomic
 from .exits import EXIT_OK
@@ -18,8 +19,11 @@ PROGRESS_MIN_SCENES = 2000
 """Compiles smaller than this finish in a few seconds and show no progress."""
 
 
-def main_compile(config_path: str, output: str, presets: list[str], shard: str | None) -> int:
-    """Writes the recipes atomically; InputError propagates and nothing is written."""
+def main_compile(
+    config_path: str, output: str, presets: list[str], shard: str | None, strict_ppm: bool = False
+) -> int:
+    """Writes the recipes atomically; InputError propagates and nothing is written. Cameras that see
+    markers below 3.5 px per module are warned about (refused with `strict_ppm`)."""
     check_output_file(output)
     shard_pair = parse_shard(shard)
     config = load_job_config(config_path, presets)
@@ -44,5 +48,7 @@ def main_compile(config_path: str, output: str, presets: list[str], shard: str |
     )
     if progress is not None:
         progress.close()
+    for line in check_module_size(recipes, config_path, strict=strict_ppm):
+        print(f"render-tag: warning: {line}", file=sys.stderr)
     write_text_atomic(output, dump_recipe_file(recipes))
     return EXIT_OK

@@ -49,7 +49,11 @@ def main_render(recipes_path: str | Path, out: str | Path, **options: Any) -> in
 
 
 def main_run(
-    config_path: str | Path | None, out: str | Path, presets: list[str] | None = None, **options: Any
+    config_path: str | Path | None,
+    out: str | Path,
+    presets: list[str] | None = None,
+    strict_ppm: bool = False,
+    **options: Any,
 ) -> int:
     """`render-tag run [CONFIG] -o OUT`: compile (no CONFIG: the built-in default job), render, merge,
     audit, contact sheet. Exit code as for render; a failed audit also gives 1."""
@@ -57,7 +61,7 @@ def main_run(
     def run_all() -> int:
         settings = RenderOptions(**options)
         with holding(out, f"render-tag run {config_path or ''}".rstrip()):
-            return _report(run(config_path, out, settings, list(presets or [])), Path(out))
+            return _report(run(config_path, out, settings, list(presets or []), strict_ppm), Path(out))
 
     return guarded(run_all)
 
@@ -110,6 +114,8 @@ def main_render_chunk(plan_path: str | Path, chunk: str | None, out: str | Path,
 
 def _report(result: PipelineResult, out: Path) -> int:
     """Prints each step's outcome in the order the steps ran; the exit code of the whole."""
+    for line in result.warnings:
+        print(f"render-tag: warning: {line}", file=sys.stderr)
     rendered = result.render
     summary = rendered.summary
     if rendered.pool_error is not None:

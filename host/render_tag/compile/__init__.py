@@ -1,5 +1,6 @@
 """The compiler: a `GenConfig` in, fully resolved `SceneRecipe`s out (see compiler.py)."""
 
+from .checks import MIN_MODULE_PX, check_module_size
 from .compiler import (
     DEFAULT_JOB,
     VALIDATION_ATTEMPTS,
@@ -18,11 +19,13 @@ from .shards import parse_shard, shard_range
 __all__ = [
     "ATTEMPTS_PER_CAMERA",
     "DEFAULT_JOB",
+    "MIN_MODULE_PX",
     "VALIDATION_ATTEMPTS",
     "CompileError",
     "SceneCompiler",
     "assets_sha256",
     "camera_pose",
+    "check_module_size",
     "compile_config",
     "compile_default_job",
     "compile_scene",

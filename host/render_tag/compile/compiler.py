@@ -6,7 +6,10 @@ its recipe depends on the config and N alone: any shard split compiles the same 
 
 Geometry of a scene: the subject (loose tags or one board) lies flat, faces +z, is centred on the
 z axis, and floats 1 mm above a background PLANE in z = 0 (textured from `lighting.background_folder`
-when given; an HDRI from `lighting.hdri_folder` lights the world). Loose tags are scattered with random
+or with one of `background.procedural`'s patterns; an HDRI, Blender's own `lighting.builtin_hdris` or
+from `lighting.hdri_folder`, lights the world). After the cameras: the print's look (`paper`, from a
+`paper` stream) and distractor solids on the floor (`clutter`, from a `clutter` stream; see
+clutter.py). Loose tags are scattered with random
 in-plane turns so that their printed squares, quiet zone included, never touch, and no marker appears
 twice (nested OpenCV dictionaries and family aliases count as the same marker). Asset paths in the
 recipes follow `recipe.ASSET_PATHS` (relative to the recipes.json's folder when the compiler writes one).
@@ -54,8 +57,8 @@ from render_tag_shared.config import GenConfig, parse_config, read_config_data
 from render_tag_shared.errors import InputError, field_path
 from render_tag_shared.recipe import (
     SCHEMA_VERSION,
+    AnyObject,
     BoardObject,
-    PlaneObject,
     RecipeFile,
     RendererSettings,
     SceneRecipe,
@@ -65,9 +68,11 @@ from render_tag_shared.recipe import (
 from render_tag_shared.seeds import derive_seed, job_id
 from render_tag_shared.truth import PreparedScene
 
+from .clutter import ClutterSampler
 from .context import CompileContext
 from .errors import CompileError
 from .jobspec import job_spec
+from .materials import paper_look
 from .optics import OpticsSampler
 from .pose import PoseSampler
 from .presets import compose_config
@@ -111,6 +116,7 @@ class SceneCompiler:
         self.worlds = WorldSampler(self.context)
         self.poses = PoseSampler(self.context)
         self.optics = OpticsSampler(self.context)
+        self.clutter = ClutterSampler(config.clutter, config.background)
 
     def scene(self, scene_index: int, *, validate: bool = True) -> SceneRecipe:
         """Scene `scene_index`; with `validate`, a recipe that breaks a rule is re-drawn from a retry seed."""
@@ -145,8 +151,7 @@ class SceneCompiler:
 
     def _build(self, scene_index: int, seed: int, *, validate: bool) -> SceneRecipe:
         subject = self.subjects.draw(stream(seed, "subject"))
-        world, background = self.worlds.draw(stream(seed, "world"), subject)
-        objects: list[TagObject | BoardObject | PlaneObject] = [background, *subject.objects]
+        world, background = self.worlds.draw(stream(seed, "world"), subject, seed)
         renderer = RendererSettings(
             mode=self.context.config.renderer.mode,
             samples=self.context.config.renderer.samples,
@@ -165,6 +170,15 @@ class SceneCompiler:
             matrix = self.poses.draw(scene_index, j, camera_rng, subject, probe)
             optics = stream(seed, "optics", j) if self.optics.varies else None
             cameras.append(self.optics.camera(j, matrix, camera_rng, optics, subject, validate=validate))
+        subject_objects: list[TagObject | BoardObject] = list(subject.objects)
+        if self.context.config.paper.varies:  # the print's look: geometry and labels stay as they are
+            look = paper_look(stream(seed, "paper"), self.context.config.paper)
+            subject_objects = [obj.model_copy(update=look) for obj in subject_objects]
+        objects: list[AnyObject] = [background, *subject_objects]
+        if self.clutter.enabled:
+            objects += self.clutter.draw(
+                stream(seed, "clutter"), subject, cameras, 0.5 * background.size_m[0]
+            )
         fields: dict[str, Any] = {
             "scene_id": scene_index,
             "random_seed": seed,

@@ -67,6 +67,8 @@ class OpticsSampler:
             dynamic_range = DynamicRange(
                 black_level=uniform(optics, *levels.black_level),
                 white_level=uniform(optics, *levels.white_level),
+                sensor_db=uniform(optics, *levels.sensor_db) if levels.sensor_db is not None else None,
+                bit_depth=levels.bit_depth,
             )
             if config.dynamics.enabled:
                 dynamics = self._dynamics(optics)

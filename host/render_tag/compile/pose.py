@@ -121,7 +121,7 @@ class PoseSampler:
             # a swept value is fixed; the draw is made anyway so every pose uses the same stream layout
             elevation = uniform(rng, cam.min_elevation, cam.max_elevation)
             distance = uniform(rng, *window)
-            azimuth = uniform(rng, 0.0, 360.0)
+            azimuth = uniform(rng, cam.min_azimuth, cam.max_azimuth)
             roll = uniform(rng, cam.min_roll, cam.max_roll)
             if fixed_elevation is not None:
                 elevation = fixed_elevation

@@ -28,6 +28,36 @@ _KIND_KEYS = ("type", "board_type")
 
 _PINHOLE_RESET: dict[str, Any] = {"fov": None, "distortion_model": "none", "distortion_coeffs": []}
 
+REALISTIC: dict[str, Any] = {
+    "lighting": {
+        "light_types": ["SUN", "AREA", "POINT", "SPOT"],
+        "lights_per_scene": [1, 2],
+        "sun_strength": [1.5, 5.0],
+        "sun_angle_deg": [0.5, 8.0],
+        "light_radius_m": [0.05, 0.6],
+        "color_temperature_k": [3500.0, 7500.0],
+        "builtin_hdris": ["all"],
+        "hdri_strength": [0.3, 1.2],
+    },
+    "background": {
+        "procedural": ["noise", "voronoi", "wave", "brick", "checker", "magic", "gradient"],
+        "rotation_deg": [0.0, 360.0],
+        "size_m": [1.5, 6.0],
+    },
+    "clutter": {"distractors_per_scene": [2, 5], "size_m": [0.05, 0.3], "may_occlude": False},
+    "paper": {
+        "paper_brightness": [0.8, 1.0],
+        "paper_tint": 0.05,
+        "ink_level": [0.02, 0.1],
+        "roughness": [0.35, 0.9],
+    },
+    "tone_mapping": {"curves": ["srgb", "agx"]},
+    "dynamic_range": {"sensor_db": [45.0, 70.0]},
+}
+"""Built-in realism with nothing to download: Blender's own HDRIs, procedural floors (a finite mat, so
+the world shows past it), distractors that keep clear of the markers, SUN and coloured lights, printed
+paper, AgX or sRGB, a sensor's dynamic range. Geometry and labels are as exact as without it."""
+
 PRESETS: dict[str, dict[str, Any]] = {
     "hd-camera": {
         "camera": {
@@ -95,6 +125,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             }
         }
     },
+    "realistic": REALISTIC,
     "noisy-sensor": {
         "noise": {"gaussian_sigma": [0.005, 0.02], "salt_pepper": 0.0005},
         "camera": {"iso_min": 100.0, "iso_max": 1600.0},
