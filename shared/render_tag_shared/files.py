@@ -34,6 +34,22 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+TEMP_SUFFIX = ".tmp"
+"""Atomic writes go to `.<name>.<random>.tmp` beside their target, then are renamed over it."""
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Removes the temporaries that atomic writes into `folder` left when their process was killed
+    between writing and renaming. Only for the folder's one writer (it holds the folder's lock), so no
+    write can be in progress; a link is never followed."""
+    removed = []
+    for path in Path(folder).glob(f".*{TEMP_SUFFIX}"):
+        if path.is_symlink() or path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     """Writes `data` to `path` so that readers see the old file or the new one, never a mix.
 
@@ -46,7 +62,7 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
         if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
             raise InputError(str(path), "", "exists and is not a regular file: it is not replaced")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:

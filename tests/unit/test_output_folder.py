@@ -281,3 +281,21 @@ def test_links_inside_out_are_refused_before_anything_is_written_or_deleted(
             assert f"{link}: is a symbolic link" in err and "never follows a link" in err, (argv, err)
         assert snapshot(tmp_path) == before, link
         assert sentinel.read_text() == "not yours"
+
+
+def test_a_killed_writes_temporaries_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    """What an atomic write leaves when its process is killed between write and rename goes at the next
+    run; the dataset's own files and a link's target stay."""
+    from render_tag_shared.files import remove_stale_temporaries, write_text_atomic
+
+    labels = tmp_path / "labels"
+    write_text_atomic(labels / "a.json", "{}")
+    stale = labels / ".a.json.x1y2z3.tmp"
+    stale.write_text("half")
+    outside = tmp_path / "outside.tmp"
+    outside.write_text("keep")
+    (labels / ".b.json.q.tmp").symlink_to(outside)
+    removed = remove_stale_temporaries(labels)
+    assert sorted(p.name for p in removed) == [".a.json.x1y2z3.tmp", ".b.json.q.tmp"]
+    assert sorted(p.name for p in labels.iterdir()) == ["a.json"]
+    assert outside.read_text() == "keep"

@@ -16,8 +16,9 @@ from types import FrameType
 from typing import Literal
 
 from render_tag_shared.assets import check_assets
+from render_tag_shared.files import remove_stale_temporaries
 from render_tag_shared.messages import Timings
-from render_tag_shared.recipe import RecipeFile, recipe_hash
+from render_tag_shared.recipe import OUTPUT_KINDS, RecipeFile, recipe_hash
 from render_tag_shared.recipe_io import dump_recipe_file, recipe_assets
 
 from ..dataset.completeness import hash_job_files
@@ -157,6 +158,8 @@ def render_recipes(
     out_dir.mkdir(parents=True, exist_ok=True)
     if options.force:
         clear_outputs(out_dir)
+    for folder in ("", "images", "labels", *OUTPUT_KINDS):  # what a killed run's writes left half-done
+        remove_stale_temporaries(out_dir / folder)
     sliced = RecipeFile(
         schema_version=recipe_file.schema_version,
         job_id=recipe_file.job_id,
