@@ -20,7 +20,8 @@ from render_tag_shared.config import parse_config
 from render_tag_shared.recipe import PlaneObject, PrimitiveObject, SceneRecipe, TagObject
 from render_tag_shared.records import ImageLabels
 
-from ..blender_helpers import addon_session, detect_tags, to_gray
+from ..blender_helpers import addon_session, to_gray
+from ..opencv_helpers import detect_tags
 
 pytestmark = pytest.mark.slow
 _ = addon_session  # the fixture, imported for pytest
