@@ -466,7 +466,9 @@ _PLOTS = {
 _HEATMAP_CELL_PX = 10
 
 
-def corner_heatmap(positions: list[tuple[float, float, int, int]]) -> tuple[npt.NDArray[np.float64], int, int]:
+def corner_heatmap(
+    positions: list[tuple[float, float, int, int]],
+) -> tuple[npt.NDArray[np.float64], int, int]:
     """(counts on a grid of about 10 px cells, width, height): where visible points fall, in the pixels of
     the most common resolution (points of other resolutions are scaled to it)."""
     sizes = Counter((w, h) for _, _, w, h in positions)
