@@ -11,6 +11,7 @@ from ..compile import compile_config, load_job_config, parse_shard, shard_range
 from ..dataset.folder import check_output_file
 from ..io import write_text_atomic
 from .exits import EXIT_OK
+from .say import done, quoted
 
 __all__ = ["PROGRESS_MIN_SCENES", "main_compile"]
 
@@ -45,4 +46,9 @@ def main_compile(config_path: str, output: str, presets: list[str], shard: str |
     if progress is not None:
         progress.close()
     write_text_atomic(output, dump_recipe_file(recipes))
+    scenes = len(recipes.recipes)
+    images = sum(len(recipe.cameras) for recipe in recipes.recipes)
+    done(
+        [f"{output} ({scenes} scenes, {images} images)"], None, [f"render-tag render {quoted(output)} -o OUT"]
+    )
     return EXIT_OK

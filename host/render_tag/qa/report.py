@@ -14,6 +14,7 @@ hold is shown as JSON, so what the auditor learns to check appears here without 
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
 import math
@@ -57,12 +58,14 @@ header p{margin:4px 0 0;color:#ccd}main{padding:8px 24px 40px;max-width:1400px}
 section{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px 18px 14px;margin:14px 0}
 h2{font-size:18px;margin:10px 0 8px}h3{font-size:15px;margin:14px 0 6px}
 table{border-collapse:collapse;margin:4px 0 10px}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;
-vertical-align:top;overflow-wrap:anywhere}th{background:#f0f0f4}table.kv td{text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}
+vertical-align:top;overflow-wrap:anywhere}th{background:#f0f0f4}table.kv td{text-align:left}
+td.n{text-align:right;font-variant-numeric:tabular-nums}
 .pass{color:#161;font-weight:600}.warn{color:#a60;font-weight:600}.fail{color:#b11;font-weight:600}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-weight:600;color:#fff}
 .badge.pass{background:#2a7a2a}.badge.fail{background:#b22}.badge.warn{background:#c80}.badge.none{background:#888}
-.figs{display:flex;flex-wrap:wrap;gap:8px 18px;align-items:flex-start}figure{margin:6px 0;flex:1 1 480px;max-width:660px}
-figure img{width:100%;height:auto;border:1px solid #ddd}figure.wide{flex:1 1 100%}figcaption{font-size:12px;color:#555}
+.figs{display:flex;flex-wrap:wrap;gap:8px 18px;align-items:flex-start}
+figure{margin:6px 0;flex:1 1 480px;max-width:660px}figure img{width:100%;height:auto;border:1px solid #ddd}
+figure.wide{flex:1 1 100%;max-width:none}figcaption{font-size:12px;color:#555}
 pre{background:#f4f4f4;padding:8px;overflow:auto;max-height:420px;font-size:12px}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(330px,1fr));gap:6px 24px}
 nav a{margin-right:12px;color:#cde}.muted{color:#777}code{background:#f0f0f0;padding:0 3px}
@@ -206,9 +209,8 @@ def _card(root: Path, manifest: Any, recipes: Any, provenance: Any, audit: Any, 
     ):
         try:
             text = Path(str(source)).read_text(encoding="utf-8")[:20000]
-            parts.append(
-                f"<details><summary>{_e(source)} (as it is on disk now)</summary><pre>{_e(text)}</pre></details>"
-            )
+            summary = f"{_e(source)} (as it is on disk now)"
+            parts.append(f"<details><summary>{summary}</summary><pre>{_e(text)}</pre></details>")
         except (OSError, UnicodeDecodeError):
             pass
 
@@ -333,8 +335,7 @@ def _audit(root: Path, audit: Any) -> str:
     others = [p for p in audit.get("plots") or [] if isinstance(p, str) and p not in shown]
     if others:
         parts.append(
-            "<h3>Figures</h3>"
-            + _figs(_file_figure(root, p, Path(p).stem.replace("_", " ")) for p in others)
+            "<h3>Figures</h3>" + _figs(_file_figure(root, p, Path(p).stem.replace("_", " ")) for p in others)
         )
     known = {
         "version",
@@ -395,7 +396,8 @@ def _verify(root: Path, verify: Any) -> str:
         )
     status = "pass" if verify.get("passed") else "fail"
     parts = [
-        f'<section id="verify"><h2>Verify (OpenCV {_e(verify.get("opencv_version", "?"))}) {_badge(status)}</h2>'
+        f'<section id="verify"><h2>Verify (OpenCV {_e(verify.get("opencv_version", "?"))}) '
+        f"{_badge(status)}</h2>"
     ]
     failures = verify.get("failures") or []
     if failures:
@@ -640,7 +642,8 @@ def _files(root: Path) -> str:
         if path.is_dir():
             names = sorted(p for p in path.rglob("*") if p.is_file())
             links = "".join(
-                f'<li><a href="{_e(p.relative_to(root).as_posix())}">{_e(p.relative_to(path).as_posix())}</a></li>'
+                f'<li><a href="{_e(p.relative_to(root).as_posix())}">'
+                f"{_e(p.relative_to(path).as_posix())}</a></li>"
                 for p in names[:MAX_LISTED_FILES]
             )
             more = (
@@ -649,7 +652,8 @@ def _files(root: Path) -> str:
                 else ""
             )
             folders.append(
-                f"<details><summary>{_e(path.name)}/ ({len(names)} files)</summary><ul>{links}{more}</ul></details>"
+                f"<details><summary>{_e(path.name)}/ ({len(names)} files)</summary>"
+                f"<ul>{links}{more}</ul></details>"
             )
         elif path.is_file():
             rows.append([f'<a href="{_e(path.name)}">{_e(path.name)}</a>', _num(path.stat().st_size)])
@@ -664,12 +668,19 @@ def _files(root: Path) -> str:
 # -- the page --------------------------------------------------------------------------------------
 
 
-def write_report(out: str | Path) -> Path:
+def write_report(out: str | Path, *, preview: bool = True) -> Path:
     """Writes OUT/report.html from what OUT holds now and returns its path; InputError when OUT is not a
-    folder. A missing audit, verify or telemetry is said in its section, not an error."""
+    folder. A missing audit, verify or telemetry is said in its section, not an error. With `preview`,
+    a dataset without preview.png gets one first (the page is for looking at the images)."""
     root = Path(out)
     if not root.is_dir():
         raise InputError(str(root), "", "is not a dataset folder")
+    has_labels = (root / RICH_TRUTH).is_file() or any((root / "labels").glob("*.json"))
+    if preview and not (root / PREVIEW_FILE).exists() and has_labels:
+        from .preview import make_preview
+
+        with contextlib.suppress(InputError):  # labels without an image: the page says so
+            make_preview(root)
     manifest = _read_json(root / MANIFEST_FILE)
     recipes = _read_json(root / RECIPES_FILE)
     provenance = _read_json(root / PROVENANCE)
