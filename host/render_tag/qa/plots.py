@@ -31,7 +31,7 @@ BAR = "#3b6fb6"
 DPI = 100
 
 
-def _figure(width_in: float = 6.4, height_in: float = 3.6) -> Figure:
+def _figure(width_in: float = 5.8, height_in: float = 3.4) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width_in, height_in), dpi=DPI, layout="constrained")
@@ -93,7 +93,7 @@ def heatmap_png(counts: npt.NDArray[np.float64], title: str, width_px: int, heig
     from matplotlib.colors import LogNorm, Normalize
     from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
-    figure = _figure(6.4, 5.0)
+    figure = _figure(6.0, 4.6)
     axes = figure.add_subplot()
     axes.set_title(title)
     axes.set_xlabel("x (px)")
@@ -129,7 +129,7 @@ def offsets_png(panels: Mapping[str, npt.NDArray[np.float64]], reach_px: float =
     names = list(panels) or ["(nothing detected)"]
     columns = min(len(names), 3)
     rows = math.ceil(len(names) / columns)
-    figure = _figure(3.6 * columns, 3.7 * rows)
+    figure = _figure(4.4 * columns, 4.4 * rows)
     theta = np.linspace(0, 2 * np.pi, 200)
     for index, name in enumerate(names):
         axes = figure.add_subplot(rows, columns, index + 1)
@@ -162,7 +162,7 @@ def stacked_bars_png(
     labels: Sequence[str], parts: Mapping[str, Sequence[float]], title: str, ylabel: str
 ) -> bytes:
     """Bars of `labels`, each stacked from `parts` (name -> one value per label); y from 0."""
-    figure = _figure(6.4, 3.6)
+    figure = _figure()
     axes = figure.add_subplot()
     axes.set_title(title)
     axes.set_ylabel(ylabel)

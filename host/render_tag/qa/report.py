@@ -19,7 +19,7 @@ import html
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +59,14 @@ section{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px 18px
 h2{font-size:18px;margin:10px 0 8px}h3{font-size:15px;margin:14px 0 6px}
 table{border-collapse:collapse;margin:4px 0 10px}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;
 vertical-align:top;overflow-wrap:anywhere}th{background:#f0f0f4}table.kv td{text-align:left}
+table.kv td:first-child{white-space:nowrap;color:#555}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
 .pass{color:#161;font-weight:600}.warn{color:#a60;font-weight:600}.fail{color:#b11;font-weight:600}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-weight:600;color:#fff}
 .badge.pass{background:#2a7a2a}.badge.fail{background:#b22}.badge.warn{background:#c80}.badge.none{background:#888}
 .figs{display:flex;flex-wrap:wrap;gap:8px 18px;align-items:flex-start}
-figure{margin:6px 0;flex:1 1 480px;max-width:660px}figure img{width:100%;height:auto;border:1px solid #ddd}
-figure.wide{flex:1 1 100%;max-width:none}figcaption{font-size:12px;color:#555}
+figure{margin:6px 0;flex:0 1 auto}figure img{max-width:100%;height:auto;border:1px solid #ddd}
+figure.wide{flex:1 1 100%}figure.wide img{width:100%}figcaption{font-size:12px;color:#555}
 pre{background:#f4f4f4;padding:8px;overflow:auto;max-height:420px;font-size:12px}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(330px,1fr));gap:6px 24px}
 nav a{margin-right:12px;color:#cde}.muted{color:#777}code{background:#f0f0f0;padding:0 3px}
@@ -91,9 +92,10 @@ def _num(value: Any) -> str:
     return _e(value)
 
 
-def _table(header: Iterable[str], rows: Iterable[Iterable[Any]], raw: bool = False, css: str = "") -> str:
+def _table(header: Sequence[str], rows: Iterable[Iterable[Any]], raw: bool = False, css: str = "") -> str:
     """A table; cells are escaped (numbers right-aligned) unless `raw` (already HTML)."""
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    head = f"<tr>{head}</tr>" if any(header) else ""
     body = []
     for row in rows:
         cells = []
@@ -105,7 +107,7 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[Any]], raw: bool = Fal
             else:
                 cells.append(f"<td>{_num(cell)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table{css}><tr>{head}</tr>{''.join(body)}</table>"
+    return f"<table{css}>{head}{''.join(body)}</table>"
 
 
 def _pairs(items: Mapping[str, Any]) -> str:
@@ -566,9 +568,12 @@ def _cost(stats: RunStats) -> str:
     )
     figures = []
     if stats.per_worker:
-        labels = ["all", *stats.per_worker]
         per = stats.seconds_per_image
-        bars = {s: [per.get(s, 0.0)] + [v[s] for v in stats.per_worker.values()] for s in STAGES}
+        overall = [] if len(stats.per_worker) == 1 else ["all workers"]
+        labels = overall + list(stats.per_worker)
+        bars = {
+            s: [per.get(s, 0.0)] * len(overall) + [v[s] for v in stats.per_worker.values()] for s in STAGES
+        }
         figures.append(
             _figure(
                 stacked_bars_png(labels, bars, "time per image by stage", "seconds per image"),
