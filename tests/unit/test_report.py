@@ -17,7 +17,6 @@ from render_tag.cli import main as cli_main
 from render_tag.dataset.merge import merge_dataset
 from render_tag.qa.plots import histogram_png, offsets_png
 from render_tag.qa.preview import make_preview
-from render_tag.qa.report import write_report
 from render_tag.qa.runstats import read_run_stats
 
 from ..builders import build_dataset, charuco_scene, tag_scene
@@ -35,8 +34,8 @@ def _telemetry(out: Path) -> None:
         {"t": T0 + 4.1, "event": "worker_started", "worker": "w0.2", "reason": "crash"},
         {"t": T0 + 5.0, "event": "worker_ready", "worker": "w0.2"},
         {"t": T0 + 6.0, "event": "heartbeat", "worker": "w0.2", "rss_mb": 280.0, "peak_rss_mb": 280.0},
-        {"t": T0 + 7.0, "event": "run_finished", "status": "complete", "elapsed_s": 7.0, "done": 2, "failed": 0,
-         "images": 4},
+        {"t": T0 + 7.0, "event": "run_finished", "status": "complete", "elapsed_s": 7.0, "done": 2,
+         "failed": 0, "images": 4},
     ]  # fmt: skip
     text = "".join(json.dumps(e) + "\n" for e in events) + '{"t": 1800000009, "event": "torn'
     (out / "telemetry.ndjson").write_text(text)
@@ -72,8 +71,9 @@ def test_report_of_an_audited_dataset_shows_every_section(tmp_path: Path) -> Non
     _telemetry(tmp_path)
     assert cli_main(["audit", str(tmp_path)]) == 0
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
-    for needle in ("Dataset card", "Contact sheet", "min_score", "distance_m", "not verified yet", "Cameras",
-                   "restarts", "crash 1", 'href="audit.json"', 'href="images/scene000000_cam00.png"'):  # fmt: skip
+    needles = ("Dataset card", "Contact sheet", "min_score", "distance_m", "not verified yet", "Cameras",
+               "restarts", "crash 1", 'href="audit.json"', 'href="images/scene000000_cam00.png"')  # fmt: skip
+    for needle in needles:
         assert needle in html, needle
     assert html.count("data:image/png;base64,") >= 8  # sheet, 3 histograms, heat map, 3 cost figures
     assert "<script" not in html and "http://" not in html and "https://" not in html

@@ -61,6 +61,8 @@ def histogram_png(
 ) -> bytes:
     """Bars from a histogram's counts and bin edges; the count axis starts at 0 and ticks its whole
     range, the median and the 5 %-95 % range are drawn when `stats` has them."""
+    from matplotlib.ticker import MaxNLocator
+
     figure = _figure()
     axes = figure.add_subplot()
     axes.set_title(title)
@@ -76,7 +78,7 @@ def histogram_png(
         e = np.linspace(e[0] - half, e[0] + half, c.size + 1)
     axes.bar(e[:-1], c, width=np.diff(e), align="edge", color=BAR, edgecolor="white", linewidth=0.5)
     axes.set_ylim(0, max(1.0, float(c.max())) * 1.1)
-    axes.yaxis.get_major_locator().set_params(integer=True)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(axis="y", alpha=0.3)
     if stats and stats.get("count"):
         if "p5" in stats and "p95" in stats:
