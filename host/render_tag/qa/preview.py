@@ -93,10 +93,12 @@ def _draw_record(tile: npt.NDArray[np.uint8], record: DetectionRecord, scale: fl
         size = 0.4
         (w, h), _ = cv2.getTextSize(text, _FONT, size, 1)
         extent = float(np.ptp(in_tile, axis=0).max()) if len(in_tile) > 1 else 0.0
-        if extent < 2.5 * max(w, h):  # a small marker: its id goes beside it, not over it
-            org = (int(in_tile[:, 0].max() + 4), int(in_tile[:, 1].min() + h / 2))
+        if record.record_type == "TAG" and extent < 2.5 * max(w, h):  # a small tag: its id beside it
+            x, y = in_tile[:, 0].max() + 4, in_tile[:, 1].min() + h / 2
         else:
-            org = (int(cx - w / 2), int(cy + h / 2))
+            x, y = cx - w / 2, cy + h / 2
+        tile_h, tile_w = tile.shape[:2]
+        org = (int(np.clip(x, 2, max(2, tile_w - w - 2))), int(np.clip(y, h + 2, max(h + 2, tile_h - 3))))
         cv2.putText(tile, text, org, _FONT, size, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(tile, text, org, _FONT, size, (255, 255, 255), 1, cv2.LINE_AA)
 

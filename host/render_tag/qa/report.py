@@ -59,7 +59,7 @@ section{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px 18px
 h2{font-size:18px;margin:10px 0 8px}h3{font-size:15px;margin:14px 0 6px}
 table{border-collapse:collapse;margin:4px 0 10px}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;
 vertical-align:top;overflow-wrap:anywhere}th{background:#f0f0f4}table.kv td{text-align:left}
-table.kv td:first-child{white-space:nowrap;color:#555}
+td:first-child{white-space:nowrap}table.kv td:first-child{color:#555}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
 .pass{color:#161;font-weight:600}.warn{color:#a60;font-weight:600}.fail{color:#b11;font-weight:600}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-weight:600;color:#fff}
