@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup poppler demo test lint typecheck pytest addon bench clean
+.PHONY: setup poppler demo test lint typecheck pytest addon bench clean chromium
 
 setup: $(STAMP) poppler
 
@@ -29,7 +29,14 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy shared/render_tag_shared host/render_tag addon
 
-pytest: setup
+# tests/e2e/test_report.py opens report.html in Debian's headless Chromium; installed here when missing
+# (as root, as CI runs), otherwise the test fails and names the package.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "make: headless Chromium is missing: apt-get install -y chromium (tests/e2e/test_report.py needs it)"
+
+pytest: setup chromium
 	$(VENV)/bin/pytest
 
 test: lint typecheck pytest

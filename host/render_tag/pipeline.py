@@ -1,4 +1,4 @@
-"""The pipeline: compile → render → merge → audit → preview, as `render-tag run` chains them.
+"""The pipeline: compile → render → merge → audit → preview → report, as `render-tag run` chains them.
 
 Each step is a domain function of its own package; this module only chains them and decides when a
 step is pointless (no scene done: nothing to merge; nothing merged: nothing to audit). It returns
@@ -7,6 +7,7 @@ what each step produced, and the CLI prints it and turns it into an exit code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from .dataset import merge
 from .dataset.merge import MergeReport
 from .qa.audit import AuditReport, audit_dataset
 from .qa.preview import make_preview
+from .qa.report import write_report
 
 __all__ = ["PipelineResult", "compile_job", "is_recipe_file", "plan_job", "render_and_merge", "run"]
 
@@ -38,6 +40,7 @@ class PipelineResult:
     audit: AuditReport | None = None
     warnings: list[str] = field(default_factory=list)
     preview: Path | None = None
+    report: Path | None = None
     qa_error: str | None = None
 
 
@@ -82,13 +85,19 @@ def plan_job(
 
 
 def render_and_merge(
-    recipe_file: RecipeFile, out: str | Path, options: RenderOptions, source: str = "recipes"
+    recipe_file: RecipeFile,
+    out: str | Path,
+    options: RenderOptions,
+    source: str = "recipes",
+    step: Callable[[str], None] | None = None,
 ) -> PipelineResult:
     """Renders, then merges OUT once when a scene is done and the render was not interrupted
     (unless `options.merge` is off)."""
     rendered = render_recipes(recipe_file, out, options, source)
     result = PipelineResult(render=rendered)
     if options.merge and not rendered.summary.interrupted and rendered.any_done:
+        if step is not None:
+            step("merging the labels into the dataset files")
         try:
             result.merge = merge.merge_dataset(Path(out))
         except InputError as exc:
@@ -102,19 +111,25 @@ def run(
     options: RenderOptions,
     presets: list[str],
     strict_ppm: bool = False,
+    step: Callable[[str], None] | None = None,
 ) -> PipelineResult:
-    """`run`: compile (no config: the default job), render and merge, then audit and draw the contact
-    sheet of what was merged. Markers below 3.5 px per module are warned about (`strict_ppm`: refused
-    before anything renders)."""
+    """`run`: compile (no config: the default job), render and merge, then audit, draw the contact
+    sheet of what was merged and write OUT/report.html. Markers below 3.5 px per module are warned
+    about (`strict_ppm`: refused before anything renders). `step` hears each step's name as it starts
+    after the render (the CLI shows them: those seconds are otherwise silent)."""
+    say = step if step is not None else (lambda _: None)
     recipe_file, source = compile_job(config_path, presets)
     warnings = check_module_size(recipe_file, source, strict=strict_ppm)
-    result = render_and_merge(recipe_file, out, options, source)
+    result = render_and_merge(recipe_file, out, options, source, say)
     result.warnings = warnings
     if result.merge is None or result.merge.refused:  # nothing (consistent) merged: no dataset to audit
         return result
     try:
+        say("auditing")
         result.audit = audit_dataset(out)
+        say("drawing the contact sheet and writing the report")
         result.preview = make_preview(out)
+        result.report = write_report(out)
     except InputError as exc:
         result.qa_error = str(exc)
     return result

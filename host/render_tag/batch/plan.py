@@ -310,10 +310,12 @@ MERGED_OUTPUTS = (
     "provenance.json",
     "audit.json",
     "verify.json",
+    "verify.png",
     "preview.png",
+    "report.html",
 )
-"""What merge, audit, verify and preview write into OUT: stale once the render is redone."""
-MERGED_FOLDERS = ("audit",)
+"""What merge, audit, verify, preview and report write into OUT: stale once the render is redone."""
+MERGED_FOLDERS = ("audit", "preview")
 
 
 def clear_outputs(out: Path) -> None:

@@ -236,7 +236,10 @@ def render_recipes(
             "shard": plan["shard"],
         }
     )
-    progress = Progress(total_images) if options.progress and todo else None
+    starting = (
+        f"starting {workers} worker{'s' if workers != 1 else ''}" if options.dask is None else "starting Dask"
+    )
+    progress = Progress(total_images, note=starting) if options.progress and todo else None
     started = time.monotonic()
 
     def on_start(job: Job, worker_id: str) -> None:

@@ -25,6 +25,7 @@ class Progress:
         label: str = "render",
         unit: str = "images",
         rate_unit: str = "img/s",
+        note: str = "",
     ) -> None:
         self.total = total
         self.stream = stream if stream is not None else sys.stderr
@@ -37,6 +38,10 @@ class Progress:
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._last_draw = 0.0
         self._last_decile = -1
+        self.note = note
+        if note:  # the bar shows at once, while the workers start, not at the first finished image
+            self.update()
+        self.note = ""
 
     def update(self, done: int = 0, failed: int = 0) -> None:
         """Counts `done` more items finished and `failed` more given up, and redraws when due."""
@@ -66,10 +71,12 @@ class Progress:
         remaining = self.total - count
         eta = _duration(remaining / rate) if rate > 0 else "?"
         failed = f", {self.failed} failed" if self.failed else ""
-        return (
+        head = (
             f"{self.label} [{'#' * filled}{'.' * (width - filled)}] {count}/{self.total} {self.unit}{failed}"
-            f"  {rate:.2f} {self.rate_unit}  ETA {eta}"
         )
+        if self.note:
+            return f"{head}  {self.note}"
+        return f"{head}  {rate:.2f} {self.rate_unit}  ETA {eta}"
 
     def close(self) -> None:
         if self.tty:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from ..batch.plan import DEFAULT_CHUNK_SIZE
 from .exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, guarded
+from .say import starting
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "build_parser", "main"]
 
@@ -80,6 +81,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
+    starting(f"render {args.recipes} into {args.output}: checking the recipes, then starting the workers")
     from .render import main_render
 
     return main_render(
@@ -102,6 +104,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_render_chunk(args: argparse.Namespace) -> int:
+    starting(f"render-chunk {args.plan} into {args.output}: checking the plan, then starting the workers")
     from .render import main_render_chunk
 
     return main_render_chunk(
@@ -116,6 +119,8 @@ def _cmd_render_chunk(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    what = args.config or "the built-in default job"
+    starting(f"run {what} into {args.output}: compiling, then rendering, merging, auditing and the report")
     from .render import main_run
 
     return main_run(
@@ -140,12 +145,14 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
+    starting(f"audit {args.folder}")
     from .qa import main_audit
 
     return main_audit(args.folder, args.gates)
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    starting(f"verify {args.folder}: OpenCV's detectors on every image")
     from .qa import main_verify
 
     return main_verify(
@@ -165,6 +172,12 @@ def _cmd_preview(args: argparse.Namespace) -> int:
     from .qa import main_preview
 
     return main_preview(args.folder, scene=args.scene, output=args.output)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .qa import main_report
+
+    return main_report(args.folder)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -286,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("folder")
     sub.add_argument("--scene", type=non_negative_int, default=None, help="a scene id (0, 1, ...)")
     sub.add_argument("-o", "--output", default=None)
+
+    sub = command("report", _cmd_report, "OUT/report.html: the dataset card, pictures and figures, one file")
+    sub.add_argument("folder", help="the dataset folder (OUT)")
 
     sub = command("export", _cmd_export, "Kalibr target.yaml, OpenCV board parameters, camera_info YAML")
     sub.add_argument("folder")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..extension import BuildError, build_extension, current_platform, install_extension
 from .exits import EXIT_FAILED, EXIT_OK
+from .say import done
 
 __all__ = ["main_build", "main_install"]
 
@@ -22,6 +23,11 @@ def main_build(
         return EXIT_FAILED
     for zip_path in zips:
         print(f"{zip_path}  ({zip_path.stat().st_size / 1e6:.1f} MB, validated)")
+    done(
+        [],
+        None,
+        ["render-tag addon install ZIP, or in Blender: Preferences > Get Extensions > Install from Disk"],
+    )
     return EXIT_OK
 
 

@@ -12,6 +12,7 @@ from ..compile import check_module_size, compile_config, load_job_config, parse_
 from ..dataset.folder import check_output_file
 from ..io import write_text_atomic
 from .exits import EXIT_OK
+from .say import done, quoted
 
 __all__ = ["PROGRESS_MIN_SCENES", "main_compile"]
 
@@ -51,4 +52,9 @@ def main_compile(
     for line in check_module_size(recipes, config_path, strict=strict_ppm):
         print(f"render-tag: warning: {line}", file=sys.stderr)
     write_text_atomic(output, dump_recipe_file(recipes))
+    scenes = len(recipes.recipes)
+    images = sum(len(recipe.cameras) for recipe in recipes.recipes)
+    done(
+        [f"{output} ({scenes} scenes, {images} images)"], None, [f"render-tag render {quoted(output)} -o OUT"]
+    )
     return EXIT_OK

@@ -11,6 +11,7 @@ from ..dataset.folder import check_output_folder
 from ..dataset.merge import merge_dataset
 from .exits import EXIT_FAILED, EXIT_OK
 from .hold import holding
+from .say import done, quoted
 
 __all__ = ["main_export", "main_merge"]
 
@@ -33,6 +34,8 @@ def main_merge(out_dirs: list[str] | list[Path] | str | Path, dest: str | Path |
                 return EXIT_FAILED
             report = merge_dataset([Path(source) for source in sources], dest)
     print(report.summary())
+    if target is not None:
+        done([], None, [f"render-tag audit {quoted(target)}", f"render-tag verify {quoted(target)}"])
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
@@ -42,6 +45,5 @@ def main_export(out: str | Path, dest: str | Path | None = None) -> int:
         check_output_folder(dest)
     with holding(out, "render-tag export", create=False):
         written = export_dataset(out, dest)
-    for path in written:
-        print(path)
+    done(written, None, [])
     return EXIT_OK

@@ -1,4 +1,5 @@
-"""`render-tag audit`, `verify` and `preview`: print the report; 1 when a gate or threshold is missed."""
+"""`render-tag audit`, `verify`, `preview` and `report`: print the results and what was written; 1 when a gate
+or threshold is missed. audit and verify refresh OUT/report.html."""
 
 from __future__ import annotations
 
@@ -8,18 +9,24 @@ from ..dataset.folder import check_output_file
 from ..qa.audit import audit_dataset
 from ..qa.gates import VerifyThresholds
 from ..qa.preview import make_preview
+from ..qa.report import write_report
 from ..qa.verify import verify_dataset
 from .exits import EXIT_FAILED, EXIT_OK
 from .hold import holding
+from .say import done, quoted
 
-__all__ = ["main_audit", "main_preview", "main_verify"]
+__all__ = ["main_audit", "main_preview", "main_report", "main_verify"]
 
 
 def main_audit(out: str | Path, gates_path: str | Path | None = None) -> int:
     """`render-tag audit OUT [--gates FILE]`: prints the summary; 1 when a gate fails, else 0."""
     with holding(out, "render-tag audit", create=False):
         report = audit_dataset(out, gates_path)
+        page = write_report(out)
     print(report.summary())
+    root = Path(out)
+    steps = [] if (root / "verify.json").exists() else [f"render-tag verify {quoted(out)}"]
+    done([root / "audit.json", root / "audit"], page, steps or [f"open {page}"])
     return EXIT_OK if report.passed else EXIT_FAILED
 
 
@@ -55,17 +62,40 @@ def main_verify(
     limits = VerifyThresholds.load(config_path, **options)
     with holding(out, "render-tag verify", create=False):
         report = verify_dataset(out, limits, plot=plot)
+        page = write_report(out)
     print(report.summary())
+    root = Path(out)
+    wrote = [root / "verify.json"] + ([root / report.plot] if report.plot else [])
+    done(wrote, page, [f"open {page}"])
     return EXIT_OK if report.passed else EXIT_FAILED
 
 
 def main_preview(
     out: str | Path, scene: int | None = None, output: str | Path | None = None, max_images: int = 16
 ) -> int:
-    """`render-tag preview OUT [--scene N] [-o FILE]`: writes the contact sheet, prints its path."""
+    """`render-tag preview OUT [--scene N] [-o FILE]`: writes the contact sheet (OUT/preview.png, or
+    OUT/preview/sceneNNNNNN.png for one scene, so the dataset's own sheet is kept), prints its path."""
     if output is not None:
         check_output_file(output)
+    elif scene is not None:
+        output = Path(out) / "preview" / f"scene{scene:06d}.png"
     with holding(out, "render-tag preview", create=False):
         path = make_preview(out, output, scene=scene, max_images=max_images)
-    print(path)
+    done([path], None, [f"open {path}"])
+    return EXIT_OK
+
+
+def main_report(out: str | Path) -> int:
+    """`render-tag report OUT`: writes OUT/report.html from what OUT holds (and preview.png when missing)."""
+    root = Path(out)
+    had_preview = (root / "preview.png").exists()
+    with holding(out, "render-tag report", create=False):
+        page = write_report(out)
+    wrote = [page] + ([root / "preview.png"] if not had_preview and (root / "preview.png").exists() else [])
+    steps = [
+        f"render-tag {name} {quoted(out)}"
+        for name in ("audit", "verify")
+        if not (root / f"{name}.json").exists()
+    ]
+    done(wrote, page, steps or [f"open {page}"])
     return EXIT_OK

@@ -18,6 +18,7 @@ from ..io import write_text_atomic
 from ..pipeline import PipelineResult, plan_job, render_and_merge, run
 from .exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, guarded
 from .hold import holding
+from .say import done, quoted, starting
 
 __all__ = ["main_plan", "main_render", "main_render_chunk", "main_run", "render_recipes"]
 
@@ -28,7 +29,7 @@ def render_recipes(
     """Renders and merges (pipeline.render_and_merge), prints what happened; the exit code (InputError
     raises, for the caller to map). OUT is held for the whole render (one writer per folder)."""
     with holding(out, f"render-tag render {source}"):
-        return _report(render_and_merge(recipe_file, out, options, source), Path(out))
+        return _report(render_and_merge(recipe_file, out, options, source, starting), Path(out))
 
 
 def main_render(recipes_path: str | Path, out: str | Path, **options: Any) -> int:
@@ -61,7 +62,9 @@ def main_run(
     def run_all() -> int:
         settings = RenderOptions(**options)
         with holding(out, f"render-tag run {config_path or ''}".rstrip()):
-            return _report(run(config_path, out, settings, list(presets or []), strict_ppm), Path(out))
+            return _report(
+                run(config_path, out, settings, list(presets or []), strict_ppm, starting), Path(out)
+            )
 
     return guarded(run_all)
 
@@ -77,6 +80,14 @@ def main_plan(
         print(
             f"plan {made.plan_hash} -> {output}: {made.num_jobs} scenes in {made.num_chunks} chunks of "
             f"{made.chunk_size}; add-on {made.addon_version}, Blender {made.blender_version}"
+        )
+        done(
+            [output],
+            None,
+            [
+                f"render-tag render-chunk {quoted(output)} --chunk K -o OUT_K  (K = 0 .. "
+                f"{made.num_chunks - 1}), then render-tag merge OUT_0 OUT_1 ... -o OUT"
+            ],
         )
         return EXIT_OK
 
@@ -104,6 +115,11 @@ def main_render_chunk(plan_path: str | Path, chunk: str | None, out: str | Path,
         print(
             f"chunk {result.chunk} of {result.num_chunks} (plan {result.plan_hash[:12]}): {result.status}, "
             f"{len(result.files)} files -> {Path(out) / 'chunk.json'}"
+        )
+        done(
+            [Path(out) / "images", Path(out) / "labels", Path(out) / "chunk.json"],
+            None,
+            ["render-tag merge OUT_0 OUT_1 ... -o OUT  (every chunk's folder, once all are rendered)"],
         )
         if summary.interrupted:
             return EXIT_INTERRUPTED
@@ -140,9 +156,32 @@ def _report(result: PipelineResult, out: Path) -> int:
         print(result.audit.summary())
         if not result.audit.passed:
             code = EXIT_FAILED
-    if result.preview is not None:
-        print(result.preview)
     if result.qa_error is not None:
         print(f"render-tag: {result.qa_error}", file=sys.stderr)
         code = EXIT_FAILED
+    _closing(result, out)
     return code
+
+
+def _closing(result: PipelineResult, out: Path) -> None:
+    """What was written where, and the next command: audit and verify after a render, verify after a run."""
+    wrote: list[str | Path] = []
+    if result.render.summary.images:
+        wrote += [out / "images", out / "labels"]
+    if result.merge is not None:
+        wrote += [out / name for name in ("rich_truth.json", "coco_labels.json", "ground_truth.csv")]
+    if result.audit is not None:
+        wrote += [out / "audit.json", out / "audit"]
+    if result.preview is not None:
+        wrote.append(result.preview)
+    steps = []
+    if result.merge is None:
+        if result.render.summary.interrupted or result.render.manifest.status != "complete":
+            steps.append("the same command with --resume (failed scenes are named in manifest.json)")
+    elif result.audit is None:
+        steps += [f"render-tag audit {quoted(out)}", f"render-tag verify {quoted(out)}"]
+    else:
+        steps.append(f"render-tag verify {quoted(out)}  (OpenCV's detectors against the truth)")
+        if result.report is not None:
+            steps.append(f"open {result.report}")
+    done(wrote, result.report, steps)

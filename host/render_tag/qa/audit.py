@@ -17,7 +17,7 @@ and nobody notices by reading JSON. What the audit checks, and what it does not:
   labels and pose that agree, passes both: only `render-tag verify` (OpenCV's detectors on the
   pixels) sees that.
 
-Plots are PNG drawn with cv2, because people would rather look than read.
+Plots are PNG drawn with matplotlib (qa/plots.py), because people would rather look than read.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from render_tag_shared.truth import board_outline_object_frame
 
 from ..dataset.completeness import check_folder, check_recipes
 from ..dataset.reader import RenderTagDataset
-from ..io import write_json_atomic, write_png_atomic
+from ..io import write_json_atomic
 from .gates import AuditGates
 
 __all__ = [
@@ -52,8 +52,7 @@ __all__ = [
     "AuditReport",
     "anchor_check",
     "audit_dataset",
-    "draw_heatmap",
-    "draw_histogram",
+    "corner_heatmap",
     "image_problem",
 ]
 
@@ -458,7 +457,7 @@ def audit_dataset(
         skipped_labels=list(dataset.skipped),
     )
     if plots:
-        report.plots = _write_plots(root, values, corner_positions)
+        report.plots = _write_plots(root, report.distributions, corner_positions)
     write_json_atomic(root / "audit.json", report.to_dict())
     return report
 
@@ -491,86 +490,50 @@ def _score(
 
 # -- plots -----------------------------------------------------------------------------------------
 
-_FONT = 0  # cv2.FONT_HERSHEY_SIMPLEX
+_PLOTS = {
+    "distance_m": ("distance.png", "distance camera - object", "distance (m)"),
+    "angle_of_incidence_deg": ("angle.png", "angle of incidence", "angle (degrees)"),
+    "ppm": ("ppm.png", "pixels per module", "pixels per module (px)"),
+}
+"""Distribution -> (file in audit/, title, x-axis label with the unit)."""
+_HEATMAP_CELL_PX = 10
 
 
-def draw_histogram(
-    values: list[float], title: str, unit: str, size: tuple[int, int] = (640, 360)
-) -> npt.NDArray[np.uint8]:
-    """A histogram as a BGR image (cv2 only): bars, axis labels at min, median and max, the count."""
-    import cv2
-
-    width, height = size
-    image = np.full((height, width, 3), 255, dtype=np.uint8)
-    left, right, top, bottom = 60, 20, 40, 50
-    cv2.putText(image, title, (left, 25), _FONT, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.rectangle(image, (left, top), (width - right, height - bottom), (0, 0, 0), 1)
-    if not values:
-        cv2.putText(image, "no data", (width // 2 - 40, height // 2), _FONT, 0.6, (0, 0, 255), 1, cv2.LINE_AA)
-        return image
-    a = np.asarray(values, dtype=np.float64)
-    lo, hi = float(a.min()), float(a.max())
-    if hi <= lo:
-        hi = lo + 1e-9
-    counts, _ = np.histogram(a, bins=_HIST_BINS, range=(lo, hi))
-    plot_w, plot_h = width - left - right, height - top - bottom
-    peak = max(int(counts.max()), 1)
-    for i, count in enumerate(counts):
-        x0 = left + round(i * plot_w / _HIST_BINS) + 1
-        x1 = left + round((i + 1) * plot_w / _HIST_BINS) - 1
-        y0 = height - bottom - round(count * (plot_h - 5) / peak)
-        cv2.rectangle(image, (x0, y0), (x1, height - bottom), (200, 120, 40), -1)
-    for frac, value in ((0.0, lo), (0.5, (lo + hi) / 2), (1.0, hi)):
-        x = left + round(frac * plot_w)
-        text = f"{value:.3g}"
-        cv2.putText(
-            image, text, (x - 4 * len(text), height - bottom + 20), _FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA
-        )
-    cv2.putText(
-        image, unit, (width // 2 - 4 * len(unit), height - 10), _FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA
-    )
-    cv2.putText(image, str(peak), (5, top + 12), _FONT, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    stats = f"n={a.size}  median={np.median(a):.3g}"
-    cv2.putText(image, stats, (width - 220, 25), _FONT, 0.45, (80, 80, 80), 1, cv2.LINE_AA)
-    return image
-
-
-def draw_heatmap(
-    positions: list[tuple[float, float, int, int]], title: str, grid: tuple[int, int] = (64, 48)
-) -> npt.NDArray[np.uint8]:
-    """Where points fall in the image (normalised to each image's size), log-scaled, as a BGR image."""
-    import cv2
-
-    gw, gh = grid
+def corner_heatmap(
+    positions: list[tuple[float, float, int, int]],
+) -> tuple[npt.NDArray[np.float64], int, int]:
+    """(counts on a grid of about 10 px cells, width, height): where visible points fall, in the pixels of
+    the most common resolution (points of other resolutions are scaled to it)."""
+    sizes = Counter((w, h) for _, _, w, h in positions)
+    width, height = sizes.most_common(1)[0][0] if sizes else (640, 480)
+    gw, gh = max(1, round(width / _HEATMAP_CELL_PX)), max(1, round(height / _HEATMAP_CELL_PX))
     counts = np.zeros((gh, gw), dtype=np.float64)
     for x, y, w, h in positions:
-        col = int((x + 0.5) / w * gw)
-        row = int((y + 0.5) / h * gh)
+        col, row = int((x + 0.5) / w * gw), int((y + 0.5) / h * gh)
         if 0 <= col < gw and 0 <= row < gh:
             counts[row, col] += 1
-    scaled = np.log1p(counts)
-    scaled = (255 * scaled / scaled.max()).astype(np.uint8) if scaled.max() > 0 else scaled.astype(np.uint8)
-    cell = 10
-    coloured = cv2.applyColorMap(cv2.resize(scaled, (gw * cell, gh * cell), interpolation=cv2.INTER_NEAREST),
-                                 cv2.COLORMAP_INFERNO)  # fmt: skip
-    canvas = np.full((gh * cell + 50, gw * cell + 20, 3), 255, dtype=np.uint8)
-    canvas[40 : 40 + gh * cell, 10 : 10 + gw * cell] = coloured
-    cv2.putText(
-        canvas, f"{title} (n={len(positions)}, log scale)", (10, 25), _FONT, 0.6, (0, 0, 0), 1, cv2.LINE_AA
-    )
-    return canvas
+    return counts, width, height
 
 
 def _write_plots(
-    root: Path, values: dict[str, list[float]], positions: list[tuple[float, float, int, int]]
+    root: Path, distributions: dict[str, Any], positions: list[tuple[float, float, int, int]]
 ) -> list[str]:
-    folder = root / "audit"
-    plots = {
-        "distance.png": draw_histogram(values["distance_m"], "distance camera - object", "metres"),
-        "angle.png": draw_histogram(values["angle_of_incidence_deg"], "angle of incidence", "degrees"),
-        "ppm.png": draw_histogram(values["ppm"], "pixels per module", "px / module"),
-        "corner_heatmap.png": draw_heatmap(positions, "visible corners and keypoints in the image"),
-    }
-    for name, image in plots.items():
-        write_png_atomic(folder / name, image)
-    return [f"audit/{name}" for name in plots]
+    """audit/*.png: a histogram per distribution (its `plot` is set) and the corner heat map."""
+    from ..io import write_bytes_atomic
+    from .plots import heatmap_png, histogram_png
+
+    written = []
+    for name, (file_name, title, xlabel) in _PLOTS.items():
+        stats = distributions.get(name, {})
+        histogram = stats.get("histogram", {"counts": [], "edges": []})
+        png = histogram_png(histogram["counts"], histogram["edges"], title, xlabel, ylabel="records",
+                            stats=stats)  # fmt: skip
+        write_bytes_atomic(root / "audit" / file_name, png)
+        if name in distributions:
+            distributions[name]["plot"] = f"audit/{file_name}"
+        written.append(f"audit/{file_name}")
+    counts, width, height = corner_heatmap(positions)
+    title = f"visible corners and keypoints (n = {len(positions)}, {width}x{height} px)"
+    write_bytes_atomic(root / "audit" / "corner_heatmap.png", heatmap_png(counts, title, width, height))
+    written.append("audit/corner_heatmap.png")
+    return written

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +38,25 @@ def _fixed(points: npt.NDArray[np.float64], scale: float) -> npt.NDArray[np.int3
     return np.round(((points + 0.5) * scale - 0.5) * (1 << _SHIFT)).astype(np.int32)
 
 
+def _mark_radius(points: npt.NDArray[np.float64], scale: float, largest: float) -> float:
+    """A dot radius (tile px) a quarter of the spacing of neighbouring points, between 1 and `largest`:
+    the marks of a far, small marker must not cover it."""
+    finite = points[np.isfinite(points).all(axis=1)] * scale
+    if len(finite) < 2:
+        return largest
+    gaps = np.linalg.norm(finite[:, None, :] - finite[None, :, :], axis=2)
+    gaps[gaps == 0] = np.inf
+    spacing = float(np.median(gaps.min(axis=1)))
+    return float(np.clip(spacing / 4.0, 1.0, largest)) if np.isfinite(spacing) else largest
+
+
+def _circle(tile: npt.NDArray[np.uint8], point: Any, radius: float, colour: BGR, thickness: int) -> None:
+    import cv2
+
+    centre = tuple(int(c) for c in _fixed(np.asarray(point, dtype=np.float64), 1.0))
+    cv2.circle(tile, centre, max(1, round(radius * (1 << _SHIFT))), colour, thickness, cv2.LINE_AA, _SHIFT)
+
+
 def _draw_record(tile: npt.NDArray[np.uint8], record: DetectionRecord, scale: float) -> None:
     import cv2
 
@@ -46,28 +66,39 @@ def _draw_record(tile: npt.NDArray[np.uint8], record: DetectionRecord, scale: fl
     if len(outline) >= 2:
         cv2.polylines(tile, [_fixed(outline, scale)], True, colour, 1, cv2.LINE_AA, _SHIFT)
     if record.keypoints is not None and record.keypoints_visibility is not None:
-        for index, (point, v) in enumerate(zip(record.keypoints, record.keypoints_visibility, strict=False)):
+        keypoints = np.asarray(record.keypoints, dtype=np.float64).reshape(-1, 2)
+        kp_vis = np.asarray(record.keypoints_visibility[: len(keypoints)])
+        radius = _mark_radius(keypoints[kp_vis > 0], scale, 2.5)
+        for index, (point, v) in enumerate(zip(keypoints, kp_vis, strict=False)):
             if v == 0:
                 continue
-            centre = tuple(int(c) for c in _fixed(np.asarray(point, dtype=np.float64), scale))
+            at = (point + 0.5) * scale - 0.5
             kp_colour = KEYPOINT_VISIBLE if v == 2 else KEYPOINT_OUTSIDE
-            cv2.circle(tile, centre, 3 << _SHIFT, (0, 0, 0), -1 if v == 2 else 1, cv2.LINE_AA, _SHIFT)
-            cv2.circle(tile, centre, 2 << _SHIFT, kp_colour, -1 if v == 2 else 1, cv2.LINE_AA, _SHIFT)
+            _circle(tile, at, radius + 0.8, (0, 0, 0), -1 if v == 2 else 1)
+            _circle(tile, at, radius, kp_colour, -1 if v == 2 else 1)
             if index == 0:  # where the library's corner ids start
-                cv2.circle(tile, centre, 5 << _SHIFT, kp_colour, 1, cv2.LINE_AA, _SHIFT)
-    labelled = []
-    for index, (point, v) in enumerate(zip(record.corners, record.corners_visibility, strict=False)):
-        if v == 0 or index >= 4:
+                _circle(tile, at, 2 * radius + 1, kp_colour, 1)
+    corners = np.asarray(record.corners, dtype=np.float64).reshape(-1, 2)[:4]
+    vis = list(record.corners_visibility)[:4]
+    labelled = corners[[v > 0 for v in vis]] if len(vis) == len(corners) else corners[:0]
+    radius = _mark_radius(labelled, scale, 4.0)
+    for index, (point, v) in enumerate(zip(corners, vis, strict=False)):
+        if v == 0:
             continue
-        labelled.append(point)
-        centre = tuple(int(c) for c in _fixed(np.asarray(point, dtype=np.float64), scale))
-        cv2.circle(tile, centre, 4 << _SHIFT, CORNER_COLOURS[index], -1 if v == 2 else 2, cv2.LINE_AA, _SHIFT)
-    if labelled:
-        cx, cy = (np.mean(np.asarray(labelled), axis=0) + 0.5) * scale - 0.5
+        _circle(tile, (point + 0.5) * scale - 0.5, radius, CORNER_COLOURS[index], -1 if v == 2 else 1)
+    if len(labelled):
+        in_tile = (labelled + 0.5) * scale - 0.5
+        cx, cy = in_tile.mean(axis=0)
         text = record.tag_family if record.record_type == "BOARD" else f"{record.tag_id}"  # tags, markers
-        size = 0.45
+        size = 0.4
         (w, h), _ = cv2.getTextSize(text, _FONT, size, 1)
-        org = (int(cx - w / 2), int(cy + h / 2))
+        extent = float(np.ptp(in_tile, axis=0).max()) if len(in_tile) > 1 else 0.0
+        if record.record_type == "TAG" and extent < 2.5 * max(w, h):  # a small tag: its id beside it
+            x, y = in_tile[:, 0].max() + 4, in_tile[:, 1].min() + h / 2
+        else:
+            x, y = cx - w / 2, cy + h / 2
+        tile_h, tile_w = tile.shape[:2]
+        org = (int(np.clip(x, 2, max(2, tile_w - w - 2))), int(np.clip(y, h + 2, max(h + 2, tile_h - 3))))
         cv2.putText(tile, text, org, _FONT, size, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(tile, text, org, _FONT, size, (255, 255, 255), 1, cv2.LINE_AA)
 

@@ -29,7 +29,7 @@ from render_tag_shared.records import DetectionRecord
 
 from ..dataset.exports import charuco_board
 from ..dataset.reader import RenderTagDataset, opencv_dist_coeffs
-from ..io import write_json_atomic, write_png_atomic
+from ..io import write_bytes_atomic, write_json_atomic
 from .gates import VerifyThresholds
 
 __all__ = ["VerifyReport", "verify_dataset"]
@@ -555,43 +555,14 @@ def verify_dataset(
         failures=_check(families, calibration, limits),
     )
     if plot:
-        write_png_atomic(root / "verify.png", _plot(stats))
+        write_bytes_atomic(root / "verify.png", _plot(stats))
         report.plot = "verify.png"
     write_json_atomic(root / "verify.json", report.to_dict())
     return report
 
 
-def _plot(stats: dict[str, _FamilyStats], panel: int = 320, reach_px: float = 2.0) -> npt.NDArray[np.uint8]:
-    """A panel per family: detected minus true corner offsets, rings at 0.5, 1, 2 px, the mean as a cross."""
-    import cv2
+def _plot(stats: dict[str, _FamilyStats]) -> bytes:
+    """A panel per family: detected minus true corner offsets, labelled rings at 0.5, 1, 2 px, the mean."""
+    from .plots import offsets_png
 
-    names = sorted(stats) or ["(nothing detected)"]
-    sheet = np.full((panel + 60, panel * len(names), 3), 255, dtype=np.uint8)
-    scale = (panel / 2 - 10) / reach_px
-    for index, name in enumerate(names):
-        x0 = index * panel
-        centre = (x0 + panel // 2, 40 + panel // 2)
-        for ring in (0.5, 1.0, 2.0):
-            cv2.circle(sheet, centre, round(ring * scale), (200, 200, 200), 1, cv2.LINE_AA)
-        cv2.line(sheet, (x0 + 10, centre[1]), (x0 + panel - 10, centre[1]), (220, 220, 220), 1)
-        cv2.line(sheet, (centre[0], 50), (centre[0], 30 + panel), (220, 220, 220), 1)
-        fam = stats.get(name)
-        cv2.putText(sheet, name, (x0 + 8, 20), 0, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-        if fam is None:
-            continue
-        offsets = np.asarray(fam.offsets, dtype=np.float64).reshape(-1, 2)
-        for dx, dy in np.clip(offsets, -reach_px, reach_px):
-            cv2.circle(
-                sheet, (round(centre[0] + dx * scale), round(centre[1] + dy * scale)), 1, (200, 90, 20), -1
-            )
-        if len(offsets):
-            mx, my = offsets.mean(axis=0)
-            cv2.drawMarker(sheet, (round(centre[0] + mx * scale), round(centre[1] + my * scale)), (0, 0, 255),
-                           cv2.MARKER_CROSS, 14, 2)  # fmt: skip
-        rate = f"{fam.detected}/{fam.expected}"
-        err = _error_stats(fam.offsets)
-        text = f"det {rate}" + (
-            f"  med {err['median']:.2f}  p95 {err['p95']:.2f} px" if err.get("count") else ""
-        )
-        cv2.putText(sheet, text, (x0 + 8, panel + 52), 0, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
-    return sheet
+    return offsets_png({name: np.asarray(stats[name].offsets, dtype=np.float64) for name in sorted(stats)})
