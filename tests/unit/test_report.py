@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -14,17 +15,20 @@ import pytest
 
 from render_tag.batch.telemetry import Progress
 from render_tag.cli import main as cli_main
+from render_tag.dataset.completeness import hash_job_files
 from render_tag.dataset.merge import merge_dataset
 from render_tag.qa.plots import histogram_png, offsets_png
 from render_tag.qa.preview import make_preview
 from render_tag.qa.runstats import read_run_stats
+from render_tag_shared.recipe import SceneRecipe, recipe_hash
 
 from ..builders import build_dataset, charuco_scene, tag_scene
 
 T0 = 1_800_000_000.0
 
 
-def _telemetry(out: Path) -> None:
+def _telemetry(out: Path, jobs: list[dict[str, Any]] | None = None) -> None:
+    """A run's telemetry and manifest; `jobs` (image ids, hashes) as the dataset in `out` has them."""
     events = [
         {"t": T0, "event": "run_started", "workers": 2, "todo": 2, "skipped": 0, "launcher": "bpy"},
         {"t": T0 + 0.1, "event": "worker_started", "worker": "w0.1", "reason": "start"},
@@ -39,7 +43,7 @@ def _telemetry(out: Path) -> None:
     ]  # fmt: skip
     text = "".join(json.dumps(e) + "\n" for e in events) + '{"t": 1800000009, "event": "torn'
     (out / "telemetry.ndjson").write_text(text)
-    jobs = [
+    jobs = jobs or [
         {"job_index": 0, "status": "done", "worker": "w0.1", "image_ids": ["a", "b"], "started_at": T0 + 2.0,
          "finished_at": T0 + 3.0, "timings": {"build": 0.2, "render": 1.0, "post": 0.1, "write": 0.1}},
         {"job_index": 1, "status": "done", "worker": "w0.2", "image_ids": ["c", "d"], "started_at": T0 + 5.0,
@@ -48,6 +52,22 @@ def _telemetry(out: Path) -> None:
     (out / "manifest.json").write_text(
         json.dumps({"status": "complete", "jobs": jobs, "summary": {"done": 2}})
     )
+
+
+def _done_jobs(out: Path, recipes: list[SceneRecipe]) -> list[dict[str, Any]]:
+    """Manifest records of finished jobs whose files (and hashes) are the ones in `out`."""
+    jobs = []
+    for index, recipe in enumerate(recipes):
+        image_ids = [recipe.image_id(camera) for camera in range(len(recipe.cameras))]
+        files, problems = hash_job_files(out, image_ids, recipe_hash(recipe))
+        assert not problems, problems
+        jobs.append(
+            {"job_index": index, "scene_id": recipe.scene_id, "recipe_hash": recipe_hash(recipe),
+             "status": "done", "worker": f"w{index}.1", "image_ids": image_ids, "files": files,
+             "started_at": T0 + 2.0 + 3 * index, "finished_at": T0 + 3.0 + 3 * index,
+             "timings": {"build": 0.2, "render": 1.0 + index, "post": 0.1, "write": 0.1}}
+        )  # fmt: skip
+    return jobs
 
 
 def test_run_stats_from_telemetry_and_manifest(tmp_path: Path) -> None:
@@ -66,9 +86,10 @@ def test_run_stats_from_telemetry_and_manifest(tmp_path: Path) -> None:
 
 
 def test_report_of_an_audited_dataset_shows_every_section(tmp_path: Path) -> None:
-    build_dataset(tmp_path, [tag_scene(0), charuco_scene(1, n_cameras=2)], images=True)
+    recipes = [tag_scene(0), charuco_scene(1, n_cameras=2)]
+    build_dataset(tmp_path, recipes, images=True)
     merge_dataset(tmp_path)
-    _telemetry(tmp_path)
+    _telemetry(tmp_path, _done_jobs(tmp_path, recipes))
     assert cli_main(["audit", str(tmp_path)]) == 0
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     needles = ("Dataset card", "Contact sheet", "min_score", "distance_m", "not verified yet", "Cameras",
