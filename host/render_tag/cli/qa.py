@@ -15,7 +15,7 @@ from .hold import holding
 __all__ = ["main_audit", "main_preview", "main_verify"]
 
 
-def main_audit(out: str | Path, gates_path: str | Path | None = None) -> int:
+def main_audit(out: str | Path, gates_path: str | Path | None = None, diff: str | Path | None = None) -> int:
     """`render-tag audit OUT [--gates FILE]`: prints the summary; 1 when a gate fails, else 0."""
     with holding(out, "render-tag audit", create=False):
         report = audit_dataset(out, gates_path)
