@@ -359,8 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--diff",
         default=None,
         metavar="OTHER",
-        help="also compare with another dataset folder: counts, distributions and gates, OTHER -> OUT "
-        "(written to OUT/audit_diff.json; default: no comparison)",
+        help="also audit another dataset folder (read only) and report what changed from OUT to OTHER: "
+        "counts, score, distributions, gate statuses (written to OUT/audit_diff.json; default: none)",
     )
 
     sub = command("verify", _cmd_verify, "OpenCV's detectors against the ground truth")

@@ -53,7 +53,7 @@ examples:
 examples:
   render-tag audit out                                     gates, distributions, audit.json
   render-tag audit out --gates gates.yaml                  your own limits (audit: {gates: ...})
-  render-tag audit new --diff old                          what changed from old to new""",
+  render-tag audit old --diff new                          what changed from old to new""",
     "verify": """\
 examples:
   render-tag verify out                                    OpenCV's detectors on the pixels

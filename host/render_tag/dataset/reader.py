@@ -228,8 +228,9 @@ def read_rich_truth(path: str | Path) -> tuple[list[DetectionRecord], dict[str, 
         document = json.loads(source.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InputError(str(source), "", f"cannot be read: {exc}") from exc
+    context: Any = {}
     if isinstance(document, list):
-        raw_records, context, prefix = [_upgrade_v1_record(r) for r in document], {}, ""
+        raw_records, prefix = [_upgrade_v1_record(r) for r in document], ""
     elif isinstance(document, dict) and isinstance(document.get("records"), list):
         raw_records, prefix = document["records"], "records"
         context = document.get("evaluation_context") or {}
