@@ -353,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="FILE",
         help="a YAML or JSON file of gate limits, at the top level or under `audit: {gates: ...}` "
-        "(default: the built-in gates, README 'Quality gates')",
+        "(default: the built-in gates, README 'Auditing a dataset')",
     )
     sub.add_argument(
         "--diff",
