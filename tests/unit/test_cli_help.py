@@ -153,3 +153,16 @@ def test_unrelated_config_key_gets_no_suggestion(tmp_path: Path) -> None:
     with pytest.raises(InputError) as error:
         load_config(bad)
     assert error.value.field == "zzz_qqq" and "did you mean" not in str(error.value)
+
+
+def test_misspelled_preset_gets_a_suggestion(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "compile",
+        str(DATA / "design_example.yaml"),
+        "-o",
+        str(tmp_path / "r.json"),
+        "--preset",
+        "fishey",
+    ]
+    assert main(argv) == 2
+    assert "unknown preset 'fishey'; did you mean `fisheye`?" in capsys.readouterr().err
