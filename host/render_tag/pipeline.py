@@ -53,6 +53,19 @@ def compile_job(config_path: str | Path | None, presets: list[str]) -> tuple[Rec
     return recipes, str(config_path)
 
 
+def config_ranges(config_path: str | Path | None, presets: list[str]) -> dict[str, tuple[float, float]]:
+    """The ranges a config asked for, for the audit's coverage gates: distance (m) and the angle of
+    incidence at the subject's centre (90 - elevation, degrees). {} for the built-in job (several
+    configs in one) and for a recipes file."""
+    if config_path is None or is_recipe_file(config_path):
+        return {}
+    camera = load_job_config(str(config_path), presets).camera
+    return {
+        "distance_m": (camera.min_distance, camera.max_distance),
+        "angle_of_incidence_deg": (90.0 - camera.max_elevation, 90.0 - camera.min_elevation),
+    }
+
+
 def is_recipe_file(path: str | Path) -> bool:
     """A recipes.json (a JSON object with `recipes` or one recipe, or a list), not a config."""
     import json
@@ -126,7 +139,7 @@ def run(
         return result
     try:
         say("auditing")
-        result.audit = audit_dataset(out)
+        result.audit = audit_dataset(out, configured=config_ranges(config_path, presets))
         say("drawing the contact sheet and writing the report")
         result.preview = make_preview(out)
         result.report = write_report(out)

@@ -559,7 +559,7 @@ def parse_config(data: Any, source: str) -> GenConfig:
     try:
         return GenConfig.model_validate(data)
     except ValidationError as exc:
-        error = input_error_from_validation(source, exc, data=_migrated_or_raw(data))
+        error = input_error_from_validation(source, exc, data=_migrated_or_raw(data), model=GenConfig)
         named = re.match(r"([a-z_]+\.[a-z_.]+): (.*)", error.message, re.DOTALL) if not error.field else None
         if named:  # a rule across sections names its field first: lead with it
             error = InputError(source, named.group(1), named.group(2), details=error.details)

@@ -9,9 +9,11 @@ those on another worker, and a retry renders the same bytes (a recipe fixes ever
 
 from __future__ import annotations
 
+import difflib
+import typing
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 
 class InputError(ValueError):
@@ -73,12 +75,58 @@ def field_path(loc: tuple[int | str, ...], data: Any = _MISSING) -> str:
     return path
 
 
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation can hold (through Optional, unions, lists, dicts, Annotated:
+    every type argument is searched; values such as Literal's and Field metadata hold none)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in typing.get_args(annotation):
+        found += [model for model in _models_in(arg) if model not in found]
+    return found
+
+
+def field_names_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The field names valid at the mapping `loc` points into: what a misspelled key could have meant.
+
+    Union members are all kept (their fields pooled); a part that is no field (a list index, a union's
+    tag) leaves the models where they are.
+    """
+    models = [model]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        inner = [m for current in models if part in current.model_fields
+                 for m in _models_in(current.model_fields[part].annotation)]  # fmt: skip
+        if inner:
+            models = inner
+        elif any(part in current.model_fields for current in models):
+            return []  # a field that holds no model (a dict of numbers ...)
+    names: list[str] = []
+    for current in models:
+        names += [name for name in current.model_fields if name not in names]
+    return names
+
+
+def suggestion(word: str, names: list[str]) -> str:
+    """ "; did you mean `a` or `b`?" for the names closest to `word` (difflib), else ""."""
+    close = difflib.get_close_matches(word, names, n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(f"`{name}`" for name in close) + "?"
+
+
 def input_error_from_validation(
-    source: str, error: ValidationError, prefix: str = "", data: Any = _MISSING
+    source: str,
+    error: ValidationError,
+    prefix: str = "",
+    data: Any = _MISSING,
+    model: type[BaseModel] | None = None,
 ) -> InputError:
     """Turns pydantic's report into an InputError that leads with the first field at fault.
 
-    Pass the validated input as `data` so that field names are told apart from union tags.
+    Pass the validated input as `data` so that field names are told apart from union tags, and the
+    `model` validated so that a key it does not know comes with the nearest valid names.
     """
     lines = []
     first_field = ""
@@ -87,6 +135,9 @@ def input_error_from_validation(
         if prefix:
             field = f"{prefix}.{field}" if field else prefix
         message = str(item["msg"]).removeprefix("Value error, ")
+        loc = tuple(item["loc"])
+        if item["type"] == "extra_forbidden" and model is not None and loc and isinstance(loc[-1], str):
+            message += suggestion(loc[-1], field_names_at(model, loc[:-1]))
         if (
             str(item["type"]) in _TYPE_ERRORS
         ):  # say what was given: `true`, "0.1" or 1e30 where a number belongs

@@ -37,7 +37,7 @@ def parse_recipe_file(text: str, source: str) -> RecipeFile:
     try:
         return RecipeFile.model_validate(data)
     except ValidationError as exc:
-        raise input_error_from_validation(source, exc, data=data) from exc
+        raise input_error_from_validation(source, exc, data=data, model=RecipeFile) from exc
 
 
 def load_recipe_file(path: str | Path) -> RecipeFile:

@@ -12,7 +12,7 @@ import io
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
-from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import Field, SerializerFunctionWrapHandler, computed_field, model_serializer, model_validator
 
 from .boards import BoardDefinition
 from .families import FAMILY_NAMES
@@ -65,9 +65,43 @@ class DetectionRecord(StrictModel):
     tag_size_mm: FiniteFloat = Field(description="tag: border edge; board: marker size")
     border_bits: int = Field(1, ge=1, description="black border of the marker(s) in modules")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_fields_are_not_input(cls, data: Any) -> Any:
+        """`eval_complete` is written with every record but derived from the visibilities: a file's
+        value is dropped on reading (the visibilities are the truth), so records round-trip."""
+        if isinstance(data, dict) and "eval_complete" in data:
+            data = {key: value for key, value in data.items() if key != "eval_complete"}
+        return data
+
     @property
     def fully_visible(self) -> bool:
         return all(v == 2 for v in self.corners_visibility)
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="every point the object is evaluated on has visibility 2 (in the image, outside the "
+        "eval margin, not hidden): tags their 4 corners, boards all their keypoints"
+    )
+    @property
+    def eval_complete(self) -> bool:
+        """The seed's record-level filter: `[r for r in records if r.eval_complete]` keeps the objects a
+        detector can be scored on whole. Boards roll up their keypoints (the seed left boards out);
+        filter single board keypoints with `keypoints_visibility == 2`."""
+        if self.record_type == "BOARD" and self.keypoints_visibility is not None:
+            return all(v == 2 for v in self.keypoints_visibility)
+        return all(v == 2 for v in self.corners_visibility)
+
+    def seed_attributes(self) -> dict[str, Any]:
+        """What the seed system put in a COCO annotation's `attributes` (pose units as in the record)."""
+        return {
+            "tag_family": self.tag_family,
+            "tag_id": self.tag_id,
+            "object_name": self.object_name,
+            "distance": self.distance,
+            "angle_of_incidence": self.angle_of_incidence,
+            "ppm": self.ppm,
+            "eval_complete": self.eval_complete,
+        }
 
 
 class MaskObject(StrictModel):
@@ -221,7 +255,7 @@ def coco_annotation(
         "iscrowd": 0,
         "keypoints": keypoints,
         "num_keypoints": sum(1 for v in record.corners_visibility if v),
-        "attributes": {"tag_id": record.tag_id, "object_name": record.object_name},
+        "attributes": record.seed_attributes(),
     }
 
 

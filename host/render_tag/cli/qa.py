@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..dataset.folder import check_output_file
+from ..io import write_json_atomic
 from ..qa.audit import audit_dataset
+from ..qa.diff import AuditDiff
 from ..qa.gates import VerifyThresholds
 from ..qa.preview import make_preview
 from ..qa.report import write_report
@@ -18,15 +20,26 @@ from .say import done, quoted
 __all__ = ["main_audit", "main_preview", "main_report", "main_verify"]
 
 
-def main_audit(out: str | Path, gates_path: str | Path | None = None) -> int:
-    """`render-tag audit OUT [--gates FILE]`: prints the summary; 1 when a gate fails, else 0."""
+def main_audit(out: str | Path, gates_path: str | Path | None = None, diff: str | Path | None = None) -> int:
+    """`render-tag audit OUT [--gates FILE] [--diff OTHER]`: prints the summary (and with --diff what
+    changed from OUT to OTHER, also written to OUT/audit_diff.json); 1 when a gate of OUT fails, else 0.
+    OTHER is audited first and read only, so a bad OTHER writes nothing."""
+    other = audit_dataset(diff, gates_path, plots=False, write=False) if diff is not None else None
     with holding(out, "render-tag audit", create=False):
         report = audit_dataset(out, gates_path)
         page = write_report(out)
+        changes = AuditDiff(report, other) if other is not None else None
+        if changes is not None:
+            write_json_atomic(Path(out) / "audit_diff.json", changes.to_dict())
     print(report.summary())
+    if changes is not None:
+        print(changes.summary())
     root = Path(out)
     steps = [] if (root / "verify.json").exists() else [f"render-tag verify {quoted(out)}"]
-    done([root / "audit.json", root / "audit"], page, steps or [f"open {page}"])
+    written = [root / "audit.json", root / "audit"] + (
+        [root / "audit_diff.json"] if changes is not None else []
+    )
+    done(written, page, steps or [f"open {page}"])
     return EXIT_OK if report.passed else EXIT_FAILED
 
 

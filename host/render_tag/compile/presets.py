@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from render_tag_shared.config import read_config_data
-from render_tag_shared.errors import InputError
+from render_tag_shared.errors import InputError, suggestion
 
 __all__ = ["PRESETS", "compose_config", "deep_merge", "resolve_preset"]
 
@@ -156,8 +156,9 @@ def resolve_preset(name: str) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise InputError(str(path), "", "a preset file must hold a mapping of config sections")
         return data
+    hint = suggestion(name, list(PRESETS))
     raise InputError(
-        "--preset", "", f"unknown preset {name!r}; built-in presets: {', '.join(sorted(PRESETS))}"
+        "--preset", "", f"unknown preset {name!r}{hint or ';'} built-in presets: {', '.join(sorted(PRESETS))}"
     )
 
 

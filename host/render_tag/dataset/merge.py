@@ -208,7 +208,7 @@ def _board_annotation(
         "keypoints": keypoints,
         "num_keypoints": sum(1 for v in vis if v),
         "attributes": {
-            "object_name": record.object_name,
+            **record.seed_attributes(),
             "board_type": board.board_type if board else None,
             "dictionary": record.tag_family,
         },
@@ -439,12 +439,16 @@ def merge_dataset(
     provenance, margins = _provenance(images, recipes, job_id, target)
     known = {m for m in margins if m is not None}
     records = [r for labels in images for r in labels.records]
+    margin = known.pop() if len(known) == 1 and None not in margins else None
     context = {
         "job_id": job_id,
         "corner_order": CORNER_ORDER,
         "visibility": VISIBILITY,
         "sentinel": [-1.0, -1.0],
-        "eval_margin_px": known.pop() if len(known) == 1 and None not in margins else None,
+        "eval_margin_px": margin,
+        # The seed system's names for the same: readers written against it look for these.
+        "photometric_margin_px": margin,
+        "truncation_policy": "ternary_visibility",
         "num_images": len(images),
         "num_records": len(records),
         "image_ids": [labels.image_id for labels in images],

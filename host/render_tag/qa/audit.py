@@ -17,6 +17,15 @@ and nobody notices by reading JSON. What the audit checks, and what it does not:
   labels and pose that agree, passes both: only `render-tag verify` (OpenCV's detectors on the
   pixels) sees that.
 
+Beyond single records: coverage and balance of distance, angle and ppm and the ids used (coverage.py,
+gates that warn as well as fail), lighting measured on the pixels (lighting.py), and a quarantine of
+the images that fail (unreadable, a record that fails a check, lighting out of bounds), written into
+audit.json and OUT/quarantine.txt (one image path a line) so that a training script can skip them.
+
+Every gate in audit.json has the same shape (coverage.gate): name, value, threshold, warn_threshold,
+kind (min | max), status (pass | warn | fail), passed; distributions are statistics with a histogram
+(edges, counts).
+
 Plots are PNG drawn with matplotlib (qa/plots.py), because people would rather look than read.
 """
 
@@ -44,8 +53,10 @@ from render_tag_shared.truth import board_outline_object_frame
 
 from ..dataset.completeness import check_folder, check_recipes
 from ..dataset.reader import RenderTagDataset
-from ..io import write_json_atomic
+from ..io import write_json_atomic, write_text_atomic
+from .coverage import coverage_gates, gate
 from .gates import AuditGates
+from .lighting import image_lighting, lighting_problems
 
 __all__ = [
     "CHECKS",
@@ -56,7 +67,8 @@ __all__ = [
     "image_problem",
 ]
 
-AUDIT_VERSION = 2
+AUDIT_VERSION = 3
+QUARANTINE = "quarantine.txt"
 _EXAMPLES = 20
 _HIST_BINS = 20
 
@@ -188,8 +200,8 @@ def _eval_margins(root: Path) -> dict[str, float]:
     return margins
 
 
-def image_problem(path: Path, width: int, height: int) -> tuple[str, str] | None:
-    """("missing" | "unreadable", why) when the image is not a PNG of width x height on disk, else None.
+def read_image(path: Path, width: int, height: int) -> tuple[npt.NDArray[Any] | None, tuple[str, str] | None]:
+    """(pixels, None) for a PNG of width x height on disk, else (None, ("missing" | "unreadable", why)).
 
     The whole file is decoded, so a truncated PNG (a worker killed while writing without the atomic
     rename, a disk that filled up) is found, not only a missing one.
@@ -199,17 +211,25 @@ def image_problem(path: Path, width: int, height: int) -> tuple[str, str] | None
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return "missing", "no such file"
+        return None, ("missing", "no such file")
     except OSError as exc:
-        return "unreadable", f"cannot be read: {exc.strerror or exc}"
+        return None, ("unreadable", f"cannot be read: {exc.strerror or exc}")
     if not data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "unreadable", "not a PNG file" if data else "empty file"
+        return None, ("unreadable", "not a PNG file" if data else "empty file")
     pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None:
-        return "unreadable", "cannot be decoded (truncated or corrupt PNG)"
+        return None, ("unreadable", "cannot be decoded (truncated or corrupt PNG)")
     if pixels.shape[:2] != (height, width):
-        return "unreadable", f"is {pixels.shape[1]}x{pixels.shape[0]}, the labels say {width}x{height}"
-    return None
+        return None, (
+            "unreadable",
+            f"is {pixels.shape[1]}x{pixels.shape[0]}, the labels say {width}x{height}",
+        )
+    return pixels, None
+
+
+def image_problem(path: Path, width: int, height: int) -> tuple[str, str] | None:
+    """("missing" | "unreadable", why) when the image is not a PNG of width x height on disk, else None."""
+    return read_image(path, width, height)[1]
 
 
 def completeness_problems(root: Path) -> list[str]:
@@ -262,6 +282,11 @@ class AuditReport:
     counts: dict[str, int]
     skipped_labels: list[tuple[str, str]] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
+    coverage: dict[str, Any] = field(default_factory=dict)
+    lighting: dict[str, dict[str, float]] = field(default_factory=dict)
+    """image_id -> brightness, contrast, clipped (lighting.py), for every image that decodes."""
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    """Images that fail: {image_id, file, reasons}."""
 
     @property
     def passed(self) -> bool:
@@ -271,13 +296,23 @@ class AuditReport:
     def failed_gates(self) -> list[str]:
         return [name for name, g in self.gates.items() if not g["passed"]]
 
+    @property
+    def warnings(self) -> list[str]:
+        """Gates that warn: worth a look, not a failure (the exit code stays 0)."""
+        return [name for name, g in self.gates.items() if g.get("status") == "warn"]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": AUDIT_VERSION,
+            "root": str(self.root),
             "passed": self.passed,
             "score": self.score,
             "failed_gates": self.failed_gates,
+            "warnings": self.warnings,
             "gates": self.gates,
+            "coverage": self.coverage,
+            "lighting": self.lighting,
+            "quarantine": self.quarantine,
             "counts": self.counts,
             "checks": self.checks,
             "check_descriptions": dict(CHECKS),
@@ -300,22 +335,45 @@ class AuditReport:
             f"{c['margin']['inconsistent']}/{c['margin']['checked']}",
             "  (anchor and margin check that the records agree with themselves; verify checks the pixels)",
         ]
+        if self.lighting:
+            light = self.distributions.get("brightness", {})
+            contrast = self.distributions.get("contrast", {})
+            lines.append(
+                f"  lighting: brightness median {light.get('median', 0):.3f} "
+                f"[{light.get('min', 0):.3f}, {light.get('max', 0):.3f}], "
+                f"contrast median {contrast.get('median', 0):.3f} (0..1 of the 8-bit range)"
+            )
+        if self.quarantine:
+            lines.append(f"  quarantined images {len(self.quarantine)} (listed in {self.root / QUARANTINE})")
         for name in self.failed_gates:
-            gate = self.gates[name]
-            lines.append(f"  gate {name}: {gate['value']} (limit {gate['limit']})")
+            g = self.gates[name]
+            lines.append(f"  FAIL gate {name}: {_shown(g['value'])} (limit {g['threshold']})")
+        for name in self.warnings:
+            g = self.gates[name]
+            lines.append(f"  warning {name}: {_shown(g['value'])} (warns at {g['warn_threshold']})")
         lines += [f"  incomplete: {text}" for text in c["completeness"]["examples"][:10]]
         return "\n".join(lines)
 
 
-def _gate(value: float, limit: float | None, upper: bool) -> dict[str, Any]:
-    passed = limit is None or (value <= limit if upper else value >= limit)
-    return {"value": value, "limit": limit, "kind": "max" if upper else "min", "passed": bool(passed)}
+def _shown(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _gate(name: str, value: float, limit: float | None, upper: bool) -> dict[str, Any]:
+    return gate(name, value, limit, upper=upper)
 
 
 def audit_dataset(
-    out: str | Path, gates: AuditGates | str | Path | dict[str, Any] | None = None, *, plots: bool = True
+    out: str | Path,
+    gates: AuditGates | str | Path | dict[str, Any] | None = None,
+    *,
+    plots: bool = True,
+    configured: dict[str, tuple[float, float]] | None = None,
+    write: bool = True,
 ) -> AuditReport:
-    """Audits the dataset in `out`, writes `audit.json` (and `audit/*.png`), returns the report."""
+    """Audits the dataset in `out`, writes `audit.json`, `quarantine.txt` (and `audit/*.png`), returns
+    the report. `configured`: the config's ranges for the coverage gates (coverage.py); `write=False`
+    audits without writing (the other side of a diff)."""
     root = Path(out)
     limits = gates if isinstance(gates, AuditGates) else AuditGates.load(gates)
     dataset = RenderTagDataset(root)
@@ -338,14 +396,27 @@ def audit_dataset(
     incomplete = completeness_problems(root)
     completeness = {"problems": len(incomplete), "examples": incomplete[:_EXAMPLES]}
     corner_positions: list[tuple[float, float, int, int]] = []
+    tags: list[tuple[str, int]] = []
+    lighting: dict[str, dict[str, float]] = {}
+    reasons: dict[str, list[str]] = {}
+
+    def quarantine(image_id: str, reason: str) -> None:
+        if reason not in reasons.setdefault(image_id, []):
+            reasons[image_id].append(reason)
 
     for image in dataset.images:
         pictures["checked"] += 1
-        problem = image_problem(image.path, image.width, image.height)
+        pixels, problem = read_image(image.path, image.width, image.height)
         if problem is not None:
             kind, reason = problem
             name = str(image.path.relative_to(root)) if image.path.is_relative_to(root) else str(image.path)
             pictures[kind].append({"image_id": image.image_id, "file": name, "reason": reason})
+            quarantine(image.image_id, f"{kind}: {reason}")
+        else:
+            assert pixels is not None
+            lighting[image.image_id] = image_lighting(pixels)
+            for reason in lighting_problems(lighting[image.image_id], limits):
+                quarantine(image.image_id, f"lighting: {reason}")
         image_margin = margins.get(image.image_id)
         margin["margin_known_for_images"] += image_margin is not None
         seen: Counter[tuple[str, int | None]] = Counter()
@@ -358,14 +429,18 @@ def audit_dataset(
                     problems.append(f"{record.tag_family} id {record.tag_id} appears twice in the image")
             if problems:
                 structure["errors"] += len(problems)
+                quarantine(image.image_id, f"structure: {record.object_name}")
                 if len(structure["examples"]) < _EXAMPLES:
                     structure["examples"].append({**where, "problems": problems})
                 continue
+            if record.record_type == "TAG" and record.tag_id is not None:
+                tags.append((record.tag_family, record.tag_id))
             corners = np.asarray(record.corners, dtype=np.float64)
             if all(v == 2 for v in record.corners_visibility):
                 chirality["checked"] += 1
                 if not polygon_area(corners) > 0:
                     chirality["failures"] += 1
+                    quarantine(image.image_id, f"chirality: {record.object_name}")
                     if len(chirality["examples"]) < _EXAMPLES:
                         chirality["examples"].append({**where, "signed_area_px2": polygon_area(corners)})
             if record.corners_visibility[0] > 0:
@@ -376,11 +451,14 @@ def audit_dataset(
                     anchor["max_error_px"] = max(anchor["max_error_px"], error)
                 if diagnosis != "ok":
                     anchor["failures"] += 1
+                    quarantine(image.image_id, f"anchor: {record.object_name} {diagnosis}")
                     if len(anchor["examples"]) < _EXAMPLES:
                         anchor["examples"].append({**where, "error_px": error, "diagnosis": diagnosis})
             checked, inconsistent = _margin_inconsistencies(record, image_margin)
             margin["checked"] += checked
             margin["inconsistent"] += inconsistent
+            if inconsistent:
+                quarantine(image.image_id, f"margin: {record.object_name}")
             if inconsistent and len(margin["examples"]) < _EXAMPLES:
                 margin["examples"].append({**where, "points": inconsistent, "eval_margin_px": image_margin})
             if record.record_type == "MARKER":
@@ -419,27 +497,44 @@ def audit_dataset(
     }
     score = _score(chirality, anchor, margin, structure, num_images, len(dataset.skipped), num_records)
     gate_results = {
-        "min_score": _gate(score, limits.min_score, upper=False),
-        "min_images": _gate(num_images, limits.min_images, upper=False),
-        "max_missing_images": _gate(len(pictures["missing"]), limits.max_missing_images, upper=True),
-        "max_unreadable_images": _gate(len(pictures["unreadable"]), limits.max_unreadable_images, upper=True),
-        "max_skipped_labels": _gate(len(dataset.skipped), limits.max_skipped_labels, upper=True),
-        "max_incomplete": _gate(len(incomplete), limits.max_incomplete, upper=True),
-        "max_structure_errors": _gate(structure["errors"], limits.max_structure_errors, upper=True),
-        "max_chirality_failures": _gate(chirality["failures"], limits.max_chirality_failures, upper=True),
-        "max_anchor_failures": _gate(anchor["failures"], limits.max_anchor_failures, upper=True),
-        "max_margin_inconsistencies": _gate(
-            margin["inconsistent"], limits.max_margin_inconsistencies, upper=True
-        ),
+        name: _gate(name, value, getattr(limits, name), upper=name.startswith("max_"))
+        for name, value in (
+            ("min_score", score),
+            ("min_images", num_images),
+            ("max_missing_images", len(pictures["missing"])),
+            ("max_unreadable_images", len(pictures["unreadable"])),
+            ("max_skipped_labels", len(dataset.skipped)),
+            ("max_incomplete", len(incomplete)),
+            ("max_structure_errors", structure["errors"]),
+            ("max_chirality_failures", chirality["failures"]),
+            ("max_anchor_failures", anchor["failures"]),
+            ("max_margin_inconsistencies", margin["inconsistent"]),
+        )
     }
     for key in ("min_distance_m", "max_distance_m", "max_angle_of_incidence_deg", "min_ppm"):
         if getattr(limits, key) is not None:
             gate_results[key] = {
-                "value": range_violations[key],
+                **gate(key, range_violations[key], 0, upper=True),
                 "limit": getattr(limits, key),
                 "kind": "records outside the range",
-                "passed": range_violations[key] == 0,
+                "description": f"records outside {key} = {getattr(limits, key)}",
             }
+    coverage_results, coverage = coverage_gates(values, tags, limits, configured)
+    gate_results.update(coverage_results)
+    quarantined = [
+        {"image_id": image_id, "file": _relative(dataset[image_id].path, root), "reasons": why}
+        for image_id, why in sorted(reasons.items())
+    ]
+    gate_results["quarantined_images"] = gate(
+        "quarantined_images",
+        len(quarantined),
+        limits.max_quarantined_images,
+        upper=True,
+        warn_threshold=limits.warn_quarantined_images,
+        description="images that fail a check or whose lighting is out of bounds (quarantine.txt)",
+    )
+    brightness = [stats["brightness"] for stats in lighting.values()]
+    contrast = [stats["contrast"] for stats in lighting.values()]
     report = AuditReport(
         root=root,
         score=score,
@@ -452,14 +547,29 @@ def audit_dataset(
             "structure": structure,
             "completeness": completeness,
         },
-        distributions={name: _stats(v) for name, v in values.items()},
-        counts=counts,
+        distributions={
+            **{name: _stats(v) for name, v in values.items()},
+            "tag_id": _stats([float(tag_id) for _, tag_id in tags]),
+            "brightness": _stats(brightness),
+            "contrast": _stats(contrast),
+        },
+        counts={**counts, "quarantined_images": len(quarantined)},
         skipped_labels=list(dataset.skipped),
+        coverage=coverage,
+        lighting=lighting,
+        quarantine=quarantined,
     )
+    if not write:
+        return report
     if plots:
         report.plots = _write_plots(root, report.distributions, corner_positions)
     write_json_atomic(root / "audit.json", report.to_dict())
+    write_text_atomic(root / QUARANTINE, "".join(f"{entry['file']}\n" for entry in quarantined))
     return report
+
+
+def _relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def _score(

@@ -9,16 +9,18 @@ the file and the field.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from render_tag_shared.config import read_config_data
-from render_tag_shared.errors import InputError
+from render_tag_shared.errors import InputError, suggestion
 
 __all__ = ["AuditGates", "Limits", "VerifyThresholds"]
 
 Number = int | float
+Range = Annotated[list[Number], Field(min_length=2, max_length=2)]
+"""[low, high]: a list, as YAML and JSON give it."""
 
 
 class Limits(BaseModel):
@@ -52,8 +54,10 @@ class Limits(BaseModel):
             field = str(first["loc"][0]) if first["loc"] else ""
             if first["type"] == "extra_forbidden":
                 known = ", ".join(cls.model_fields)
-                raise InputError(name, field, f"unknown {cls.WHAT}; known: {known}") from None
-            raise InputError(name, field, f"must be a number, got {first.get('input')!r}") from None
+                hint = suggestion(field, list(cls.model_fields))
+                raise InputError(name, field, f"unknown {cls.WHAT}{hint or ';'} known: {known}") from None
+            shape = "[low, high]" if "range" in field else "a number"
+            raise InputError(name, field, f"must be {shape}, got {first.get('input')!r}") from None
 
 
 class AuditGates(Limits):
@@ -78,6 +82,30 @@ class AuditGates(Limits):
     max_distance_m: Number | None = None
     max_angle_of_incidence_deg: Number | None = None
     min_ppm: Number | None = None
+    # Coverage and balance (qa/coverage.py): `min_*` fails, `warn_*` warns; None switches either off.
+    # Coverage is the fraction of COVERAGE_BINS equal bins of a range that hold at least one record;
+    # the range is the config's (`run`), else `*_range_*` here, else the data's own.
+    distance_range_m: Range | None = None
+    angle_range_deg: Range | None = None
+    ppm_range: Range | None = None
+    min_distance_coverage: Number | None = None
+    warn_distance_coverage: Number | None = 0.6
+    min_angle_coverage: Number | None = None
+    warn_angle_coverage: Number | None = 0.6
+    min_ppm_coverage: Number | None = None
+    warn_ppm_coverage: Number | None = 0.6
+    max_bin_share: Number | None = None
+    """The largest share of records in any one bin of distance, angle or ppm (a collapsed distribution)."""
+    warn_bin_share: Number | None = 0.5
+    min_id_coverage: Number | None = None
+    """Distinct tag ids labelled / ids of the families used (1.0: every id of every family seen)."""
+    warn_id_coverage: Number | None = None
+    # Lighting (qa/lighting.py), per image, in [0, 1] of the 8-bit range; an image outside is quarantined.
+    min_brightness: Number = 0.03
+    max_brightness: Number = 0.97
+    min_contrast: Number = 0.02
+    max_quarantined_images: Number | None = None
+    warn_quarantined_images: Number | None = 0
 
 
 class VerifyThresholds(Limits):
