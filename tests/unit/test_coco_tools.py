@@ -44,7 +44,7 @@ def test_the_readme_snippet_runs_and_scores_ap_1(demo_like: Path, capsys: pytest
     out = capsys.readouterr().out
     assert "'tag_family': 'tag36h11'" in out and "'ppm':" in out
     families = {scope["gt"].loadCats(a["category_id"])[0]["name"] for a in scope["annotations"]}
-    assert families == {"tag36h11", "DICT_4X4_50"}
+    assert families == {"tag36h11", "DICT_4X4_50", "DICT_5X5_100"}  # the last: the ChArUco board's markers
 
 
 @pytest.mark.parametrize("kind", ["bbox", "segm"])

@@ -128,19 +128,19 @@ def test_eval_complete_is_written_and_derived_on_reading(merged: Path) -> None:
 def test_coco_annotations_carry_the_seed_attributes(merged: Path) -> None:
     coco = json.loads((merged / "coco_labels.json").read_text())
     by_name = {c["id"]: c["name"] for c in coco["categories"]}
-    records = {(r.image_id, r.object_name): r for r in RenderTagDataset(merged).records}
+    # A board's markers share its object name: the marker's id tells them apart (None: the board).
+    records = {(r.image_id, r.object_name, r.tag_id): r for r in RenderTagDataset(merged).records}
     keys = {i["id"]: i["image_key"] for i in coco["images"]}
     assert coco["annotations"]
     for annotation in coco["annotations"]:
         attributes = annotation["attributes"]
-        record = records[(keys[annotation["image_id"]], attributes["object_name"])]
+        record = records[(keys[annotation["image_id"]], attributes["object_name"], attributes["tag_id"])]
         assert attributes["tag_family"] == record.tag_family
-        assert attributes["tag_id"] == record.tag_id
         assert attributes["distance"] == record.distance > 0
         assert attributes["angle_of_incidence"] == record.angle_of_incidence
         assert attributes["ppm"] == record.ppm > 0
         assert attributes["eval_complete"] == record.eval_complete
-        if record.record_type == "TAG":
+        if record.record_type in ("TAG", "MARKER"):
             assert by_name[annotation["category_id"]] == record.tag_family
 
 

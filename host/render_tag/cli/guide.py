@@ -66,7 +66,7 @@ examples:
     "report": """\
 examples:
   render-tag report out                                    writes out/report.html (run, audit, verify do too)
-  chromium out/report.html                                 one self-contained page, no network""",
+  render-tag report output/demo                            one self-contained page, no network""",
     "target": """\
 examples:
   render-tag target tests/data/charuco.yaml -o print/     target.svg, target.pdf, charuco_board.yaml
