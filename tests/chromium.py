@@ -8,8 +8,11 @@ need it fail and say how to install it, never skip.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -107,7 +110,9 @@ def visit(page: Path, probe_js: str, width: int = 1300) -> PageVisit:
     """Loads `page` (a local file), evaluates `probe_js` (an expression giving JSON) after the load
     event, and takes a full-page screenshot."""
     binary = chromium_binary()
-    with tempfile.TemporaryDirectory(prefix="rt-chromium-") as profile:
+    # Chromium's helpers (zygote, renderer, GPU) may still write into the profile for a moment after
+    # the group is killed; the folder is temporary either way.
+    with tempfile.TemporaryDirectory(prefix="rt-chromium-", ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen(
             [
                 binary,
@@ -118,6 +123,7 @@ def visit(page: Path, probe_js: str, width: int = 1300) -> PageVisit:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: the helpers go with it
         )
         try:
             port_file = Path(profile) / "DevToolsActivePort"
@@ -159,5 +165,6 @@ def visit(page: Path, probe_js: str, width: int = 1300) -> PageVisit:
             finally:
                 tools.close()
         finally:
-            process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)

@@ -203,7 +203,8 @@ def test_a_deleted_image_fails_merge_and_audit_until_resumed(
 
 KILL_SEED = 20261202
 """Seeds the kill points of the loop below: their kind, order and delays."""
-SCENES = 8
+SCENES = 16
+"""Enough that four kills, each after at most a scene or two, leave work for the last resume."""
 
 
 def _host(path: Path, out: Path, resume: bool) -> subprocess.Popen[bytes]:
@@ -251,7 +252,11 @@ def test_killed_at_random_points_and_resumed_the_dataset_is_that_of_one_run(tmp_
             if kind == "rendering":
                 while host.poll() is None and _done(out) <= before and time.monotonic() < deadline:
                     time.sleep(0.01)
-            time.sleep(delay)
+                time.sleep(delay)
+            else:  # a random moment of start-up: before the delay ends or the first new scene is done
+                until = time.monotonic() + delay
+                while host.poll() is None and _done(out) <= before and time.monotonic() < until:
+                    time.sleep(0.01)
             if host.poll() is None:
                 os.killpg(host.pid, signal.SIGKILL)
                 killed_mid_run += 1
