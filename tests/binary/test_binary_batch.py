@@ -43,8 +43,9 @@ MODULE_EXPR = (
     "import bpy, addon_utils; addon_utils.enable('bl_ext.user_default.render_tag', default_set=True); "
     "bpy.ops.render_tag.render_recipe(filepath={recipes!r}, output_dir={out!r})"
 )
-ENVIRONMENT_KEYS = {"blender", "blender_build"}
-"""render_environment fields that name the Blender build: they must differ between 4.2 and 4.3."""
+ENVIRONMENT_KEYS = {"blender", "blender_build", "device_fallback"}
+"""render_environment fields that name the Blender build: they must differ between 4.2 and 4.3
+(`device_fallback` names the Cycles backends the build was compiled with: Debian's has CUDA and HIP)."""
 FLOAT_TOLERANCE = 1e-12
 """Measured: one quaternion component differs in the last bit (numpy 2.2 in Debian's Python vs the
 venv's numpy); corners and keypoints are bit-identical."""
