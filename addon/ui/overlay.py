@@ -159,7 +159,12 @@ def overlay_geometry(records, resolution: tuple[int, int], frame_region: np.ndar
         labelled = region_corners[np.asarray(visibility) > 0]
         if len(labelled):
             centre = labelled.mean(axis=0)
-            text = f"{record.tag_family} {record.tag_id}" if record.tag_id is not None else record.object_name
+            if record.record_type == "MARKER":  # a board's marker: its id (the board names the family)
+                text = f"{record.tag_id}"
+            elif record.tag_id is not None:
+                text = f"{record.tag_family} {record.tag_id}"
+            else:
+                text = record.object_name
             geometry.labels.append((text, (float(centre[0]), float(centre[1]))))
     return geometry
 
