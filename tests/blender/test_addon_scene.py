@@ -389,3 +389,18 @@ def test_image_files_are_loaded_once_and_reused(addon_session: Any, tmp_path: An
     assert addon_session.export_scene_recipe(scene) == model
     addon_session.build_scene(SceneRecipe.model_validate(tag_recipe("none")), 0)
     assert file_images() == [] and not any(orphan_counts().values())
+
+
+def test_a_recipe_inherits_no_render_setting_from_the_scene_before(addon_session: Any) -> None:
+    """The worker's scene outlives each recipe: what one recipe (or a user) set must not leak into the
+    next (found by the render-cost work: bounce limits only ever went down, clamps and pattern stayed)."""
+    first = tag_recipe("none", scene_id=50)
+    first["renderer"]["max_bounces"] = 0
+    scene = addon_session.build_scene(first)
+    scene.cycles.sample_clamp_direct = 1.0
+    scene.cycles.sampling_pattern = "TABULATED_SOBOL"
+    scene = addon_session.build_scene(tag_recipe("none", scene_id=51))
+    cycles = scene.cycles
+    assert (cycles.max_bounces, cycles.diffuse_bounces, cycles.glossy_bounces) == (4, 4, 4)
+    assert (cycles.sample_clamp_direct, cycles.sample_clamp_indirect) == (0.0, 10.0)
+    assert cycles.sampling_pattern == "AUTOMATIC"
