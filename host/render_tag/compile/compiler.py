@@ -153,6 +153,10 @@ class SceneCompiler:
             denoise=self.context.config.renderer.denoise,
             noise_threshold=self.context.config.renderer.noise_threshold,
             max_bounces=self.context.config.renderer.max_bounces,
+            supersample=self.context.config.renderer.supersample,
+            filter_type=self.context.config.renderer.filter_type,
+            light_tree=self.context.config.renderer.light_tree,
+            filter_width_px=self.context.config.renderer.filter_width_px,
             device=self.context.config.renderer.device,
             seed=derive_seed(seed, "renderer") % _CYCLES_SEED_LIMIT,
         )

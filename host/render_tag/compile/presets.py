@@ -18,17 +18,56 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from render_tag_shared.config import read_config_data
+from render_tag_shared.config import RendererSection, read_config_data
 from render_tag_shared.errors import InputError
 
-__all__ = ["PRESETS", "compose_config", "deep_merge", "resolve_preset"]
+__all__ = ["PRESETS", "RENDER_PRESETS", "RENDER_QUALITY", "compose_config", "deep_merge", "resolve_preset"]
 
 _KIND_KEYS = ("type", "board_type")
 """Keys that say what kind of thing a mapping is: a different kind replaces rather than merges."""
 
 _PINHOLE_RESET: dict[str, Any] = {"fov": None, "distortion_model": "none", "distortion_coeffs": []}
 
+RENDER_QUALITY = ("mode", "samples", "denoise", "noise_threshold", "max_bounces", "supersample",
+                  "light_tree", "filter_type", "filter_width_px")  # fmt: skip
+"""The `renderer` fields a render preset sets, all of them, so that it means the same over any config."""
+
+_BALANCED: dict[str, Any] = RendererSection().model_dump(include=set(RENDER_QUALITY))
+
+RENDER_PRESETS: dict[str, dict[str, Any]] = {
+    "fast": {**_BALANCED, "mode": "workbench", "supersample": 4},
+    "balanced": _BALANCED,
+    "exact": {**_BALANCED, "samples": 32},
+}
+"""The renderer presets, measured in the README ("Render cost and accuracy"; `make bench` prints them).
+
+balanced is the config's own default. fast is Workbench (flat texture colours, no lighting) at 4 x 4
+the pixels with one sample at each centre, box-reduced: its own anti-aliasing would shift corners by
+0.1 px. exact has 8 times balanced's samples (noise at edges falls as 1/sqrt(samples))."""
+
 PRESETS: dict[str, dict[str, Any]] = {
+    "fast": {"mode": "workbench", "supersample": 4},
+    "balanced": {
+        "mode": "cycles",
+        "samples": 4,
+        "max_bounces": 4,
+        "filter_type": "box",
+        "filter_width_px": 1.0,
+        "light_tree": True,
+    },
+    "exact": {
+        "mode": "cycles",
+        "samples": 32,
+        "max_bounces": 4,
+        "filter_type": "box",
+        "filter_width_px": 1.0,
+        "light_tree": True,
+    },
+}
+"""The renderer presets (the `renderer` section each sets)."""
+
+PRESETS: dict[str, dict[str, Any]] = {
+    **{name: {"renderer": dict(renderer)} for name, renderer in RENDER_PRESETS.items()},
     "hd-camera": {
         "camera": {
             "resolution": [1280, 720],

@@ -1,0 +1,98 @@
+"""The renderer presets keep the truth: `render-tag verify`'s measurement on small renders of each.
+
+Real `bpy`, 320x240 (tags: six tags at varied poses; a ChArUco board), judged by the code of
+`render-tag verify` (OpenCV's detectors, the ChArUco detector's own offset removed). The figures at
+640x480 and what each preset costs are in the README ("Render cost and accuracy", `make bench`);
+here only accuracy is checked, never time.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from render_tag.compile.presets import RENDER_PRESETS
+from render_tag.qa.verify import verify_dataset
+from render_tag_shared.recipe import SceneRecipe
+
+from ..blender_helpers import addon_session, charuco_recipe, tag_recipe
+
+pytestmark = pytest.mark.slow
+_ = addon_session  # the fixture, imported for pytest
+
+
+def _with_renderer(recipe: dict[str, Any], renderer: dict[str, Any]) -> SceneRecipe:
+    return SceneRecipe.model_validate({**recipe, "renderer": {**recipe["renderer"], **renderer}})
+
+
+def _render_and_verify(api: Any, out: Path, renderer: dict[str, Any]) -> dict[str, Any]:
+    for recipe in (
+        tag_recipe("none", scene_id=31),
+        tag_recipe("none", scene_id=32, seed=5),
+        charuco_recipe(),
+    ):
+        api.render_recipe(_with_renderer(recipe, renderer), out)
+    return verify_dataset(out, plot=False).families
+
+
+@pytest.mark.parametrize("preset", ["fast", "balanced"])
+def test_the_preset_keeps_tags_and_charuco_on_the_truth(
+    addon_session: Any, tmp_path: Path, preset: str
+) -> None:
+    families = _render_and_verify(addon_session, tmp_path, RENDER_PRESETS[preset])
+    tags, board = families["DICT_4X4_50"], families["charuco:DICT_4X4_50"]
+    assert tags["detected"] == tags["expected"] == 12
+    corners, centres = tags["corner_error"], tags["centre_error"]
+    assert abs(corners["mean_dx"]) <= 0.05 and abs(corners["mean_dy"]) <= 0.05, corners
+    assert centres["median"] <= 0.1, centres
+    assert board["detected"] >= 0.9 * board["expected"]
+    assert board["corner_error"]["median"] <= 0.1, board["corner_error"]
+    assert abs(board["corner_error"]["mean_dx"]) <= 0.05 and abs(board["corner_error"]["mean_dy"]) <= 0.05
+
+
+def test_workbench_without_supersampling_carries_its_offset(addon_session: Any, tmp_path: Path) -> None:
+    """Why the fast preset supersamples: Workbench's own 32-sample anti-aliasing shifts the corners."""
+    families = _render_and_verify(addon_session, tmp_path, {"mode": "workbench", "supersample": 1})
+    corners = families["DICT_4X4_50"]["corner_error"]
+    assert max(abs(corners["mean_dx"]), abs(corners["mean_dy"])) > 0.06, corners
+
+
+def test_a_supersampled_render_is_reduced_about_exact_pixel_centres(addon_session: Any) -> None:
+    """High-res pixel u_s lies at (u_s + 0.5) / s - 0.5 (OpenCV's centres): each block averages to its k."""
+    from addon.core.renderer import reduce_supersampled
+
+    for factor in (2, 3, 4):
+        h, w = 5, 7
+        us = np.arange(w * factor, dtype=np.float32)
+        vs = np.arange(h * factor, dtype=np.float32)
+        hi = np.stack(np.broadcast_arrays(us[None, :], vs[:, None], 0 * us[None, :], 1 + 0 * vs[:, None]), -1)
+        low = reduce_supersampled(np.ascontiguousarray(hi), factor)
+        assert low.shape == (h, w, 4)
+        np.testing.assert_allclose(
+            (low[..., 0] + 0.5) / factor - 0.5, np.arange(w)[None, :] + 0 * low[..., 0]
+        )
+        np.testing.assert_allclose(
+            (low[..., 1] + 0.5) / factor - 0.5, np.arange(h)[:, None] + 0 * low[..., 1]
+        )
+
+
+def test_persistent_data_gives_the_pixels_of_a_fresh_build(addon_session: Any, tmp_path: Path) -> None:
+    """Cameras rendered one after another in a kept Cycles session (after another scene, too) give the
+    bytes of the same camera rendered first in a fresh build."""
+    recipe = tag_recipe("none", scene_id=40, samples=2)
+    second = {
+        **recipe["cameras"][0],
+        "cam_to_world": np.asarray(recipe["cameras"][0]["cam_to_world"]).tolist(),
+    }
+    second["cam_to_world"][0][3] += 0.03
+    model = SceneRecipe.model_validate({**recipe, "cameras": [recipe["cameras"][0], second]})
+    addon_session.render_recipe(SceneRecipe.model_validate(charuco_recipe(samples=2)), tmp_path / "other")
+    together = addon_session.render_recipe(model, tmp_path / "together")
+    alone = addon_session.render_recipe(model, tmp_path / "alone", camera_indices=[1])
+    assert Path(together[1].image_path).read_bytes() == Path(alone[0].image_path).read_bytes()
+    env = json.loads(Path(together[1].labels_path).read_text())
+    assert env  # the labels were written with the image
