@@ -72,10 +72,11 @@ def main() -> None:
     text = dump_recipe_file(recipes)
     dumped = time.process_time()
     cameras = sum(len(r.cameras) for r in recipes.recipes)
+    scenes = config.dataset.num_scenes
     print(
-        f"compiled {config.dataset.num_scenes} scenes ({cameras} cameras) in {compiled - start:.2f} s CPU on one core: "
-        f"{config.dataset.num_scenes / (compiled - start):.0f} scenes/s; with the JSON dump "
-        f"({len(text) / 1e6:.1f} MB): {config.dataset.num_scenes / (dumped - start):.0f} scenes/s"
+        f"compiled {scenes} scenes ({cameras} cameras) in {compiled - start:.2f} s CPU on one core: "
+        f"{scenes / (compiled - start):.0f} scenes/s; with the JSON dump "
+        f"({len(text) / 1e6:.1f} MB): {scenes / (dumped - start):.0f} scenes/s"
     )
     print(f"share of the pose judge (observe_camera, as observe_prepared): {_truth_share(config):.0%}")
     if args.profile:

@@ -99,9 +99,10 @@ def variants(levers: bool, smoke: bool) -> dict[str, dict[str, Any]]:
         **{f"preset {name}": {"renderer": dict(preset)} for name, preset in RENDER_PRESETS.items()},
     }
     if not smoke:
-        table.update({f"cycles {n} spp": {"renderer": {**OLD_DEFAULT, "samples": n}} for n in (4, 8, 64)})
-        table.update({f"cycles {n} spp, box 1 px, light tree": {"renderer": {**OLD_DEFAULT, "samples": n, **BOX,
-                      "light_tree": True}} for n in (6, 8)})  # fmt: skip
+        table.update({f"cycles {n} spp": {"renderer": {**OLD_DEFAULT, "samples": n}} for n in (4, 8)})
+        tree = {**OLD_DEFAULT, **BOX, "light_tree": True}
+        table.update({f"cycles {n} spp, box 1 px, light tree": {"renderer": {**tree, "samples": n}}
+                      for n in (4, 16)})  # fmt: skip
     if levers:
         table.update({"workbench AA 32 (old fast)": {"renderer": {"mode": "workbench"}}})
         table.update({f"workbench x{s} supersample": {"renderer": {"mode": "workbench", "supersample": s}}
@@ -110,10 +111,15 @@ def variants(levers: bool, smoke: bool) -> dict[str, dict[str, Any]]:
         table.update(
             {
                 "4 spp, light tree, BH 1.5": {"renderer": tree4},
+                "8 spp, light tree, BH 1.5": {"renderer": {**tree4, "samples": 8}},
+                "x2 supersample, 2 spp, box, tree": {"renderer": {**tree4, **BOX, "samples": 2,
+                                                                  "supersample": 2}},
                 "4 spp, light tree, Gaussian 1.5": {"renderer": {**tree4, "filter_type": "gaussian"}},
                 "4 spp, light tree, BH 2.0": {"renderer": {**tree4, "filter_width_px": 2.0}},
-                "x2 supersample, 1 spp, box, tree": {"renderer": {**tree4, **BOX, "samples": 1, "supersample": 2}},
-                "x2 supersample, 1 spp, BH 1.5, tree": {"renderer": {**tree4, "samples": 1, "supersample": 2}},
+                "x2 supersample, 1 spp, box, tree": {"renderer": {**tree4, **BOX, "samples": 1,
+                                                                  "supersample": 2}},
+                "x2 supersample, 1 spp, BH 1.5, tree": {"renderer": {**tree4, "samples": 1,
+                                                                     "supersample": 2}},
             }
         )  # fmt: skip
         base = {**OLD_DEFAULT, "samples": 8}  # each lever alone over `cycles 8 spp`, where noise shows
@@ -129,7 +135,8 @@ def variants(levers: bool, smoke: bool) -> dict[str, dict[str, Any]]:
                 "8 spp, BH 1.0": {"renderer": {**base, "filter_width_px": 1.0}},
                 "8 spp, BH 2.5": {"renderer": {**base, "filter_width_px": 2.5}},
                 "8 spp, box 1.5": {"renderer": {**base, "filter_type": "box"}},
-                "8 spp, tabulated Sobol": {**one, "overrides": {"cycles.sampling_pattern": "TABULATED_SOBOL"}},
+                "8 spp, tabulated Sobol": {**one, "overrides": {
+                    "cycles.sampling_pattern": "TABULATED_SOBOL"}},
                 "8 spp, blue noise": {**one, "overrides": {"cycles.sampling_pattern": "BLUE_NOISE"}},
                 "8 spp, scrambling 0.3": {**one, "overrides": {"cycles.scrambling_distance": 0.3}},
                 "32 spp adaptive 0.05": {"renderer": {**base, "samples": 32, "noise_threshold": 0.05}},
@@ -160,8 +167,9 @@ def camera_tasks(smoke: bool, root: Path, renderer: dict[str, Any]) -> list[dict
             single = recipe.model_copy(
                 update={"cameras": [camera], "scene_id": recipe.scene_id * 100 + index}
             )
-            tasks.append({"variant": f"{CAMERAS} cameras as {CAMERAS} scenes", "recipe": single.model_dump(mode="json"),
-                          "out": str(root / "separate"), "overrides": {"render.use_persistent_data": False}})  # fmt: skip
+            tasks.append({"variant": f"{CAMERAS} cameras as {CAMERAS} scenes",
+                          "recipe": single.model_dump(mode="json"), "out": str(root / "separate"),
+                          "overrides": {"render.use_persistent_data": False}})  # fmt: skip
     return tasks
 
 
@@ -187,18 +195,19 @@ def run_worker(tasks: list[dict[str, Any]], folder: Path) -> list[dict[str, Any]
 
 
 def accuracy(out: Path) -> dict[str, Any]:
-    """verify's figures: tag centres and corner offsets (tag36h11), ChArUco corners after the detector's offset."""
+    """verify's figures: tag centres and corners (tag36h11); ChArUco corners less the detector's offset."""
     report = verify_dataset(out, plot=False)
     tags = report.families.get("tag36h11", {})
     board = next((f for name, f in report.families.items() if name.startswith("charuco")), {})
+    corners, squares = tags.get("corner_error", {}), board.get("corner_error", {})
     return {
         "tag_centre_median": tags.get("centre_error", {}).get("median"),
-        "tag_offset": (tags.get("corner_error", {}).get("mean_dx"), tags.get("corner_error", {}).get("mean_dy")),
+        "tag_offset": (corners.get("mean_dx"), corners.get("mean_dy")),
         "tag_detected": f"{tags.get('detected', 0)}/{tags.get('expected', 0)}",
-        "charuco_median": board.get("corner_error", {}).get("median"),
-        "charuco_offset": (board.get("corner_error", {}).get("mean_dx"), board.get("corner_error", {}).get("mean_dy")),
+        "charuco_median": squares.get("median"),
+        "charuco_offset": (squares.get("mean_dx"), squares.get("mean_dy")),
         "charuco_detected": f"{board.get('detected', 0)}/{board.get('expected', 0)}",
-    }  # fmt: skip
+    }
 
 
 def _fmt(value: float | None, spec: str = ".3f") -> str:
@@ -232,8 +241,9 @@ def main(argv: list[str] | None = None) -> int:
             lights = [light.model_copy(update=spec.get("lights", {})) for light in recipe.world.lights]
             world = recipe.world.model_copy(update={"lights": lights})
             rendered = recipe.model_copy(update={"renderer": renderer, "world": world})
-            tasks.append({"variant": name, "recipe": rendered.model_dump(mode="json"),
-                          "out": str(root / f"v{index}"), "overrides": spec.get("overrides", {})})  # fmt: skip
+            out, overrides = str(root / f"v{index}"), spec.get("overrides", {})
+            tasks.append({"variant": name, "recipe": rendered.model_dump(mode="json"), "out": out,
+                          "overrides": overrides})  # fmt: skip
     multi = camera_tasks(args.smoke, root / "cameras", RENDER_PRESETS["balanced"])
     timings = run_worker(tasks + multi, root)
     rows = []
@@ -248,13 +258,13 @@ def main(argv: list[str] | None = None) -> int:
     reference = rows[0]["cpu_s_per_image"]
     w, h = scenes[0].cameras[0].intrinsics.resolution
     print(f"render cost vs accuracy: {len(scenes)} scenes {w}x{h}, CPU s/image of one worker, interleaved")
-    print(f"{'variant':28s} {'CPU s/img':>9s} {'x old':>6s} {'tag ctr med':>11s} {'tag offset (x, y)':>18s} "
+    print(f"{'variant':36s} {'CPU s/img':>9s} {'x old':>6s} {'tag ctr med':>11s} {'tag offset (x, y)':>18s} "
           f"{'charuco med':>11s} {'charuco offset':>16s}")  # fmt: skip
     for row in rows:
         row["cost_ratio"] = row["cpu_s_per_image"] / reference
         tx, ty = row["tag_offset"]
         cx, cy = row["charuco_offset"]
-        print(f"{row['variant']:28s} {row['cpu_s_per_image']:9.2f} {row['cost_ratio']:6.2f} "
+        print(f"{row['variant']:36s} {row['cpu_s_per_image']:9.2f} {row['cost_ratio']:6.2f} "
               f"{_fmt(row['tag_centre_median']):>11s} {_fmt(tx, '+.3f'):>8s},{_fmt(ty, '+.3f'):>8s} "
               f"{_fmt(row['charuco_median']):>11s} {_fmt(cx, '+.3f'):>7s},{_fmt(cy, '+.3f'):>7s}"
               f"  [tags {row['tag_detected']}, charuco {row['charuco_detected']}]")  # fmt: skip
@@ -270,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     identical = same_images(root / "cameras" / "one", root / "cameras" / "one_persistent")
     print(f"{CAMERAS} cameras of a scene (preset balanced), CPU s/image: as {CAMERAS} scenes {separate:.2f}, "
           f"one scene {one:.2f} ({separate / one:.2f}x), one scene with persistent data {kept:.2f} "
-          f"({separate / kept:.2f}x faster than separate scenes); pixels identical with persistent data: {identical}")  # fmt: skip
+          f"({separate / kept:.2f}x faster than separate scenes); "
+          f"pixels identical with persistent data: {identical}")  # fmt: skip
     if args.json:
         figures = {"curve": rows, "cameras_cpu_s_per_image": per_image, "persistent_identical": identical}
         args.json.write_text(json.dumps(figures, indent=1), encoding="utf-8")

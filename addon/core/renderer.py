@@ -21,7 +21,7 @@ import numpy as np
 from render_tag_shared.devices import ComputeDevice, DeviceChoice, choose_device
 from render_tag_shared.recipe import RendererSettings
 
-from .datablocks import need, pixel_buffer, set_enum
+from .datablocks import custom_prop, need, pixel_buffer, set_enum
 
 LIGHT_TREE_MIN_LIGHTS = 8
 """Cycles' light tree only pays off with many lights; below this many, lights are sampled without it.
@@ -142,13 +142,11 @@ def configure_renderer(scene: bpy.types.Scene, settings: RendererSettings) -> st
     engine = _set_engine(scene, settings.mode)
     render = scene.render
     render.film_transparent = False
-    # no compositor, sequencer, stamp or dither: nothing may touch the pixels after the renderer
-    for flag in ("use_compositing", "use_sequencer", "use_stamp"):
+    # no compositor, sequencer, stamp or dither: nothing may touch the pixels after the renderer. Persistent
+    # data stays off: over the cameras of a scene it gave identical pixels and no measurable gain (README).
+    for flag in ("use_compositing", "use_sequencer", "use_persistent_data", "use_stamp"):
         if hasattr(render, flag):
             setattr(render, flag, False)
-    # Cycles keeps its synced scene (BVH, images, shaders) between renders and updates what changed: the
-    # cameras of a scene after the first render at a fraction of the cost, with identical pixels.
-    render.use_persistent_data = True
     render.dither_intensity = 0.0
     render.filter_size = settings.filter_width_px
     view = need(scene.view_settings, "view settings")
@@ -202,7 +200,7 @@ def configure_renderer(scene: bpy.types.Scene, settings: RendererSettings) -> st
 
 
 SUPERSAMPLE_PROP = "render_tag_supersample"
-"""Scene custom property: `renderer.supersample`, read by `render_linear` (the camera resets the percentage)."""
+"""Scene custom property: `renderer.supersample`, for `render_linear` (each camera resets the percentage)."""
 
 
 def reduce_supersampled(pixels: np.ndarray, factor: int) -> np.ndarray:
@@ -233,7 +231,7 @@ def _linear_output(scene: bpy.types.Scene, path: str, half: bool = False) -> Non
 
 def render_linear(scene: bpy.types.Scene) -> np.ndarray:
     """Render the scene's camera and return the linear float32 RGBA image (H, W, 4), row 0 on top."""
-    factor = int(scene.get(SUPERSAMPLE_PROP, 1))
+    factor = int(custom_prop(scene, SUPERSAMPLE_PROP, 1))
     with tempfile.TemporaryDirectory(prefix="render_tag_") as tmp:
         path = os.path.join(tmp, "frame.exr")
         # A supersampled frame is large; Workbench's flat texture colours lose nothing in half floats

@@ -279,7 +279,7 @@ class RendererSettings(StrictModel):
     )
     light_tree: bool | None = Field(
         None,
-        description="Cycles' light tree: None decides by the number of lights (on from 8, as before 1.3); on, "
+        description="Cycles' light tree: None decides by the number of lights (on from 8, as before 1.3); on "
         "it samples the lights that matter at each point, which lowers the noise at marker edges",
     )
     supersample: int = Field(
@@ -288,8 +288,8 @@ class RendererSettings(StrictModel):
         le=MAX_SUPERSAMPLE,
         strict=True,
         description="render at this many times the resolution and average each s x s block (exact pixel "
-        "centres: OpenCV's u = (u_s + 0.5) / s - 0.5); Workbench and EEVEE then sample each pixel once at its "
-        "centre instead of their own anti-aliasing pattern, whose sub-pixel offset would bias the corners",
+        "centres: OpenCV's u = (u_s + 0.5) / s - 0.5); Workbench and EEVEE then sample each pixel once, at "
+        "its centre, not with their own anti-aliasing pattern, whose sub-pixel offset would bias corners",
     )
 
     @field_validator("device", mode="before")

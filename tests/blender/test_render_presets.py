@@ -39,19 +39,27 @@ def _render_and_verify(api: Any, out: Path, renderer: dict[str, Any]) -> dict[st
     return verify_dataset(out, plot=False).families
 
 
-@pytest.mark.parametrize("preset", ["fast", "balanced"])
+LIMITS = {"fast": (0.05, 0.25, 0.1), "balanced": (0.1, 0.25, 0.12)}
+"""Per preset at 320x240 (tags of 5 px per module): |mean offset| of tag corners, tag-centre median and
+ChArUco corner median, px. Small tags make every error larger than at 640x480 (README); the mean offset
+of 12 tags carries their centres' noise, so only the noise-free fast preset is held to 0.05 px."""
+
+
+@pytest.mark.parametrize("preset", sorted(LIMITS))
 def test_the_preset_keeps_tags_and_charuco_on_the_truth(
     addon_session: Any, tmp_path: Path, preset: str
 ) -> None:
     families = _render_and_verify(addon_session, tmp_path, RENDER_PRESETS[preset])
     tags, board = families["DICT_4X4_50"], families["charuco:DICT_4X4_50"]
+    offset, centre, charuco = LIMITS[preset]
+    corners, centres, squares = tags["corner_error"], tags["centre_error"], board["corner_error"]
+    print(f"{preset}: tag corners {corners} centres {centres} charuco {squares}")
     assert tags["detected"] == tags["expected"] == 12
-    corners, centres = tags["corner_error"], tags["centre_error"]
-    assert abs(corners["mean_dx"]) <= 0.05 and abs(corners["mean_dy"]) <= 0.05, corners
-    assert centres["median"] <= 0.1, centres
+    assert abs(corners["mean_dx"]) <= offset and abs(corners["mean_dy"]) <= offset, corners
+    assert centres["median"] <= centre, centres
     assert board["detected"] >= 0.9 * board["expected"]
-    assert board["corner_error"]["median"] <= 0.1, board["corner_error"]
-    assert abs(board["corner_error"]["mean_dx"]) <= 0.05 and abs(board["corner_error"]["mean_dy"]) <= 0.05
+    assert squares["median"] <= charuco, squares
+    assert abs(squares["mean_dx"]) <= 0.05 and abs(squares["mean_dy"]) <= 0.05, squares
 
 
 def test_workbench_without_supersampling_carries_its_offset(addon_session: Any, tmp_path: Path) -> None:
@@ -80,12 +88,15 @@ def test_a_supersampled_render_is_reduced_about_exact_pixel_centres(addon_sessio
         )
 
 
-def test_persistent_data_gives_the_pixels_of_a_fresh_build(addon_session: Any, tmp_path: Path) -> None:
-    """Cameras rendered one after another in a kept Cycles session (after another scene, too) give the
-    bytes of the same camera rendered first in a fresh build."""
+def test_a_later_camera_of_a_scene_gives_the_pixels_of_a_fresh_build(
+    addon_session: Any, tmp_path: Path
+) -> None:
+    """The scene is built once for all its cameras (the cheaper way, `make bench`): a camera rendered after
+    another camera of the scene (and after another scene) gives the bytes of the same camera alone."""
     recipe = tag_recipe("none", scene_id=40, samples=2)
     second = {
         **recipe["cameras"][0],
+        "name": "cam1",
         "cam_to_world": np.asarray(recipe["cameras"][0]["cam_to_world"]).tolist(),
     }
     second["cam_to_world"][0][3] += 0.03
@@ -94,5 +105,6 @@ def test_persistent_data_gives_the_pixels_of_a_fresh_build(addon_session: Any, t
     together = addon_session.render_recipe(model, tmp_path / "together")
     alone = addon_session.render_recipe(model, tmp_path / "alone", camera_indices=[1])
     assert Path(together[1].image_path).read_bytes() == Path(alone[0].image_path).read_bytes()
-    env = json.loads(Path(together[1].labels_path).read_text())
-    assert env  # the labels were written with the image
+    assert Path(together[0].image_path).read_bytes() != Path(together[1].image_path).read_bytes()
+    labels = json.loads(Path(together[1].labels_path).read_text())
+    assert labels["render_environment"]["engine"] == "CYCLES"

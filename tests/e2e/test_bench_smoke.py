@@ -20,8 +20,9 @@ FIGURES = {
     "pool_bench.py": [r"^1\. pool vs process per scene.*x faster", r"^2\. pipeline vs bare render call",
                       r"^3\. 1 vs 2 workers", r"^4\. worker memory: \d+ MB", r'^\{"cores"'],
     "dask_bench.py": [r"^5\. Dask vs local pool.*images byte-identical: True"],
-    "render_cost_bench.py": [r"^old default \(16 spp\) +\d+\.\d+ +1\.00 ", r"^preset fast ", r"^preset balanced ",
-                             r"^preset exact ", r"4 cameras of a scene .*x faster than separate scenes.*"
+    "render_cost_bench.py": [r"^old default \(16 spp\) +\d+\.\d+ +1\.00 ", r"^preset fast ",
+                             r"^preset balanced ", r"^preset exact ",
+                             r"4 cameras of a scene .*x faster than separate scenes.*"
                              r"pixels identical with persistent data: True", r"^curve: "],
 }  # fmt: skip
 """Lines each benchmark must print (its figures), as regular expressions over its output."""
