@@ -22,7 +22,7 @@ FIGURES = {
     "dask_bench.py": [r"^5\. Dask vs local pool.*images byte-identical: True"],
     "render_cost_bench.py": [r"^old default \(16 spp\) +\d+\.\d+ +1\.00 ", r"^preset fast ",
                              r"^preset balanced ", r"^preset exact ",
-                             r"4 cameras of a scene .*x faster than separate scenes.*"
+                             r"4 cameras of a scene .*separate / one scene = \d+\.\d+x.*"
                              r"pixels identical with persistent data: True", r"^curve: "],
 }  # fmt: skip
 """Lines each benchmark must print (its figures), as regular expressions over its output."""
