@@ -30,6 +30,9 @@ Measured on the default job's scenes (1-2 lights and the world, 640x480, 16 samp
 tree cost 10-15 % of the render time, and the per-pixel noise between two seeds was 5 % lower with it
 on one scene and 22 % higher on another. The expected image is the same either way."""
 
+BLENDER_DEFAULT_BOUNCES = 4
+"""Cycles' default diffuse and glossy bounce limits, which `max_bounces` caps."""
+
 EEVEE_IDS = ("BLENDER_EEVEE_NEXT", "BLENDER_EEVEE")
 """EEVEE's engine id: BLENDER_EEVEE_NEXT in 4.2 to 4.4, BLENDER_EEVEE again from 5.0."""
 
@@ -167,8 +170,10 @@ def configure_renderer(scene: bpy.types.Scene, settings: RendererSettings) -> st
         if settings.denoise:
             cycles.denoiser = "OPENIMAGEDENOISE"
         cycles.max_bounces = settings.max_bounces
-        cycles.diffuse_bounces = min(settings.max_bounces, cycles.diffuse_bounces)
-        cycles.glossy_bounces = min(settings.max_bounces, cycles.glossy_bounces)
+        # against Blender's default of 4, not the scene's current value: the work scene outlives a recipe,
+        # and a recipe must not inherit the limits of the one before it
+        cycles.diffuse_bounces = min(settings.max_bounces, BLENDER_DEFAULT_BOUNCES)
+        cycles.glossy_bounces = min(settings.max_bounces, BLENDER_DEFAULT_BOUNCES)
         cycles.seed = settings.seed % (2**31)
         cycles.use_animated_seed = False
         cycles.filter_width = settings.filter_width_px

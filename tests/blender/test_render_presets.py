@@ -108,3 +108,16 @@ def test_a_later_camera_of_a_scene_gives_the_pixels_of_a_fresh_build(
     assert Path(together[0].image_path).read_bytes() != Path(together[1].image_path).read_bytes()
     labels = json.loads(Path(together[1].labels_path).read_text())
     assert labels["render_environment"]["engine"] == "CYCLES"
+
+
+def test_a_recipe_inherits_no_render_setting_from_the_scene_before(addon_session: Any) -> None:
+    """The worker's scene outlives each recipe: what one recipe (or a user) set must not leak into the next."""
+    first = _with_renderer(tag_recipe("none", scene_id=50), {"max_bounces": 0, "supersample": 2})
+    scene = addon_session.build_scene(first)
+    scene.cycles.sample_clamp_direct = 1.0
+    scene.cycles.sampling_pattern = "TABULATED_SOBOL"
+    scene = addon_session.build_scene(_with_renderer(tag_recipe("none", scene_id=51), {}))
+    cycles = scene.cycles
+    assert (cycles.max_bounces, cycles.diffuse_bounces, cycles.glossy_bounces) == (4, 4, 4)
+    assert (cycles.sample_clamp_direct, cycles.sampling_pattern) == (0.0, "AUTOMATIC")
+    assert scene["render_tag_supersample"] == 1 and scene.render.resolution_percentage == 100
