@@ -111,7 +111,7 @@ def test_a_later_camera_of_a_scene_gives_the_pixels_of_a_fresh_build(
 
 
 def test_a_recipe_inherits_no_render_setting_from_the_scene_before(addon_session: Any) -> None:
-    """The worker's scene outlives each recipe: what one recipe (or a user) set must not leak into the next."""
+    """The worker's scene outlives a recipe: what one recipe (or a user) set must not leak into the next."""
     first = _with_renderer(tag_recipe("none", scene_id=50), {"max_bounces": 0, "supersample": 2})
     scene = addon_session.build_scene(first)
     scene.cycles.sample_clamp_direct = 1.0
