@@ -49,6 +49,7 @@ bench: setup
 	$(PY) bench/pool_bench.py $(BENCH_ARGS)
 	$(PY) bench/dask_bench.py $(BENCH_ARGS)
 	$(PY) bench/realism_bench.py
+	$(PY) bench/render_cost_bench.py --plot output/bench/render_cost.png $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) dist output .pytest_cache .mypy_cache .ruff_cache

@@ -46,12 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="12 scenes instead of 24")
     parser.add_argument("--samples", type=int, default=16)
+    parser.add_argument("--smoke", action="store_true", help="the test suite's size: 4 tiny scenes")
     args = parser.parse_args(argv)
     import distributed
 
     root = Path(tempfile.mkdtemp(prefix="render_tag_dask_bench_"))
-    count = 12 if args.quick else 24
-    recipes_path = write(root / "recipes.json", job_recipes(count, (320, 240), args.samples))
+    count = 4 if args.smoke else 12 if args.quick else 24
+    size = (160, 120) if args.smoke else (320, 240)
+    samples = 2 if args.smoke else args.samples
+    recipes_path = write(root / "recipes.json", job_recipes(count, size, samples))
     t_pool = timed_render(recipes_path, root / "pool", workers=2)
     t_local = timed_dask(recipes_path, root / "dask_local", "local:2")
     with (
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     reference = image_hashes(root / "pool")
     same = all(image_hashes(root / name) == reference for name in ("dask_local", "dask_running"))
     print(
-        f"5. Dask vs local pool, 2 workers x 1 thread, {count} scenes 320x240 {args.samples} spp: "
+        f"5. Dask vs local pool, 2 workers x 1 thread, {count} scenes {size[0]}x{size[1]} {samples} spp: "
         f"pool {t_pool:.1f} s; --dask local:2 {t_local:.1f} s ({t_local / t_pool:.2f}x, cluster start-up "
         f"included); --dask tcp:// on a running cluster {t_running:.1f} s ({t_running / t_pool:.2f}x); "
         f"images byte-identical: {same}  [target within 10 %]"

@@ -76,8 +76,9 @@ sys.stdout.flush(); import os; os._exit(0)
 """The bare Blender render call: the same scenes built once, `bpy.ops.render.render` timed alone."""
 
 
-def job_recipes(count: int, resolution: tuple[int, int], samples: int) -> list[SceneRecipe]:
-    """`count` scenes of the default job (tags, then ChArUco boards) at another size and sample count."""
+def job_recipes(count: int, resolution: tuple[int, int], samples: int, cameras: int = 1) -> list[SceneRecipe]:
+    """`count` scenes of the default job (tags, then ChArUco boards) at another size and sample count,
+    each seen by `cameras` cameras."""
     import yaml
 
     documents = [d for d in yaml.safe_load_all(DEFAULT_JOB.read_text(encoding="utf-8")) if d]
@@ -92,6 +93,7 @@ def job_recipes(count: int, resolution: tuple[int, int], samples: int) -> list[S
         camera = document["camera"]
         scale = w / camera["resolution"][0]
         camera["resolution"] = [w, h]
+        camera["samples_per_scene"] = cameras
         intr = camera["intrinsics"]
         intr.update(fx=intr["fx"] * scale, fy=intr["fy"] * scale, cx=(w - 1) / 2, cy=(h - 1) / 2)
         # The same poses at another size: a bound in pixels per module scales with the image (the
@@ -99,7 +101,7 @@ def job_recipes(count: int, resolution: tuple[int, int], samples: int) -> list[S
         for bound in ("ppm_min", "ppm_max"):
             if camera.get(bound) is not None:
                 camera[bound] = camera[bound] * scale
-        document["renderer"]["samples"] = samples
+        document.setdefault("renderer", {})["samples"] = samples
         compiled = compile_config(parse_config(document, "bench"))
         offset = len(recipes)
         recipes += [r.model_copy(update={"scene_id": offset + r.scene_id}) for r in compiled.recipes]
@@ -170,16 +172,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer scenes (memory: 60 instead of 300)")
     parser.add_argument("--keep", action="store_true", help="keep the output folders")
+    parser.add_argument(
+        "--smoke", action="store_true", help="the test suite's size: completes, measures little"
+    )
     args = parser.parse_args(argv)
     assert LAUNCH_PROGRAM  # the launcher in use is the product's own
     root = Path(tempfile.mkdtemp(prefix="render_tag_bench_"))
     results: dict[str, Any] = {"cores": len(os.sched_getaffinity(0))}
-    n_small = 6 if args.quick else 12
-    n_big = 4 if args.quick else 8
-    n_memory = 60 if args.quick else 300
+    n_small = 2 if args.smoke else 6 if args.quick else 12
+    n_big = 2 if args.smoke else 4 if args.quick else 8
+    n_memory = 8 if args.smoke else 60 if args.quick else 300
+    first_mark = min(20, n_memory // 2)
+    big_size, big_samples = ((160, 120), 2) if args.smoke else ((640, 480), 16)
 
     # 1. pool against a process per scene (320x240, 4 samples)
-    small = job_recipes(n_small, (320, 240), 4)
+    small = job_recipes(n_small, (160, 120) if args.smoke else (320, 240), 4)
     small_path = write(root / "small.json", small)
     t_proc = process_per_scene(small, root, root / "per_scene")
     t_pool1 = timed_render(small_path, root / "pool1", workers=1)
@@ -189,14 +196,14 @@ def main(argv: list[str] | None = None) -> int:
           f"{t_proc / t_pool2:.2f}x with 2 workers ({t_pool2:.1f} s)  [target >= 1.5x]")  # fmt: skip
 
     # 2. pipeline time per image against the bare render call (640x480, 16 samples)
-    big = job_recipes(n_big, (640, 480), 16)
+    big = job_recipes(n_big, big_size, big_samples)
     big_path = write(root / "big.json", big)
     bare = bare_render_times(big_path)
     bare_per_image = sum(bare) / len(bare)
     t_big1 = timed_render(big_path, root / "big1", workers=1)
     t_big2 = timed_render(big_path, root / "big2", workers=2)
     per1, per2 = t_big1 / len(big), t_big2 / len(big)
-    print(f"2. pipeline vs bare render call, {n_big} images 640x480 16 spp: "
+    print(f"2. pipeline vs bare render call, {n_big} images {big_size[0]}x{big_size[1]} {big_samples} spp: "
           f"bare {bare_per_image:.2f} s/image; "
           f"pipeline {per2:.2f} s/image with 2 workers ({100 * (per2 / bare_per_image - 1):+.0f} %), "
           f"{per1:.2f} s/image with 1 worker ({100 * (per1 / bare_per_image - 1):+.0f} %), "
@@ -208,9 +215,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # 4. memory of one worker after 20 and after 300 scenes
     tiny = job_recipes(n_memory, (160, 120), 1)
-    memory = worker_memory(tiny, root / "memory", [20, n_memory])
-    first, last = memory[20], memory[n_memory]
-    print(f"4. worker memory: {first:.0f} MB after 20 scenes, {last:.0f} MB after {n_memory} "
+    memory = worker_memory(tiny, root / "memory", [first_mark, n_memory])
+    first, last = memory[first_mark], memory[n_memory]
+    print(f"4. worker memory: {first:.0f} MB after {first_mark} scenes, {last:.0f} MB after {n_memory} "
           f"({100 * (last / first - 1):+.1f} %)  [target within 10 %]")  # fmt: skip
 
     results.update(

@@ -21,7 +21,7 @@ import numpy as np
 from render_tag_shared.devices import ComputeDevice, DeviceChoice, choose_device
 from render_tag_shared.recipe import RendererSettings
 
-from .datablocks import need, pixel_buffer, set_enum
+from .datablocks import custom_prop, need, pixel_buffer, set_enum
 
 LIGHT_TREE_MIN_LIGHTS = 8
 """Cycles' light tree only pays off with many lights; below this many, lights are sampled without it.
@@ -144,7 +144,8 @@ def configure_renderer(scene: bpy.types.Scene, settings: RendererSettings) -> st
     engine = _set_engine(scene, settings.mode)
     render = scene.render
     render.film_transparent = False
-    # no compositor, sequencer, stamp or dither: nothing may touch the pixels after the renderer
+    # no compositor, sequencer, stamp or dither: nothing may touch the pixels after the renderer. Persistent
+    # data stays off: over the cameras of a scene it gave identical pixels and no measurable gain (README).
     for flag in ("use_compositing", "use_sequencer", "use_persistent_data", "use_stamp"):
         if hasattr(render, flag):
             setattr(render, flag, False)
@@ -178,11 +179,16 @@ def configure_renderer(scene: bpy.types.Scene, settings: RendererSettings) -> st
         cycles.seed = settings.seed % (2**31)
         cycles.use_animated_seed = False
         cycles.filter_width = settings.filter_width_px
-        cycles.pixel_filter_type = "BLACKMAN_HARRIS"
+        cycles.pixel_filter_type = settings.filter_type.upper()
+        # Blender's defaults, set explicitly: the work scene lives on, and a user's scene may differ
+        cycles.sample_clamp_direct = 0.0
+        cycles.sample_clamp_indirect = 10.0
+        set_enum(cycles, "sampling_pattern", "AUTOMATIC")
         cycles.use_auto_tile = False
         if hasattr(cycles, "use_light_tree"):  # 3.5 and later
             lights = sum(1 for obj in scene.objects if obj.type == "LIGHT")
-            cycles.use_light_tree = lights >= LIGHT_TREE_MIN_LIGHTS
+            tree = settings.light_tree
+            cycles.use_light_tree = lights >= LIGHT_TREE_MIN_LIGHTS if tree is None else tree
     elif engine == "BLENDER_WORKBENCH":
         display = need(scene.display, "display settings")
         shading = need(display.shading, "shading")
@@ -191,17 +197,37 @@ def configure_renderer(scene: bpy.types.Scene, settings: RendererSettings) -> st
         shading.show_shadows = False
         shading.show_cavity = False
         shading.show_specular_highlight = False
-        display.render_aa = "32"
+        # its 32-sample pattern shifts corners by a tenth of a pixel; supersampled, one sample per centre
+        display.render_aa = "OFF" if settings.supersample > 1 else "32"
     else:
         eevee = need(scene.eevee, "EEVEE settings")
-        eevee.taa_render_samples = settings.samples
+        eevee.taa_render_samples = 1 if settings.supersample > 1 else settings.samples
+    scene[SUPERSAMPLE_PROP] = settings.supersample
     return engine
 
 
-def _linear_output(scene: bpy.types.Scene, path: str) -> None:
+SUPERSAMPLE_PROP = "render_tag_supersample"
+"""Scene custom property: `renderer.supersample`, for `render_linear` (each camera resets the percentage)."""
+
+
+def reduce_supersampled(pixels: np.ndarray, factor: int) -> np.ndarray:
+    """Average each factor x factor block: the mean of the block's pixel centres is the low-res centre.
+
+    High-res pixel u_s (OpenCV's convention, centre of the top-left pixel at 0) sits at
+    (u_s + 0.5) / factor - 0.5 in the image, so block k's centres average to exactly k: no offset.
+    """
+    if factor == 1:
+        return pixels
+    h, w = pixels.shape[0] // factor, pixels.shape[1] // factor
+    blocks = pixels.reshape(h, factor, w, factor, pixels.shape[2])  # a view: no copy of the large image
+    reduced: np.ndarray = blocks.sum(axis=3, dtype=np.float32).sum(axis=1, dtype=np.float32)
+    return reduced * np.float32(1.0 / (factor * factor))
+
+
+def _linear_output(scene: bpy.types.Scene, path: str, half: bool = False) -> None:
     settings = scene.render.image_settings
     settings.file_format = "OPEN_EXR"
-    settings.color_depth = "32"
+    settings.color_depth = "16" if half else "32"
     settings.exr_codec = "NONE"
     settings.color_mode = "RGBA"
     if hasattr(settings, "color_management"):
@@ -212,16 +238,21 @@ def _linear_output(scene: bpy.types.Scene, path: str) -> None:
 
 def render_linear(scene: bpy.types.Scene) -> np.ndarray:
     """Render the scene's camera and return the linear float32 RGBA image (H, W, 4), row 0 on top."""
+    factor = int(custom_prop(scene, SUPERSAMPLE_PROP, 1))
     with tempfile.TemporaryDirectory(prefix="render_tag_") as tmp:
         path = os.path.join(tmp, "frame.exr")
-        _linear_output(scene, path)
+        # A supersampled frame is large; Workbench's flat texture colours lose nothing in half floats
+        # (11-bit mantissa, averaged over factor^2 samples, against an 8-bit image).
+        _linear_output(scene, path, half=factor > 1 and scene.render.engine == "BLENDER_WORKBENCH")
         window = getattr(bpy.context, "window", None)
         previous = window.scene if window is not None else None
         if window is not None and previous != scene:
             window.scene = scene
+        scene.render.resolution_percentage = 100 * factor  # shift and sensor are relative: same projection
         try:
             bpy.ops.render.render(write_still=True, scene=scene.name)
         finally:
+            scene.render.resolution_percentage = 100
             if window is not None and previous is not None and window.scene != previous:
                 window.scene = previous
         if not os.path.exists(path):
@@ -233,4 +264,4 @@ def render_linear(scene: bpy.types.Scene) -> np.ndarray:
             pixel_buffer(image).foreach_get(pixels)
         finally:
             bpy.data.images.remove(image)
-    return pixels.reshape(h, w, 4)[::-1].copy()
+    return reduce_supersampled(pixels.reshape(h, w, 4), factor)[::-1].copy()

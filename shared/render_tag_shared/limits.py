@@ -70,3 +70,6 @@ MAX_SEED = 2**64 - 1
 
 MAX_ID = 2**63 - 1
 """Scene ids and other counts stored as signed 64-bit integers."""
+
+MAX_SUPERSAMPLE = 8
+"""Supersampling factor of a render: 8 x 8 the pixels of the image already costs 64 times the memory."""

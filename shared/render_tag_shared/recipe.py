@@ -47,11 +47,12 @@ from .limits import (
     MAX_SHUTTER_S,
     MAX_SIZE_MM,
     MAX_STRENGTH,
+    MAX_SUPERSAMPLE,
 )
 from .overscan import equidistant_overscan, linear_overscan
 from .seeds import spec_hash
 
-SCHEMA_VERSION = "1.2.0"
+SCHEMA_VERSION = "1.3.0"
 """Major.minor.patch of the recipe contract; a file with another major version is refused."""
 
 ASSET_PATHS = (
@@ -385,6 +386,25 @@ class RendererSettings(StrictModel):
     )
     seed: int = Field(0, ge=0, lt=2**31, strict=True, description="Cycles' sampling seed (32-bit in Blender)")
     filter_width_px: PositiveFloat = Field(1.5, le=10.0)
+    filter_type: Literal["blackman_harris", "gaussian", "box"] = Field(
+        "blackman_harris",
+        description="Cycles' pixel filter; box over 1 px is a sensor's pixel area and, with Cycles' "
+        "stratified samples, the least noisy edge at a given sample count",
+    )
+    light_tree: bool | None = Field(
+        None,
+        description="Cycles' light tree: None decides by the number of lights (on from 8, as before 1.3); on "
+        "it samples the lights that matter at each point, which lowers the noise at marker edges",
+    )
+    supersample: int = Field(
+        1,
+        ge=1,
+        le=MAX_SUPERSAMPLE,
+        strict=True,
+        description="render at this many times the resolution and average each s x s block (exact pixel "
+        "centres: OpenCV's u = (u_s + 0.5) / s - 0.5); Workbench and EEVEE then sample each pixel once, at "
+        "its centre, not with their own anti-aliasing pattern, whose sub-pixel offset would bias corners",
+    )
     outputs: list[OutputKind] = Field(
         default_factory=list,
         description="per-image files besides the picture: masks/ (16-bit instance ids), depth/ (16-bit "

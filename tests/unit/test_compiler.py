@@ -644,6 +644,34 @@ def test_every_builtin_preset_compiles() -> None:
         assert len(recipes.recipes) == 2, name
 
 
+def test_render_presets_set_every_quality_field_and_balanced_is_the_default() -> None:
+    """A render preset means the same over any config (it sets all of `RENDER_QUALITY`); `balanced` is what
+    a config without a renderer section gets, and the default job renders with it."""
+    from render_tag.compile import compile_default_job
+    from render_tag.compile.presets import RENDER_PRESETS, RENDER_QUALITY
+
+    assert set(RENDER_PRESETS) == {"fast", "balanced", "exact"}
+    for name, renderer in RENDER_PRESETS.items():
+        assert set(renderer) == set(RENDER_QUALITY), name
+        assert PRESETS[name] == {"renderer": renderer}
+    data = yaml.safe_load(EXAMPLE_YAML)
+    data.pop("renderer")
+    default = parse_config(data, "no renderer").renderer.model_dump(include=set(RENDER_QUALITY))
+    assert default == RENDER_PRESETS["balanced"]
+    fast = compile_config(parse_config(compose_config({**data, "renderer": {"samples": 64}}, ["fast"]), "t"))
+    settings = fast.recipes[0].renderer
+    fast_preset = RENDER_PRESETS["fast"]
+    assert (settings.mode, settings.supersample, settings.samples) == (
+        "workbench",
+        fast_preset["supersample"],
+        fast_preset["samples"],
+    )  # the preset's samples, not the config's 64
+    assert settings.supersample > 1
+    job = compile_default_job()
+    assert {r.renderer.model_dump(include=set(RENDER_QUALITY)) == RENDER_PRESETS["balanced"]
+            for r in job.recipes} == {True}  # fmt: skip
+
+
 def test_unknown_preset_is_an_input_error() -> None:
     with pytest.raises(InputError, match="hd-camera"):
         compose_config(yaml.safe_load(EXAMPLE_YAML), ["no-such-preset"])

@@ -18,15 +18,33 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from render_tag_shared.config import read_config_data
+from render_tag_shared.config import RendererSection, read_config_data
 from render_tag_shared.errors import InputError, suggestion
 
-__all__ = ["PRESETS", "compose_config", "deep_merge", "resolve_preset"]
+__all__ = ["PRESETS", "RENDER_PRESETS", "RENDER_QUALITY", "compose_config", "deep_merge", "resolve_preset"]
 
 _KIND_KEYS = ("type", "board_type")
 """Keys that say what kind of thing a mapping is: a different kind replaces rather than merges."""
 
 _PINHOLE_RESET: dict[str, Any] = {"fov": None, "distortion_model": "none", "distortion_coeffs": []}
+
+RENDER_QUALITY = ("mode", "samples", "denoise", "noise_threshold", "max_bounces", "supersample",
+                  "light_tree", "filter_type", "filter_width_px")  # fmt: skip
+"""The `renderer` fields a render preset sets, all of them, so that it means the same over any config."""
+
+_BALANCED: dict[str, Any] = RendererSection().model_dump(include=set(RENDER_QUALITY))
+
+RENDER_PRESETS: dict[str, dict[str, Any]] = {
+    "fast": {**_BALANCED, "mode": "workbench", "supersample": 3},
+    "balanced": _BALANCED,
+    "exact": {**_BALANCED, "samples": 64, "filter_type": "blackman_harris", "filter_width_px": 1.5},
+}
+"""The renderer presets, measured in the README ("Render cost and accuracy"; `make bench` prints them).
+
+balanced is the config's own default. fast is Workbench (flat texture colours, no lighting) at 3 x 3
+the pixels with one sample at each centre, box-reduced: its own anti-aliasing would shift corners by
+0.1 px. exact has 8 times balanced's samples (noise at edges falls as 1/sqrt(samples)) over
+Blackman-Harris 1.5 px, whose softer edges give saddle points less pixel locking than a box."""
 
 REALISTIC: dict[str, Any] = {
     "lighting": {
@@ -59,6 +77,7 @@ the world shows past it), distractors that keep clear of the markers, SUN and co
 paper, AgX or sRGB, a sensor's dynamic range. Geometry and labels are as exact as without it."""
 
 PRESETS: dict[str, dict[str, Any]] = {
+    **{name: {"renderer": dict(renderer)} for name, renderer in RENDER_PRESETS.items()},
     "hd-camera": {
         "camera": {
             "resolution": [1280, 720],
