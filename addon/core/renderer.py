@@ -180,10 +180,6 @@ def configure_renderer(scene: bpy.types.Scene, settings: RendererSettings) -> st
         cycles.use_animated_seed = False
         cycles.filter_width = settings.filter_width_px
         cycles.pixel_filter_type = settings.filter_type.upper()
-        # Blender's defaults, set explicitly: the work scene lives on, and a user's scene may differ
-        cycles.sample_clamp_direct = 0.0
-        cycles.sample_clamp_indirect = 10.0
-        set_enum(cycles, "sampling_pattern", "AUTOMATIC")
         cycles.use_auto_tile = False
         if hasattr(cycles, "use_light_tree"):  # 3.5 and later
             lights = sum(1 for obj in scene.objects if obj.type == "LIGHT")
