@@ -39,7 +39,7 @@ def realistic_recipes() -> list[SceneRecipe]:
         max_distance=0.8,
         ppm_min=4.0,
     )
-    document["renderer"]["samples"] = 16
+    document.setdefault("renderer", {})["samples"] = 16
     return compile_config(parse_config(document, "realism")).recipes
 
 

@@ -40,9 +40,11 @@ def test_two_writers_into_one_folder_the_second_is_refused(tmp_path: Path) -> No
     """Two renders of different recipe files started together: one renders, the other is refused
     (exit 2, naming the holder) and so are --force and --resume while the first still runs; the
     folder holds only the first job's files and its manifest says so."""
+    # Slow enough (128 samples) that the winner, either one, still holds OUT through three more CLI
+    # starts on a loaded machine.
     jobs = {
-        "a": [tiny_recipe(i, samples=16) for i in range(8)],
-        "b": [tiny_recipe(100 + i, samples=16) for i in range(3)],
+        "a": [tiny_recipe(i, samples=128) for i in range(8)],
+        "b": [tiny_recipe(100 + i, samples=128) for i in range(5)],
     }
     paths = {name: write_recipes(tmp_path / f"{name}.json", r, job=f"job-{name}") for name, r in jobs.items()}
     out = tmp_path / "out"
