@@ -89,6 +89,20 @@ def test_dask_local_gives_the_bytes_of_the_local_pool(
     logs = sorted((out / "logs").glob("dask-*"))
     assert len(logs) <= 2 and all(len(list(folder.glob("worker-*.log"))) == 1 for folder in logs)
     assert started["chunks"] > len(logs)
+    # ... and says so in its telemetry: one Blender start, then every chunk's steps in order.
+    chunks_seen: list[int] = []
+    for folder in logs:
+        events = telemetry(folder)
+        assert [e["event"] for e in events].count("worker_started") == 1
+        assert [e["event"] for e in events].count("worker_ready") == 1
+        for chunk in {e["chunk"] for e in events if "chunk" in e}:
+            steps = [e for e in events if e.get("chunk") == chunk]
+            names = [e["event"] for e in steps]
+            assert names[0] == "chunk_started" and names[-1] == "chunk_finished"
+            assert {"job_started", "job_finished", "chunk_rendered"} <= set(names)
+            assert [e["t"] for e in steps] == sorted(e["t"] for e in steps)
+            chunks_seen.append(chunk)
+    assert sorted(chunks_seen) == list(range(started["chunks"]))
     plan = load_plan(out / "plan.json", expected_hash=started["plan_hash"])
     assert plan.num_jobs == SCENES
     assert "render [" in capfd.readouterr().err  # the progress display

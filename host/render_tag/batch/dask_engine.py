@@ -50,6 +50,7 @@ from .plan import (
 )
 from .pool import OUTPUT_MISSING, Job, JobOutcome, PoolError, WorkerPool
 from .sizing import default_workers
+from .telemetry import TELEMETRY, TelemetryLog
 
 __all__ = [
     "EVENT_TOPIC",
@@ -133,6 +134,7 @@ class BlenderWorkerPlugin(WorkerPlugin):
         self.threads = 0
         self._pool: WorkerPool | None = None
         self._log_dir: Path | None = None
+        self._telemetry: TelemetryLog | None = None
         self.lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -150,18 +152,34 @@ class BlenderWorkerPlugin(WorkerPlugin):
         self.close()
 
     def pool(self, out_dir: Path) -> WorkerPool:
-        """The persistent pool (logs in OUT/logs/dask-<host>-<pid>/), started on first use."""
+        """The persistent pool (logs and this Dask worker's telemetry in OUT/logs/dask-<host>-<pid>/),
+        started on first use."""
         if self._pool is None or self._pool.closed:
             self._log_dir = out_dir / "logs" / f"dask-{os.uname().nodename}-{os.getpid()}"
+            if self._telemetry is None:
+                self._telemetry = TelemetryLog(self._log_dir / TELEMETRY)
             self._pool = WorkerPool(
-                self.launcher, self.limits, workers=1, threads=self.threads, log_dir=self._log_dir
+                self.launcher,
+                self.limits,
+                workers=1,
+                threads=self.threads,
+                log_dir=self._log_dir,
+                telemetry=self._telemetry,
             )
         return self._pool
+
+    def telemetry(self, record: dict[str, Any]) -> None:
+        """This Dask worker's telemetry (OUT/logs/dask-<host>-<pid>/telemetry.ndjson), once it has a pool."""
+        if self._telemetry is not None:
+            self._telemetry(record)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+        if self._telemetry is not None:
+            self._telemetry.close()
+            self._telemetry = None
 
 
 @dataclass
@@ -222,7 +240,8 @@ def chunk_task(
         with plugin.lock:
             check_environment(plan, *plugin.versions, plan_path)
             try:
-                result = run_chunk(plan, chunk, Path(out_dir), plugin.pool(Path(out_dir)), worker.address)
+                pool = plugin.pool(Path(out_dir))
+                result = run_chunk(plan, chunk, Path(out_dir), pool, worker.address, plugin.telemetry)
             except PoolError as exc:  # Blender did not start here: another attempt may
                 plugin.close()
                 raise TransientChunkError(str(exc)) from None
@@ -315,6 +334,9 @@ def render_on_dask(
     plan, PoolError when the chunks do not assemble into the plan."""
     assert options.dask is not None
     with connect(options.dask, options.workers) as client:
+        telemetry(
+            {"t": round(time.time(), 3), "event": "dask_connected", "scheduler": client.scheduler.address}
+        )
         client.wait_for_workers(1, timeout=options.startup_timeout_s)
         threads = blender_threads(client)
         workers = len(threads)
@@ -401,6 +423,7 @@ def render_on_dask(
                 check_chunk_set(results, [out_dir] * len(results))
             except Exception as exc:
                 raise PoolError(f"the chunks do not assemble into plan {plan.plan_hash[:12]}: {exc}") from exc
+    telemetry({"t": round(time.time(), 3), "event": "dask_closed"})
 
 
 def _outcome(job: Any, pending: Job, out_dir: Path) -> JobOutcome:
