@@ -1,7 +1,8 @@
 """Benchmarks of the worker pool, measured side by side in one run (`make bench`; not a test).
 
 1. The pool against one Blender process per scene, same recipes (320x240).
-2. The pipeline's wall time per image against the bare Blender render call of the same scenes (640x480).
+2. The pipeline's wall time per image against the bare Blender render call of the same scenes (640x480);
+   `--rounds N` repeats it (`make bench BENCH_ARGS="--rounds 3"` repeats dask_bench.py's rounds too).
 3. One worker (all threads) against two workers (half the threads each).
 4. A worker's memory after 20 and after 300 scenes (tiny scenes; `--quick`: after 20 and 60).
 
@@ -16,6 +17,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -175,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--smoke", action="store_true", help="the test suite's size: completes, measures little"
     )
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of item 2, side by side (default 1)")
     args = parser.parse_args(argv)
     assert LAUNCH_PROGRAM  # the launcher in use is the product's own
     root = Path(tempfile.mkdtemp(prefix="render_tag_bench_"))
@@ -196,18 +199,24 @@ def main(argv: list[str] | None = None) -> int:
           f"{t_proc / t_pool2:.2f}x with 2 workers ({t_pool2:.1f} s)  [target >= 1.5x]")  # fmt: skip
 
     # 2. pipeline time per image against the bare render call (640x480, 16 samples)
+    # (the load is printed: on a shared machine, compare rounds run at the same load)
     big = job_recipes(n_big, big_size, big_samples)
     big_path = write(root / "big.json", big)
-    bare = bare_render_times(big_path)
-    bare_per_image = sum(bare) / len(bare)
-    t_big1 = timed_render(big_path, root / "big1", workers=1)
-    t_big2 = timed_render(big_path, root / "big2", workers=2)
-    per1, per2 = t_big1 / len(big), t_big2 / len(big)
-    print(f"2. pipeline vs bare render call, {n_big} images {big_size[0]}x{big_size[1]} {big_samples} spp: "
-          f"bare {bare_per_image:.2f} s/image; "
-          f"pipeline {per2:.2f} s/image with 2 workers ({100 * (per2 / bare_per_image - 1):+.0f} %), "
-          f"{per1:.2f} s/image with 1 worker ({100 * (per1 / bare_per_image - 1):+.0f} %), "
-          "worker start-up included  [target within 5 %]")  # fmt: skip
+    for index in range(args.rounds):
+        load = os.getloadavg()[0]
+        for name in ("big1", "big2"):
+            shutil.rmtree(root / name, ignore_errors=True)
+        bare = bare_render_times(big_path)
+        bare_per_image = sum(bare) / len(bare)
+        t_big1 = timed_render(big_path, root / "big1", workers=1)
+        t_big2 = timed_render(big_path, root / "big2", workers=2)
+        per1, per2 = t_big1 / len(big), t_big2 / len(big)
+        print(f"2. pipeline vs bare render call, round {index + 1}/{args.rounds} (load {load:.1f}), "
+              f"{n_big} images {big_size[0]}x{big_size[1]} {big_samples} spp: "
+              f"bare {bare_per_image:.2f} s/image; "
+              f"pipeline {per2:.2f} s/image with 2 workers ({100 * (per2 / bare_per_image - 1):+.0f} %), "
+              f"{per1:.2f} s/image with 1 worker ({100 * (per1 / bare_per_image - 1):+.0f} %), "
+              "worker start-up included  [target within 5 %]")  # fmt: skip
 
     # 3. one worker against two
     print(f"3. 1 vs 2 workers: 320x240 {t_pool1 / t_pool2:.2f}x ({t_pool1:.1f} s vs {t_pool2:.1f} s); "
@@ -227,8 +236,6 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     print(json.dumps(results))
     if not args.keep:
-        import shutil
-
         shutil.rmtree(root, ignore_errors=True)
     else:
         print(f"outputs kept in {root}")

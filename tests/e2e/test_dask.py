@@ -19,12 +19,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dask
 import distributed  # the `dask` extra: part of the dev environment (make setup)
 import psutil
 import pytest
 
-from render_tag.batch.dask_engine import ChunkRefused, chunk_attempts, submit_chunks
-from render_tag.batch.options import RenderOptions
+from render_tag.batch.dask_engine import (
+    DASK_CONFIG,
+    BlenderWorkerPlugin,
+    ChunkRefused,
+    chunk_attempts,
+    local_cluster,
+    submit_chunks,
+)
+from render_tag.batch.launcher import make_launcher
+from render_tag.batch.options import RenderOptions, WorkerLimits
 from render_tag.batch.plan import PlanHashMismatch, build_plan, dump_plan, load_plan
 from render_tag.cli import main as cli_main
 from render_tag.pipeline import render_and_merge
@@ -59,18 +68,9 @@ def pool_reference(recipes_path: Path, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[tuple[Any, Any]]:
-    """A Dask cluster on loopback (2 worker processes, 1 thread each) and a client of it."""
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.CRITICAL,
-        ) as local,
-        distributed.Client(local) as client,
-    ):
+    """A Dask cluster on loopback (2 worker processes, 1 thread each), as `--dask local:2` starts its
+    own, and a client of it."""
+    with local_cluster(2, silence_logs=logging.CRITICAL) as local, distributed.Client(local) as client:
         yield local, client
 
 
@@ -85,10 +85,25 @@ def test_dask_local_gives_the_bytes_of_the_local_pool(
     started = next(e for e in telemetry(out) if e["event"] == "dask_started")
     assert started["dask_workers"] == 2
     assert started["scheduler"].startswith("tcp://127.0.0.1:")  # loopback only
+    assert started["untuned_workers"] == {}  # its own cluster runs with DASK_CONFIG
     # Each Dask worker kept one Blender worker for all its chunks.
     logs = sorted((out / "logs").glob("dask-*"))
     assert len(logs) <= 2 and all(len(list(folder.glob("worker-*.log"))) == 1 for folder in logs)
     assert started["chunks"] > len(logs)
+    # ... and says so in its telemetry: one Blender start, then every chunk's steps in order.
+    chunks_seen: list[int] = []
+    for folder in logs:
+        events = telemetry(folder)
+        assert [e["event"] for e in events].count("worker_started") == 1
+        assert [e["event"] for e in events].count("worker_ready") == 1
+        for chunk in {e["chunk"] for e in events if "chunk" in e}:
+            steps = [e for e in events if e.get("chunk") == chunk]
+            names = [e["event"] for e in steps]
+            assert names[0] == "chunk_started" and names[-1] == "chunk_finished"
+            assert {"job_started", "job_finished", "chunk_rendered"} <= set(names)
+            assert [e["t"] for e in steps] == sorted(e["t"] for e in steps)
+            chunks_seen.append(chunk)
+    assert sorted(chunks_seen) == list(range(started["chunks"]))
     plan = load_plan(out / "plan.json", expected_hash=started["plan_hash"])
     assert plan.num_jobs == SCENES
     assert "render [" in capfd.readouterr().err  # the progress display
@@ -204,3 +219,27 @@ def test_a_transient_failure_is_retried_and_a_bad_plan_is_not(
     assert (error.source, error.field) == (str(plan_path.resolve()), "plan_hash")
     assert chunk_attempts(client, run_id) == {0: 1}
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_local_cluster_is_tuned_and_leaves_the_environment_alone(tmp_path: Path) -> None:
+    """`--dask local` starts its workers with DASK_CONFIG (no profiler sampling every 10 ms, checks once
+    a second); the nannies' variables (MALLOC_TRIM_THRESHOLD_ ...) stay in the Dask workers: neither
+    this process nor a Dask worker's Blender inherits them."""
+    before = dict(os.environ)
+    with local_cluster(1, silence_logs=logging.CRITICAL) as local, distributed.Client(local) as client:
+        assert dict(os.environ) == before
+        settings = client.run(lambda: {key: dask.config.get(key) for key in DASK_CONFIG})
+        assert list(settings.values()) == [DASK_CONFIG]
+        assert list(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values()) == ["65536"]
+        name = "render-tag-environment-test"
+        plugin = BlenderWorkerPlugin(make_launcher(None), WorkerLimits(), threads={})
+        client.register_plugin(plugin, name=name)
+
+        def blender_environment(dask_worker: Any) -> dict[str, str]:
+            return dict(dask_worker.plugins[name].launcher.environ())
+
+        (environment,) = client.run(blender_environment).values()
+        assert "MALLOC_TRIM_THRESHOLD_" not in environment and "OMP_NUM_THREADS" not in environment
+        assert environment["PATH"] == os.environ["PATH"]
+        client.unregister_worker_plugin(name)
+    assert dict(os.environ) == before

@@ -358,3 +358,41 @@ def test_an_unreachable_scheduler_is_refused_before_writing(
     assert cli_main(["render", str(recipes), "-o", str(out), "--dask", f"tcp://127.0.0.1:{port}"]) == 2
     assert "no Dask scheduler answers" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_workers_without_the_recommended_dask_settings_are_named() -> None:
+    from render_tag.batch.dask_engine import DASK_CONFIG, untuned_workers
+
+    tuned = {"cores": 2, "settings": dict(DASK_CONFIG)}
+    defaults = {
+        "cores": 2,
+        "settings": {
+            "distributed.worker.profile.enabled": True,
+            "distributed.admin.tick.interval": "20ms",
+            "distributed.worker.memory.monitor-interval": "1s",
+        },
+    }
+    assert untuned_workers({"tcp://a:1": tuned}) == {}
+    same = {**tuned["settings"], "distributed.admin.tick.interval": "1000ms"}  # type: ignore[dict-item]
+    assert untuned_workers({"tcp://a:1": {"cores": 2, "settings": same}}) == {}
+    assert untuned_workers({"tcp://a:1": tuned, "tcp://b:2": defaults}) == {
+        "tcp://b:2": {"distributed.worker.profile.enabled": True, "distributed.admin.tick.interval": "20ms"}
+    }
+
+
+def test_a_dask_workers_blender_does_not_inherit_the_nannys_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from render_tag.batch.dask_engine import nanny_environ
+    from render_tag.batch.launcher import make_launcher
+
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # as a nanny sets it
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")  # the user's own value, not the nanny's
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    unset = nanny_environ()
+    assert "MALLOC_TRIM_THRESHOLD_" in unset and "OPENBLAS_NUM_THREADS" not in unset
+    launcher = make_launcher(None)
+    assert "MALLOC_TRIM_THRESHOLD_" in launcher.environ()  # a launcher outside Dask passes everything on
+    launcher.unset_env = unset
+    environment = launcher.environ()
+    assert "MALLOC_TRIM_THRESHOLD_" not in environment and environment["OPENBLAS_NUM_THREADS"] == "4"

@@ -17,9 +17,9 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -122,12 +122,26 @@ def chunk_files(out_dir: Path, jobs: Sequence[ChunkJob]) -> list[ChunkFile]:
     return files
 
 
-def run_chunk(plan: Plan, chunk: int, out_dir: Path, pool: WorkerPool, worker: str = "") -> ChunkResult:
+def run_chunk(
+    plan: Plan,
+    chunk: int,
+    out_dir: Path,
+    pool: WorkerPool,
+    worker: str = "",
+    telemetry: Callable[[dict[str, Any]], None] | None = None,
+) -> ChunkResult:
     """Chunk `chunk` on a pool that outlives it (a Dask worker's): scenes complete on disk are kept, the
     rest rendered. Scene errors a worker reports are the result's failed jobs; scenes lost to a worker
     crash, hang or loss raise TransientChunkError once the others are done (a retry renders only them).
-    The pool must not retry (WorkerLimits.retries == 0): retrying is the scheduler's."""
+    The pool must not retry (WorkerLimits.retries == 0): retrying is the scheduler's. `telemetry` hears
+    the chunk's steps (started, each scene handed out and finished, rendered, files hashed)."""
+
+    def emit(event: str, **fields: Any) -> None:
+        if telemetry is not None:
+            telemetry({"t": round(time.time(), 3), "event": event, "chunk": chunk, **fields})
+
     started = time.monotonic()
+    emit("chunk_started")
     indices = plan.chunk_range(chunk)
     recipes: dict[int, SceneRecipe] = {i: plan.recipe_file.recipes[i] for i in indices}
     jobs: dict[int, ChunkJob] = {}
@@ -142,7 +156,16 @@ def run_chunk(plan: Plan, chunk: int, out_dir: Path, pool: WorkerPool, worker: s
             remove_job_outputs(out_dir, recipe)
             todo.append(Job(index=index, recipe=recipe, out_dir=out_dir))
 
+    def on_start(job: Job, worker_id: str) -> None:
+        emit("job_started", job_index=job.index, worker=worker_id)
+
     def finished(outcome: JobOutcome) -> None:
+        emit(
+            "job_finished",
+            job_index=outcome.job.index,
+            status=outcome.status,
+            timings=outcome.timings.model_dump() if outcome.timings is not None else None,
+        )
         recipe = outcome.job.recipe
         if outcome.status != "done":
             remove_job_outputs(out_dir, recipe)  # a scene is all or nothing
@@ -159,13 +182,14 @@ def run_chunk(plan: Plan, chunk: int, out_dir: Path, pool: WorkerPool, worker: s
         )
 
     if todo:
-        pool.run(todo, on_finish=finished)
+        pool.run(todo, on_start=on_start, on_finish=finished)
+    emit("chunk_rendered", rendered=len(todo))
     ordered = [jobs[i] for i in indices]
     lost = [job for job in ordered if job.status == "failed" and job.error_type in TRANSIENT_ERRORS]
     if lost:
         named = "; ".join(f"scene {job.scene_id}: {job.error_type}: {job.error_message}" for job in lost)
         raise TransientChunkError(f"chunk {chunk}: {len(lost)} scene(s) lost ({named})")
-    return ChunkResult(
+    result = ChunkResult(
         plan_hash=plan.plan_hash,
         chunk=chunk,
         num_chunks=plan.num_chunks,
@@ -174,6 +198,8 @@ def run_chunk(plan: Plan, chunk: int, out_dir: Path, pool: WorkerPool, worker: s
         files=chunk_files(out_dir, ordered),
         elapsed_s=round(time.monotonic() - started, 3),
     )
+    emit("chunk_finished", status=result.status, files=len(result.files), elapsed_s=result.elapsed_s)
+    return result
 
 
 def check_chunk_set(results: Sequence[tuple[str, ChunkResult]], roots: Sequence[Path] | None = None) -> None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dask
 import distributed
 from distributed.diagnostics.plugin import WorkerPlugin
 
@@ -50,8 +51,10 @@ from .plan import (
 )
 from .pool import OUTPUT_MISSING, Job, JobOutcome, PoolError, WorkerPool
 from .sizing import default_workers
+from .telemetry import TELEMETRY, TelemetryLog
 
 __all__ = [
+    "DASK_CONFIG",
     "EVENT_TOPIC",
     "PLAN_FILE",
     "BlenderWorkerPlugin",
@@ -61,6 +64,7 @@ __all__ = [
     "chunk_attempts",
     "chunk_task",
     "connect",
+    "local_cluster",
     "parse_address",
     "render_on_dask",
     "submit_chunks",
@@ -70,6 +74,17 @@ PLAN_FILE = "plan.json"
 EVENT_TOPIC = "render-tag-chunk"
 """Tasks log `started` and `finished` here (Worker.log_event): the host counts each chunk's attempts."""
 MAX_AUTO_CHUNK = 25
+DASK_CONFIG: dict[str, Any] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+"""Dask settings of the clusters render-tag starts (`--dask local`), and the ones the README recommends
+for a cluster of render workers. By default every Dask process wakes up to sample its task thread's
+stack every 10 ms (the statistical profiler), to measure its event loop every 20 ms and to check its
+memory every 100 ms: with 2 Blender workers on 2 cores that took 6-8 % of the machine from Blender
+(measured: the same renders 5-10 % slower in Blender, 1-12 ms between chunks). A render-tag task spends
+its time waiting for Blender, so there is nothing to profile; the checks stay, at 1 s."""
 
 
 def parse_address(text: str) -> tuple[str, int | None]:
@@ -94,23 +109,46 @@ def check_scheduler(address: str, timeout_s: float = 5.0) -> None:
 
 
 @contextlib.contextmanager
-def connect(address: str, workers: int | None) -> Iterator[Any]:
-    """A Client: of a LocalCluster on loopback (N worker processes, 1 thread each), or of the scheduler
-    at tcp://HOST:PORT. Closed (and the local cluster shut down) on exit."""
-    kind, count = parse_address(address)
-    if kind == "local":
-        n = count or workers or default_workers(None)[0]
+def local_cluster(workers: int, silence_logs: int = logging.ERROR) -> Iterator[Any]:
+    """A LocalCluster on loopback as `--dask local:N` starts it: N worker processes (with nannies) of
+    one thread each, no dashboard, DASK_CONFIG in the scheduler, the nannies and the workers.
+
+    The nannies run in this process and put their workers' variables (`nanny_environ`) into its
+    environment before they spawn one: the environment is put back once they have started and on exit,
+    so that nothing started here later (a local pool's Blender) inherits them."""
+    saved = dict(os.environ)
+    try:
         with (
+            dask.config.set(DASK_CONFIG),
             distributed.LocalCluster(
-                n_workers=n,
+                n_workers=workers,
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
                 dashboard_address=None,
-                silence_logs=logging.ERROR,
+                silence_logs=silence_logs,
             ) as cluster,
-            distributed.Client(cluster) as client,
         ):
+            _restore_environ(saved)
+            yield cluster
+    finally:
+        _restore_environ(saved)
+
+
+def _restore_environ(saved: dict[str, str]) -> None:
+    for key in set(os.environ) - set(saved):
+        del os.environ[key]
+    os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def connect(address: str, workers: int | None) -> Iterator[Any]:
+    """A Client: of a LocalCluster on loopback (`local_cluster`), or of the scheduler at tcp://HOST:PORT.
+    Closed (and the local cluster shut down) on exit."""
+    kind, count = parse_address(address)
+    if kind == "local":
+        n = count or workers or default_workers(None)[0]
+        with local_cluster(n) as cluster, distributed.Client(cluster) as client:
             yield client
         return
     try:
@@ -119,6 +157,15 @@ def connect(address: str, workers: int | None) -> Iterator[Any]:
         raise InputError("--dask", "", f"cannot reach the Dask scheduler at {address}: {exc}") from None
     with client:
         yield client
+
+
+def nanny_environ() -> frozenset[str]:
+    """The variables a Dask nanny set in this worker's environment (`distributed.nanny.pre-spawn-environ`:
+    malloc trimming, one BLAS/OpenMP thread), where they still have the nanny's values."""
+    settings = dask.config.get("distributed.nanny.pre-spawn-environ", None) or {}
+    return frozenset(
+        key for key, value in settings.items() if value is not None and os.environ.get(key) == str(value)
+    )
 
 
 class BlenderWorkerPlugin(WorkerPlugin):
@@ -133,6 +180,7 @@ class BlenderWorkerPlugin(WorkerPlugin):
         self.threads = 0
         self._pool: WorkerPool | None = None
         self._log_dir: Path | None = None
+        self._telemetry: TelemetryLog | None = None
         self.lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -143,6 +191,10 @@ class BlenderWorkerPlugin(WorkerPlugin):
 
     def setup(self, worker: Any) -> None:
         self.versions = (self.launcher.addon_version(), self.launcher.blender_version())
+        # Blender starts from the environment the local pool's would: not the one the nanny gave this
+        # worker for its own numpy and malloc (MALLOC_TRIM_THRESHOLD_=65536 made Blender's post-processing
+        # 5x slower: it returns every array's memory to the system and faults it in again).
+        self.launcher.unset_env = nanny_environ()
         # A worker that joined after the run started: Blender's own default (all cores).
         self.threads = self.threads_by_worker.get(worker.address, 0)
 
@@ -150,18 +202,34 @@ class BlenderWorkerPlugin(WorkerPlugin):
         self.close()
 
     def pool(self, out_dir: Path) -> WorkerPool:
-        """The persistent pool (logs in OUT/logs/dask-<host>-<pid>/), started on first use."""
+        """The persistent pool (logs and this Dask worker's telemetry in OUT/logs/dask-<host>-<pid>/),
+        started on first use."""
         if self._pool is None or self._pool.closed:
             self._log_dir = out_dir / "logs" / f"dask-{os.uname().nodename}-{os.getpid()}"
+            if self._telemetry is None:
+                self._telemetry = TelemetryLog(self._log_dir / TELEMETRY)
             self._pool = WorkerPool(
-                self.launcher, self.limits, workers=1, threads=self.threads, log_dir=self._log_dir
+                self.launcher,
+                self.limits,
+                workers=1,
+                threads=self.threads,
+                log_dir=self._log_dir,
+                telemetry=self._telemetry,
             )
         return self._pool
+
+    def telemetry(self, record: dict[str, Any]) -> None:
+        """This Dask worker's telemetry (OUT/logs/dask-<host>-<pid>/telemetry.ndjson), once it has a pool."""
+        if self._telemetry is not None:
+            self._telemetry(record)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+        if self._telemetry is not None:
+            self._telemetry.close()
+            self._telemetry = None
 
 
 @dataclass
@@ -222,7 +290,8 @@ def chunk_task(
         with plugin.lock:
             check_environment(plan, *plugin.versions, plan_path)
             try:
-                result = run_chunk(plan, chunk, Path(out_dir), plugin.pool(Path(out_dir)), worker.address)
+                pool = plugin.pool(Path(out_dir))
+                result = run_chunk(plan, chunk, Path(out_dir), pool, worker.address, plugin.telemetry)
             except PoolError as exc:  # Blender did not start here: another attempt may
                 plugin.close()
                 raise TransientChunkError(str(exc)) from None
@@ -242,10 +311,22 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def blender_threads(client: Any) -> dict[str, int]:
+def _worker_facts() -> dict[str, Any]:
+    """What the host needs to know of a Dask worker: its cores, and its settings of DASK_CONFIG's keys."""
+    return {"cores": _cores(), "settings": {key: dask.config.get(key, None) for key in DASK_CONFIG}}
+
+
+def worker_facts(client: Any) -> dict[str, dict[str, Any]]:
+    """`_worker_facts` of every Dask worker, by address."""
+    facts: dict[str, dict[str, Any]] = client.run(_worker_facts)
+    return facts
+
+
+def blender_threads(client: Any, facts: dict[str, dict[str, Any]] | None = None) -> dict[str, int]:
     """Cycles threads for each Dask worker's Blender: its machine's cores shared among the Dask workers on
     that machine (2 workers on 2 cores: 1 each, as the local pool's `--workers 2`)."""
-    cores: dict[str, int] = client.run(_cores)
+    facts = facts if facts is not None else worker_facts(client)
+    cores = {address: int(fact["cores"]) for address, fact in facts.items()}
     hosts = {address: info["host"] for address, info in client.scheduler_info()["workers"].items()}
     per_host: dict[str, int] = {}
     for address in cores:
@@ -253,6 +334,30 @@ def blender_threads(client: Any) -> dict[str, int]:
     return {
         address: max(1, count // per_host[hosts.get(address, address)]) for address, count in cores.items()
     }
+
+
+def _setting(value: Any) -> Any:
+    """A Dask setting to compare: an interval in seconds ("1s" and "1000ms" are one), else as it is."""
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            return dask.utils.parse_timedelta(value)
+    return value
+
+
+def untuned_workers(facts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The workers whose Dask settings differ from DASK_CONFIG (address -> those settings): Dask's
+    defaults there cost Blender CPU time (see DASK_CONFIG); telemetry names them."""
+    differ: dict[str, dict[str, Any]] = {}
+    for address, fact in facts.items():
+        settings = fact.get("settings", {})
+        off = {
+            key: settings.get(key)
+            for key, value in DASK_CONFIG.items()
+            if _setting(settings.get(key)) != _setting(value)
+        }
+        if off:
+            differ[address] = off
+    return differ
 
 
 def auto_chunk_size(jobs: int, workers: int) -> int:
@@ -315,8 +420,12 @@ def render_on_dask(
     plan, PoolError when the chunks do not assemble into the plan."""
     assert options.dask is not None
     with connect(options.dask, options.workers) as client:
+        telemetry(
+            {"t": round(time.time(), 3), "event": "dask_connected", "scheduler": client.scheduler.address}
+        )
         client.wait_for_workers(1, timeout=options.startup_timeout_s)
-        threads = blender_threads(client)
+        facts = worker_facts(client)
+        threads = blender_threads(client, facts)
         workers = len(threads)
         chunk_size = options.chunk_size or auto_chunk_size(len(recipe_file.recipes), workers)
         plan = build_plan(
@@ -342,6 +451,7 @@ def render_on_dask(
                 "chunks": plan.num_chunks,
                 "chunk_size": chunk_size,
                 "run": run_id,
+                "untuned_workers": untuned_workers(facts),
             }
         )
         wanted = {job.index: job for job in todo}
@@ -401,6 +511,7 @@ def render_on_dask(
                 check_chunk_set(results, [out_dir] * len(results))
             except Exception as exc:
                 raise PoolError(f"the chunks do not assemble into plan {plan.plan_hash[:12]}: {exc}") from exc
+    telemetry({"t": round(time.time(), 3), "event": "dask_closed"})
 
 
 def _outcome(job: Any, pending: Job, out_dir: Path) -> JobOutcome:

@@ -217,6 +217,10 @@ class Launcher:
 
     kind = "abstract"
 
+    unset_env: frozenset[str] = frozenset()
+    """Variables of this process's environment that workers do not inherit (a Dask worker's malloc and
+    BLAS settings are its own, not Blender's: see dask_engine.BlenderWorkerPlugin)."""
+
     def __init__(self, addon_dir: Path | None = None, addon_module: str | None = None) -> None:
         self.addon_dir = addon_dir
         self.addon_module = addon_module
@@ -244,7 +248,7 @@ class Launcher:
         RuntimeError, with the end of its output, when the worker cannot answer.
         """
         settings = WorkerSettings(worker_id="devices", request_endpoint="", heartbeat_endpoint="")
-        env = dict(os.environ)
+        env = self.environ()
         env[ENV_VAR] = json.dumps({**settings.payload(self), "mode": "devices"})
         try:
             done = subprocess.run(
@@ -266,9 +270,13 @@ class Launcher:
         tail = " | ".join((done.stdout + done.stderr).strip().splitlines()[-5:])
         raise RuntimeError(f"{self.describe()}: no device list (exit {done.returncode}): {tail}")
 
+    def environ(self) -> dict[str, str]:
+        """This process's environment, less `unset_env`: what a worker starts from."""
+        return {key: value for key, value in os.environ.items() if key not in self.unset_env}
+
     def start(self, settings: WorkerSettings) -> WorkerProcess:
         """Starts one worker in a new session, output appended to its log file (or discarded)."""
-        env = dict(os.environ)
+        env = self.environ()
         env[ENV_VAR] = json.dumps(settings.payload(self))
         env[KEY_ENV] = settings.key.hex()
         env.setdefault("PYTHONUNBUFFERED", "1")
