@@ -64,7 +64,10 @@ def scenes(realistic: bool, count: int, resolution: tuple[int, int], samples: in
         "cx": (width - 1) / 2.0,
         "cy": (height - 1) / 2.0,
     }
-    document["renderer"]["samples"] = samples
+    for bound in ("ppm_min", "ppm_max"):  # pixels per module scale with the image, as the poses do
+        if document["camera"].get(bound) is not None:
+            document["camera"][bound] *= scale
+    document.setdefault("renderer", {})["samples"] = samples
     document["dataset"]["num_scenes"] = count
     config = parse_config(compose_config(document, ["realistic"] if realistic else []), "bench")
     return compile_config(config).recipes
@@ -75,7 +78,12 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=4)
     parser.add_argument("--resolution", type=int, nargs=2, default=(640, 480))
     parser.add_argument("--samples", type=int, default=16)
+    parser.add_argument(
+        "--smoke", action="store_true", help="the test suite's size: 2 scenes, 160x120, 2 samples"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.scenes, args.resolution, args.samples = 2, (160, 120), 2
     api = _api()
     plain = scenes(False, args.scenes, tuple(args.resolution), args.samples)
     real = scenes(True, args.scenes, tuple(args.resolution), args.samples)

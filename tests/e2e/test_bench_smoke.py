@@ -24,8 +24,15 @@ FIGURES = {
                              r"^preset balanced ", r"^preset exact ",
                              r"4 cameras of a scene .*separate / one scene = \d+\.\d+x.*"
                              r"pixels identical with persistent data: True", r"^curve: "],
+    "realism_bench.py": [r"^realism: \d+\.\d+x the plain scene's time per image"],
 }  # fmt: skip
 """Lines each benchmark must print (its figures), as regular expressions over its output."""
+
+
+def test_every_benchmark_is_smoke_tested() -> None:
+    """A benchmark added to bench/ without a line here would rot unseen again."""
+    scripts = {p.name for p in (REPO_ROOT / "bench").glob("*_bench.py")}
+    assert scripts == set(FIGURES)
 
 
 @pytest.mark.slow
