@@ -13,16 +13,13 @@ between chunks shows as wall time beyond it) and whether the images are byte-ide
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
-import io
 import json
 import os
 import shutil
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from pool_bench import job_recipes, timed_render, write
@@ -40,17 +37,6 @@ def render_stage_s(out: Path) -> float:
     return sum((job.get("timings") or {}).get("render", 0.0) for job in jobs)
 
 
-def timed_dask(recipes_path: Path, out: Path, address: str) -> float:
-    from render_tag.cli.render import main_render
-
-    start = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):
-        code = main_render(recipes_path, out, dask=address, progress=False, memory_limit_mb=None)
-    if code != 0:
-        raise SystemExit(f"dask render failed ({code}); see {out}/manifest.json")
-    return time.perf_counter() - start
-
-
 def one_round(recipes_path: Path, root: Path, reverse: bool) -> dict[str, float]:
     import distributed
 
@@ -60,11 +46,11 @@ def one_round(recipes_path: Path, root: Path, reverse: bool) -> dict[str, float]
         return timed_render(recipes_path, root / "pool", workers=2)
 
     def local() -> float:
-        return timed_dask(recipes_path, root / "dask_local", "local:2")
+        return timed_render(recipes_path, root / "dask_local", dask="local:2")
 
     def running() -> float:
         with local_cluster(2) as cluster, distributed.Client(cluster):
-            return timed_dask(recipes_path, root / "dask_running", cluster.scheduler_address)
+            return timed_render(recipes_path, root / "dask_running", dask=cluster.scheduler_address)
 
     order = [("pool", pool), ("local", local), ("running", running)]
     times: dict[str, float] = {}

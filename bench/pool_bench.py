@@ -115,14 +115,25 @@ def write(path: Path, recipes: list[SceneRecipe]) -> Path:
     return path
 
 
-def timed_render(recipes_path: Path, out: Path, workers: int) -> float:
-    """Wall time of `render-tag render` (worker start-up included: it is part of the cost)."""
+def timed_render(recipes_path: Path, out: Path, **options: Any) -> float:
+    """Wall time of `render-tag render` with `options` (workers=N or dask=ADDRESS; worker start-up
+    included: it is part of the cost)."""
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
-        code = main_render(recipes_path, out, workers=workers, progress=False, memory_limit_mb=None)
+        code = main_render(recipes_path, out, progress=False, memory_limit_mb=None, **options)
     if code != 0:
         raise SystemExit(f"render failed ({code}); see {out}/manifest.json")
     return time.perf_counter() - start
+
+
+def run_blender_script(script: str, *args: str, what: str) -> str:
+    """Run `script` in a fresh Python with `bpy`, the add-on folder its first argument; its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(default_addon_dir()), *args], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{what} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
 
 
 def process_per_scene(recipes: list[SceneRecipe], folder: Path, out: Path) -> float:
@@ -130,25 +141,13 @@ def process_per_scene(recipes: list[SceneRecipe], folder: Path, out: Path) -> fl
     for recipe in recipes:
         path = folder / f"recipe{recipe.scene_id}.json"
         path.write_text(recipe.model_dump_json(), encoding="utf-8")
-        done = subprocess.run(
-            [sys.executable, "-c", SCENE_SCRIPT, str(default_addon_dir()), str(path), str(out)],
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode != 0:
-            raise SystemExit(f"process per scene failed:\n{done.stderr[-2000:]}")
+        run_blender_script(SCENE_SCRIPT, str(path), str(out), what="process per scene")
     return time.perf_counter() - start
 
 
 def bare_render_times(recipes_path: Path) -> list[float]:
-    done = subprocess.run(
-        [sys.executable, "-c", BARE_SCRIPT, str(default_addon_dir()), str(recipes_path)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"bare render failed:\n{done.stderr[-2000:]}")
-    return list(json.loads(done.stdout.strip().splitlines()[-1]))
+    stdout = run_blender_script(BARE_SCRIPT, str(recipes_path), what="bare render")
+    return list(json.loads(stdout.strip().splitlines()[-1]))
 
 
 def worker_memory(recipes: list[SceneRecipe], out: Path, marks: list[int]) -> dict[int, float]:

@@ -19,15 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from pool_bench import job_recipes
+from pool_bench import job_recipes, run_blender_script
 
-from render_tag.addon_source import addon_dir as default_addon_dir
 from render_tag.compile.presets import RENDER_PRESETS
 from render_tag.qa.verify import verify_dataset
 from render_tag_shared.recipe import SceneRecipe
@@ -184,14 +182,8 @@ def same_images(a: Path, b: Path) -> bool:
 def run_worker(tasks: list[dict[str, Any]], folder: Path) -> list[dict[str, Any]]:
     path = folder / "tasks.json"
     path.write_text(json.dumps(tasks), encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, "-c", WORKER_SCRIPT, str(default_addon_dir()), str(path)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"render worker failed:\n{done.stderr[-3000:]}")
-    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"variant"')]
+    stdout = run_blender_script(WORKER_SCRIPT, str(path), what="render worker")
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith('{"variant"')]
 
 
 def accuracy(out: Path) -> dict[str, Any]:
