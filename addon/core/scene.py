@@ -295,12 +295,6 @@ def tag_mesh(tag: TagObject) -> bpy.types.Mesh:
     return mesh
 
 
-def build_tag(scene: bpy.types.Scene, tag: TagObject) -> bpy.types.Object:
-    obj = _new_object(scene, tag.name, tag_mesh(tag))
-    set_pose(obj, tag.pose.position, tag.pose.rotation_quaternion)
-    return obj
-
-
 def board_texture(board: BoardObject) -> tuple[bpy.types.Image, tuple[float, float, float, float]]:
     """The board image padded with whole white pixels for its margin, and the UV rectangle to show."""
     defn = board.board
@@ -328,12 +322,6 @@ def board_mesh(board: BoardObject) -> bpy.types.Mesh:
     mesh = quad_mesh(f"RT_{board.name}", width, height, uv)
     mesh.materials.append(printed_material(f"RT_{board.name}", image, board))
     return mesh
-
-
-def build_board(scene: bpy.types.Scene, board: BoardObject) -> bpy.types.Object:
-    obj = _new_object(scene, board.name, board_mesh(board))
-    set_pose(obj, board.pose.position, board.pose.rotation_quaternion)
-    return obj
 
 
 def plane_mesh(plane: PlaneObject) -> bpy.types.Mesh:
@@ -364,12 +352,6 @@ def plane_mesh(plane: PlaneObject) -> bpy.types.Mesh:
     return mesh
 
 
-def build_plane(scene: bpy.types.Scene, plane: PlaneObject) -> bpy.types.Object:
-    obj = _new_object(scene, plane.name, plane_mesh(plane))
-    set_pose(obj, plane.pose.position, plane.pose.rotation_quaternion)
-    return obj
-
-
 def occluder_mesh(box: OccluderObject) -> bpy.types.Mesh:
     """A closed box of `size_m`, centred on the origin, outward normals, flat colour."""
     hx, hy, hz = (v / 2.0 for v in box.size_m)
@@ -381,12 +363,6 @@ def occluder_mesh(box: OccluderObject) -> bpy.types.Mesh:
     mesh.update()
     mesh.materials.append(textured_material(f"RT_{box.name}", None, box.roughness, box.color))
     return mesh
-
-
-def build_occluder(scene: bpy.types.Scene, box: OccluderObject) -> bpy.types.Object:
-    obj = _new_object(scene, box.name, occluder_mesh(box))
-    set_pose(obj, box.pose.position, box.pose.rotation_quaternion)
-    return obj
 
 
 SEGMENTS = 64
@@ -427,12 +403,6 @@ def primitive_mesh(prim: PrimitiveObject) -> bpy.types.Mesh:
     return mesh
 
 
-def build_primitive(scene: bpy.types.Scene, prim: PrimitiveObject) -> bpy.types.Object:
-    obj = _new_object(scene, prim.name, primitive_mesh(prim))
-    set_pose(obj, prim.pose.position, prim.pose.rotation_quaternion)
-    return obj
-
-
 def object_mesh(entry: AnyObject) -> bpy.types.Mesh:
     """The mesh (with material) of any recipe object."""
     if isinstance(entry, TagObject):
@@ -444,6 +414,13 @@ def object_mesh(entry: AnyObject) -> bpy.types.Mesh:
     if isinstance(entry, PrimitiveObject):
         return primitive_mesh(entry)
     return plane_mesh(entry)
+
+
+def build_object(scene: bpy.types.Scene, entry: AnyObject) -> bpy.types.Object:
+    """A recipe object in `scene`: its mesh and material, at its pose."""
+    obj = _new_object(scene, entry.name, object_mesh(entry))
+    set_pose(obj, entry.pose.position, entry.pose.rotation_quaternion)
+    return obj
 
 
 # --------------------------------------------------------------------------- lights and world
@@ -573,16 +550,7 @@ def build_scene(
     scene = scene if scene is not None else work_scene()
     clear_scene(scene)
     for index, obj in enumerate(recipe.objects):
-        if isinstance(obj, TagObject):
-            built = build_tag(scene, obj)
-        elif isinstance(obj, BoardObject):
-            built = build_board(scene, obj)
-        elif isinstance(obj, OccluderObject):
-            built = build_occluder(scene, obj)
-        elif isinstance(obj, PrimitiveObject):
-            built = build_primitive(scene, obj)
-        else:
-            built = build_plane(scene, obj)
+        built = build_object(scene, obj)
         _record(built, obj.model_dump(mode="json"), index)
         built.pass_index = min(mask_id(index), MAX_MASK_ID)  # the instance id in masks/
     for index, light in enumerate(recipe.world.lights):
