@@ -49,6 +49,27 @@ def addon_session() -> Iterator[Any]:
 # --------------------------------------------------------------------------- recipes
 
 
+def sun_world() -> dict[str, Any]:
+    """The test scenes' world: one SUN overhead and a white background at 0.6."""
+    return {
+        "lights": [{"type": "SUN", "energy": 2.0, "pose": {"position": [0, 0, 2]}}],
+        "background_color": [1.0, 1.0, 1.0],
+        "background_strength": 0.6,
+    }
+
+
+def charuco_4x5() -> dict[str, Any]:
+    """The test ChArUco board: 4 x 5 squares of 40 mm, 30 mm DICT_4X4_50 markers."""
+    return {
+        "board_type": "charuco",
+        "rows": 4,
+        "cols": 5,
+        "square_size_mm": 40.0,
+        "marker_size_mm": 30.0,
+        "dictionary": "DICT_4X4_50",
+    }
+
+
 def tag_recipe(
     distortion: str = "none",
     *,
@@ -108,11 +129,7 @@ def tag_recipe(
     return {
         "scene_id": scene_id,
         "random_seed": seed,
-        "world": {
-            "lights": [{"type": "SUN", "energy": 2.0, "pose": {"position": [0, 0, 2]}}],
-            "background_color": [1.0, 1.0, 1.0],
-            "background_strength": 0.6,
-        },
+        "world": sun_world(),
         "renderer": {"mode": "cycles", "samples": samples, "seed": seed},
         "objects": objects,
         "cameras": [
@@ -130,24 +147,13 @@ def charuco_recipe(samples: int = 32) -> dict[str, Any]:
     return {
         "scene_id": 7,
         "random_seed": 0,
-        "world": {
-            "lights": [{"type": "SUN", "energy": 2.0, "pose": {"position": [0, 0, 2]}}],
-            "background_color": [1.0, 1.0, 1.0],
-            "background_strength": 0.6,
-        },
+        "world": sun_world(),
         "renderer": {"mode": "cycles", "samples": samples},
         "objects": [
             {
                 "type": "BOARD",
                 "name": "board",
-                "board": {
-                    "board_type": "charuco",
-                    "rows": 4,
-                    "cols": 5,
-                    "square_size_mm": 40.0,
-                    "marker_size_mm": 30.0,
-                    "dictionary": "DICT_4X4_50",
-                },
+                "board": charuco_4x5(),
                 "margin_mm": 10.0,
                 "pose": {"rotation_quaternion": quat_from_axis_angle((0.2, 1.0, 0.1), 0.35)},
             },

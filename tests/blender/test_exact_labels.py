@@ -26,7 +26,7 @@ from render_tag_shared.recipe import BoardObject, SceneRecipe, TagObject, tag_co
 from render_tag_shared.records import DetectionRecord, ImageLabels
 from render_tag_shared.truth import board_outline_object_frame, camera_ground_truth, object_extent_m
 
-from ..blender_helpers import addon_session, to_gray
+from ..blender_helpers import addon_session, charuco_4x5, sun_world, to_gray
 from ..builders import look_at, pinhole
 from ..opencv_helpers import detect_tags
 
@@ -41,24 +41,13 @@ def occlusion_recipe(outputs: tuple[str, ...] = ("masks", "depth", "normals")) -
     return {
         "scene_id": 11,
         "random_seed": 0,
-        "world": {
-            "lights": [{"type": "SUN", "energy": 2.0, "pose": {"position": [0, 0, 2]}}],
-            "background_color": [1.0, 1.0, 1.0],
-            "background_strength": 0.6,
-        },
+        "world": sun_world(),
         "renderer": {"mode": "cycles", "samples": 8, "outputs": list(outputs)},
         "objects": [
             {
                 "type": "BOARD",
                 "name": "board",
-                "board": {
-                    "board_type": "charuco",
-                    "rows": 4,
-                    "cols": 5,
-                    "square_size_mm": 40.0,
-                    "marker_size_mm": 30.0,
-                    "dictionary": "DICT_4X4_50",
-                },
+                "board": charuco_4x5(),
                 "margin_mm": 5.0,
                 "pose": {"position": [-0.09, -0.07, 0.0]},
             },
@@ -327,11 +316,7 @@ def checkerboard_recipe() -> dict[str, Any]:
     return {
         "scene_id": 12,
         "random_seed": 0,
-        "world": {
-            "lights": [{"type": "SUN", "energy": 2.0, "pose": {"position": [0, 0, 2]}}],
-            "background_color": [1.0, 1.0, 1.0],
-            "background_strength": 0.6,
-        },
+        "world": sun_world(),
         "renderer": {"mode": "cycles", "samples": 16},
         "objects": [
             {
