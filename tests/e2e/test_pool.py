@@ -274,20 +274,20 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(tmp_path: Path) ->
     assert wait_gone(worker_pids(out)) == []
 
 
-def test_a_killed_host_resumes_without_redoing_finished_images(tmp_path: Path) -> None:
-    recipes = [tiny_recipe(i, samples=16) for i in range(8)]
-    path = write_recipes(tmp_path / "recipes.json", recipes)
-    out = tmp_path / "out"
+def render_host(recipes: Path, out: Path, cwd: Path, **popen: Any) -> subprocess.Popen[Any]:
+    """`render-tag render RECIPES -o OUT` with one worker, as a process of its own (to kill or attack)."""
     code = (
         "import sys; from render_tag.cli.render import main_render; "
         "sys.exit(main_render(sys.argv[1], sys.argv[2], workers=1, progress=False))"
     )
-    host = subprocess.Popen(
-        [sys.executable, "-c", code, str(path), str(out)],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return subprocess.Popen([sys.executable, "-c", code, str(recipes), str(out)], cwd=cwd, **popen)
+
+
+def test_a_killed_host_resumes_without_redoing_finished_images(tmp_path: Path) -> None:
+    recipes = [tiny_recipe(i, samples=16) for i in range(8)]
+    path = write_recipes(tmp_path / "recipes.json", recipes)
+    out = tmp_path / "out"
+    host = render_host(path, out, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

@@ -19,7 +19,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,15 @@ from render_tag_shared.messages import (
     encode,
 )
 
-from .test_pool import manifest, telemetry, tiny_recipe, wait_gone, worker_pids, write_recipes
+from .test_pool import (
+    manifest,
+    render_host,
+    telemetry,
+    tiny_recipe,
+    wait_gone,
+    worker_pids,
+    write_recipes,
+)
 
 GUESSED_IDS = [f"w{slot}.{generation}" for slot in range(2) for generation in range(1, 7)]
 """The worker names a squatter would try: the slots of a small pool and their next generations."""
@@ -194,17 +201,7 @@ def test_a_local_attacker_cannot_take_part_in_a_run(tmp_path: Path) -> None:
     recipes = [tiny_recipe(i, samples=16) for i in range(4)]
     path = write_recipes(tmp_path / "recipes.json", recipes)
     out = tmp_path / "out"
-    code = (
-        "import sys; from render_tag.cli.render import main_render; "
-        "sys.exit(main_render(sys.argv[1], sys.argv[2], workers=1, progress=False))"
-    )
-    host = subprocess.Popen(
-        [sys.executable, "-c", code, str(path), str(out)],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    host = render_host(path, out, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     attacker = Attacker(host.pid, out)
     deadline = time.monotonic() + RUN_LIMIT_S
     try:
