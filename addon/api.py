@@ -22,6 +22,7 @@ from render_tag_shared.files import write_json_atomic
 from render_tag_shared.recipe import BoardObject, CameraIntrinsics, SceneRecipe, TagObject
 from render_tag_shared.recipe_io import load_recipe_file
 from render_tag_shared.records import ImageOutputs
+from render_tag_shared.regions import marker_region
 from render_tag_shared.truth import image_labels
 
 from .core import authoring, datablocks, export, passes, renderer, viewport
@@ -97,6 +98,11 @@ def render_recipe(
             scenes.select_camera(scene, recipe, index)
         t2 = time.perf_counter()
         linear = renderer.render_linear(scene)
+        region_samples = recipe.renderer.region_samples
+        if region_samples is not None:
+            region = marker_region(recipe, index)
+            holdouts = scenes.objects_other_than(scene, recipe, (TagObject, BoardObject))
+            linear = renderer.render_marker_region(scene, linear, region, region_samples, holdouts)
         t3 = time.perf_counter()
         camera = recipe.cameras[index]
         pixels = imaging.postprocess(linear, camera)

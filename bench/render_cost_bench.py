@@ -30,9 +30,10 @@ from render_tag.compile.presets import RENDER_PRESETS
 from render_tag.qa.verify import verify_dataset
 from render_tag_shared.recipe import SceneRecipe
 
-OLD_DEFAULT: dict[str, Any] = {"mode": "cycles", "samples": 16, "denoise": False, "noise_threshold": None,
-                               "max_bounces": 4, "supersample": 1, "light_tree": None,
-                               "filter_type": "blackman_harris", "filter_width_px": 1.5}  # fmt: skip
+OLD_DEFAULT: dict[str, Any] = {"mode": "cycles", "samples": 16, "marker_samples": None, "denoise": False,
+                               "noise_threshold": None, "max_bounces": 4, "supersample": 1,
+                               "light_tree": None, "filter_type": "blackman_harris",
+                               "filter_width_px": 1.5}  # fmt: skip
 """The renderer of the default job before the presets (16 samples, 4 bounces, Blackman-Harris 1.5 px)."""
 
 BOX = {"filter_type": "box", "filter_width_px": 1.0}
@@ -101,6 +102,10 @@ def variants(levers: bool, smoke: bool) -> dict[str, dict[str, Any]]:
         tree = {**OLD_DEFAULT, **BOX, "light_tree": True}
         table.update({f"cycles {n} spp, box 1 px, light tree": {"renderer": {**tree, "samples": n}}
                       for n in (4, 16)})  # fmt: skip
+        table["8 spp, box, tree (balanced before 1.4)"] = {"renderer": {**tree, "samples": 8}}
+        table.update({f"frame {n} spp, markers {m}, box, tree": {"renderer": {**tree, "samples": n,
+                                                                              "marker_samples": m}}
+                      for n, m in ((1, 16), (4, 16), (2, 8), (2, 32))})  # fmt: skip
     if levers:
         table.update({"workbench AA 32 (old fast)": {"renderer": {"mode": "workbench"}}})
         table.update({f"workbench x{s} supersample": {"renderer": {"mode": "workbench", "supersample": s}}

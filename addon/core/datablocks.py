@@ -9,7 +9,8 @@ without touching the user's data. `purge_orphans` is the blunt tool for the head
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import bpy
@@ -198,3 +199,17 @@ def pixel_buffer(image: bpy.types.Image) -> bpy.types.bpy_prop_array[float]:
     """`image.pixels`, a float array with `foreach_get/set` (the stubs type it as one float)."""
     pixels: bpy.types.bpy_prop_array[float] = image.pixels  # type: ignore[assignment]
     return pixels
+
+
+@contextmanager
+def temporarily(settings: list[tuple[Any, str, Any]]) -> Iterator[None]:
+    """Sets (owner, attribute, value) triples, and puts the old values back afterwards."""
+    saved = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in settings if hasattr(owner, attr)]
+    try:
+        for owner, attr, value in settings:
+            if hasattr(owner, attr):
+                setattr(owner, attr, value)
+        yield
+    finally:
+        for owner, attr, value in reversed(saved):
+            setattr(owner, attr, value)

@@ -15,8 +15,6 @@ restored afterwards. `render_tag_shared.passes` turns the buffers into files and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import bpy
@@ -100,20 +98,6 @@ def _pass_material(kind: str) -> bpy.types.Material:
     return mat
 
 
-@contextmanager
-def _temporarily(settings: list[tuple[Any, str, Any]]) -> Iterator[None]:
-    """Sets (owner, attribute, value) triples, and puts the old values back afterwards."""
-    saved = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in settings if hasattr(owner, attr)]
-    try:
-        for owner, attr, value in settings:
-            if hasattr(owner, attr):
-                setattr(owner, attr, value)
-        yield
-    finally:
-        for owner, attr, value in reversed(saved):
-            setattr(owner, attr, value)
-
-
 def render_data_pass(scene: bpy.types.Scene, kind: str) -> np.ndarray:
     """(H, W, 4) float32 of the render view: "ids" gives R = object pass index, G = z depth (metres);
     "normals" gives RGB = (n + 1) / 2 in Cycles' camera axes (x right, y up, z forward); alpha 0
@@ -137,5 +121,5 @@ def render_data_pass(scene: bpy.types.Scene, kind: str) -> np.ndarray:
     ]
     if dof is not None:
         settings.append((dof, "use_dof", False))
-    with _temporarily(settings):
+    with datablocks.temporarily(settings):
         return render_linear(scene)

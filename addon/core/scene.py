@@ -588,6 +588,20 @@ def select_camera(scene: bpy.types.Scene, recipe: SceneRecipe, camera_index: int
     return cam_obj
 
 
+def objects_other_than(
+    scene: bpy.types.Scene, recipe: SceneRecipe, kinds: tuple[type, ...]
+) -> list[bpy.types.Object]:
+    """The built scene's objects made from the recipe's objects that are none of `kinds` (lights and the
+    camera are not objects of the recipe's list)."""
+    others = {index for index, obj in enumerate(recipe.objects) if not isinstance(obj, kinds)}
+    found: list[bpy.types.Object] = []
+    for obj in scene.objects:
+        index = obj.get("render_tag_index")
+        if obj.type not in ("LIGHT", "CAMERA") and isinstance(index, int) and index in others:
+            found.append(obj)
+    return found
+
+
 def _record(obj: bpy.types.Object, entry: dict[str, Any], index: int) -> None:
     datablocks.store_json(obj, entry)
     obj["render_tag_index"] = index

@@ -155,6 +155,7 @@ class SceneCompiler:
         renderer = RendererSettings(
             mode=self.context.config.renderer.mode,
             samples=self.context.config.renderer.samples,
+            marker_samples=self.context.config.renderer.marker_samples,
             denoise=self.context.config.renderer.denoise,
             noise_threshold=self.context.config.renderer.noise_threshold,
             max_bounces=self.context.config.renderer.max_bounces,

@@ -28,23 +28,26 @@ _KIND_KEYS = ("type", "board_type")
 
 _PINHOLE_RESET: dict[str, Any] = {"fov": None, "distortion_model": "none", "distortion_coeffs": []}
 
-RENDER_QUALITY = ("mode", "samples", "denoise", "noise_threshold", "max_bounces", "supersample",
-                  "light_tree", "filter_type", "filter_width_px")  # fmt: skip
+RENDER_QUALITY = ("mode", "samples", "marker_samples", "denoise", "noise_threshold", "max_bounces",
+                  "supersample", "light_tree", "filter_type", "filter_width_px")  # fmt: skip
 """The `renderer` fields a render preset sets, all of them, so that it means the same over any config."""
 
 _BALANCED: dict[str, Any] = RendererSection().model_dump(include=set(RENDER_QUALITY))
 
 RENDER_PRESETS: dict[str, dict[str, Any]] = {
-    "fast": {**_BALANCED, "mode": "workbench", "supersample": 3},
+    "fast": {**_BALANCED, "mode": "workbench", "marker_samples": None, "supersample": 3},
     "balanced": _BALANCED,
-    "exact": {**_BALANCED, "samples": 64, "filter_type": "blackman_harris", "filter_width_px": 1.5},
-}
+    "exact": {**_BALANCED, "samples": 64, "marker_samples": None, "filter_type": "blackman_harris",
+              "filter_width_px": 1.5},
+}  # fmt: skip
 """The renderer presets, measured in the README ("Render cost and accuracy"; `make bench` prints them).
 
-balanced is the config's own default. fast is Workbench (flat texture colours, no lighting) at 3 x 3
-the pixels with one sample at each centre, box-reduced: its own anti-aliasing would shift corners by
-0.1 px. exact has 8 times balanced's samples (noise at edges falls as 1/sqrt(samples)) over
-Blackman-Harris 1.5 px, whose softer edges give saddle points less pixel locking than a box."""
+balanced is the config's own default: 2 samples for the frame, 16 for the markers' rectangles, where
+the truth lives (`renderer.marker_samples`: a second render of the markers alone). fast is Workbench
+(flat texture colours, no lighting) at 3 x 3 the pixels with one sample at each centre, box-reduced: its
+own anti-aliasing would shift corners by 0.1 px. exact has 64 samples everywhere, 4 times balanced's at
+the markers (noise at edges falls as 1/sqrt(samples)), over Blackman-Harris 1.5 px, whose softer edges
+give saddle points less pixel locking than a box."""
 
 REALISTIC: dict[str, Any] = {
     "lighting": {
