@@ -280,6 +280,13 @@ def scene_fields(*names: str) -> Fields:
             min=1,
             default=32,
         ),
+        "marker_samples": IntProperty(
+            name="Marker Samples",
+            description="Cycles samples inside the tags and boards, where the ground truth lives (the "
+            "markers rendered again alone, laid over the frame); 0, or not above Samples: one render",
+            min=0,
+            default=0,
+        ),
         "denoise": BoolProperty(
             name="Denoise", description="Denoise Cycles' render with OpenImageDenoise", default=False
         ),

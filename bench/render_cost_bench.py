@@ -69,8 +69,9 @@ for task in json.loads(tasks_path.read_text()):
     recipe = SceneRecipe.model_validate(task["recipe"])
     start, wall = time.process_time(), time.perf_counter()
     results = api.render_recipe(recipe, task["out"])
-    print(json.dumps({"variant": task["variant"], "images": len(results),
-                      "cpu": time.process_time() - start, "wall": time.perf_counter() - wall}), flush=True)
+    print(json.dumps({"variant": task["variant"], "images": len(results), "round": task.get("round", 0),
+                      "cpu": time.process_time() - start, "wall": time.perf_counter() - wall,
+                      "build": sum(r.timings["build"] for r in results)}), flush=True)
 sys.stdout.flush(); import os; os._exit(0)
 """
 """One Blender worker rendering every task in order; `overrides` set Cycles levers the recipe lacks."""
@@ -151,28 +152,38 @@ def variants(levers: bool, smoke: bool) -> dict[str, dict[str, Any]]:
 
 
 CAMERAS = 4
-"""Cameras of each scene in the persistent-data comparison."""
+"""Cameras of each scene in the comparison of one scene against separate scenes."""
+CAMERA_ROUNDS = 3
+"""Rounds of that comparison, the order of the ways alternating: the ratio is a few per cent, the noise
+of one round on a shared machine about as much."""
 
 
 def camera_tasks(smoke: bool, root: Path, renderer: dict[str, Any]) -> list[dict[str, Any]]:
     """Scenes of CAMERAS cameras rendered whole (with and without persistent data) and as one-camera
-    scenes, interleaved scene by scene."""
+    scenes, scene by scene, in CAMERA_ROUNDS rounds whose order alternates."""
     size = (160, 120) if smoke else (640, 480)
+    recipes = job_recipes(2 if smoke else 3, size, 16, cameras=CAMERAS)[:2]
     tasks = []
-    for recipe in job_recipes(2 if smoke else 3, size, 16, cameras=CAMERAS)[:2]:
-        recipe = recipe.model_copy(update={"renderer": recipe.renderer.model_copy(update=renderer)})
-        for persistent in (False, True):
-            name = f"{CAMERAS} cameras in one scene" + (", persistent data" if persistent else "")
-            tasks.append({"variant": name, "recipe": recipe.model_dump(mode="json"),
-                          "out": str(root / ("one_persistent" if persistent else "one")),
-                          "overrides": {"render.use_persistent_data": persistent}})  # fmt: skip
-        for index, camera in enumerate(recipe.cameras):
-            single = recipe.model_copy(
-                update={"cameras": [camera], "scene_id": recipe.scene_id * 100 + index}
-            )
-            tasks.append({"variant": f"{CAMERAS} cameras as {CAMERAS} scenes",
-                          "recipe": single.model_dump(mode="json"), "out": str(root / "separate"),
-                          "overrides": {"render.use_persistent_data": False}})  # fmt: skip
+    for round_index in range(1 if smoke else CAMERA_ROUNDS):
+        for recipe in recipes:
+            recipe = recipe.model_copy(update={"renderer": recipe.renderer.model_copy(update=renderer)})
+            ways: list[list[dict[str, Any]]] = []
+            for persistent in (False, True):
+                name = f"{CAMERAS} cameras in one scene" + (", persistent data" if persistent else "")
+                ways.append([{"variant": name, "recipe": recipe.model_dump(mode="json"),
+                              "out": str(root / ("one_persistent" if persistent else "one")),
+                              "overrides": {"render.use_persistent_data": persistent}}])  # fmt: skip
+            separate = []
+            for index, camera in enumerate(recipe.cameras):
+                single = recipe.model_copy(
+                    update={"cameras": [camera], "scene_id": recipe.scene_id * 100 + index}
+                )
+                separate.append({"variant": f"{CAMERAS} cameras as {CAMERAS} scenes",
+                                 "recipe": single.model_dump(mode="json"), "out": str(root / "separate"),
+                                 "overrides": {"render.use_persistent_data": False}})  # fmt: skip
+            ways.append(separate)
+            for way in ways if round_index % 2 == 0 else ways[::-1]:
+                tasks.extend({**task, "round": round_index} for task in way)
     return tasks
 
 
@@ -265,22 +276,36 @@ def main(argv: list[str] | None = None) -> int:
               f"{_fmt(row['tag_centre_median']):>11s} {_fmt(tx, '+.3f'):>8s},{_fmt(ty, '+.3f'):>8s} "
               f"{_fmt(row['charuco_median']):>11s} {_fmt(cx, '+.3f'):>7s},{_fmt(cy, '+.3f'):>7s}"
               f"  [tags {row['tag_detected']}, charuco {row['charuco_detected']}]")  # fmt: skip
-    per_image = {}
+    per_image, build_ms, rounds = {}, {}, {}
     for name in dict.fromkeys(t["variant"] for t in multi):
         cost = [t for t in timings if t["variant"] == name]
-        per_image[name] = sum(t["cpu"] for t in cost) / sum(t["images"] for t in cost)
-    separate = per_image[f"{CAMERAS} cameras as {CAMERAS} scenes"]
-    one, kept = (
-        per_image[f"{CAMERAS} cameras in one scene"],
-        per_image[f"{CAMERAS} cameras in one scene, persistent data"],
+        images = sum(t["images"] for t in cost)
+        per_image[name] = sum(t["cpu"] for t in cost) / images
+        build_ms[name] = 1000.0 * sum(t["build"] for t in cost) / images
+        for t in cost:
+            rounds.setdefault(name, {}).setdefault(t["round"], []).append(t["cpu"])
+    separate_name = f"{CAMERAS} cameras as {CAMERAS} scenes"
+    one_name, kept_name = (
+        f"{CAMERAS} cameras in one scene",
+        f"{CAMERAS} cameras in one scene, persistent data",
     )
+    by_round = [sum(rounds[separate_name][r]) / sum(rounds[one_name][r]) for r in sorted(rounds[one_name])]
+    separate, one, kept = per_image[separate_name], per_image[one_name], per_image[kept_name]
     identical = same_images(root / "cameras" / "one", root / "cameras" / "one_persistent")
     print(f"{CAMERAS} cameras of a scene (preset balanced), CPU s/image: as {CAMERAS} one-camera scenes "
-          f"{separate:.2f}, one scene {one:.2f} (separate / one scene = {separate / one:.2f}x), "
-          f"one scene with persistent data {kept:.2f} ({separate / kept:.2f}x); "
-          f"pixels identical with persistent data: {identical}")  # fmt: skip
+          f"{separate:.2f}, one scene {one:.2f} (separate / one scene = {separate / one:.2f}x; rounds "
+          f"{', '.join(f'{r:.2f}x' for r in by_round)}), one scene with persistent data {kept:.2f} "
+          f"({separate / kept:.2f}x); scene build per image {build_ms[separate_name]:.0f} ms as separate "
+          f"scenes, {build_ms[one_name]:.0f} ms in one scene; pixels identical with persistent data: "
+          f"{identical}")  # fmt: skip
     if args.json:
-        figures = {"curve": rows, "cameras_cpu_s_per_image": per_image, "persistent_identical": identical}
+        figures = {
+            "curve": rows,
+            "cameras_cpu_s_per_image": per_image,
+            "cameras_rounds": by_round,
+            "cameras_build_ms_per_image": build_ms,
+            "persistent_identical": identical,
+        }
         args.json.write_text(json.dumps(figures, indent=1), encoding="utf-8")
     if args.plot:
         print(f"curve: {plot_curve(rows, args.plot)}")

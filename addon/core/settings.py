@@ -58,6 +58,7 @@ class SceneSettings(Protocol):
     distortion_coeffs: Sequence[float]
     renderer_mode: str
     samples: int
+    marker_samples: int
     denoise: bool
     device: str
 
@@ -210,6 +211,7 @@ def write_scene_settings(scene: bpy.types.Scene, recipe: SceneRecipe, camera_ind
     write_lens_settings(settings, recipe.cameras[camera_index].intrinsics)
     settings.renderer_mode = recipe.renderer.mode
     settings.samples = recipe.renderer.samples
+    settings.marker_samples = recipe.renderer.marker_samples or 0
     settings.denoise = recipe.renderer.denoise
     settings.device = recipe.renderer.device
 
@@ -227,6 +229,7 @@ def read_scene_settings(scene: bpy.types.Scene) -> dict[str, Any] | None:
         "renderer": {
             "mode": settings.renderer_mode,
             "samples": int(settings.samples),
+            "marker_samples": int(settings.marker_samples) or None,
             "denoise": bool(settings.denoise),
             "device": settings.device,
         },

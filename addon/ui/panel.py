@@ -207,6 +207,7 @@ class VIEW3D_PT_render_tag_preview(_RenderTagPanel):
         row.prop(settings, "samples")
         row.prop(settings, "denoise")
         if settings.renderer_mode == "cycles":
+            col.prop(settings, "marker_samples")
             col.row(align=True).prop(settings, "device", expand=True)
         layout.operator("render_tag.preview_render", icon="RENDER_STILL")
         on = overlay.is_enabled()

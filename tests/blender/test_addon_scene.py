@@ -275,10 +275,17 @@ def test_host_recipe_builds_and_exports_unchanged(addon_session: Any) -> None:
         cam["name"] = f"cam{i}"
         cam["cam_to_world"] = look_at([0.03 * i, -0.12, 0.42 + 0.01 * i], [0.0, 0.0, 0.0])
         cam["sensor_noise"] = {"seed": 3 + i, "layers": [{"type": "gaussian", "sigma": 0.01}]}
-    recipe = SceneRecipe.model_validate({**recipe.model_dump(mode="json"), "cameras": cams})
+    renderer = {"samples": 2, "marker_samples": 16}  # the balanced preset's: the N-panel shows both
+    recipe = SceneRecipe.model_validate(
+        {**recipe.model_dump(mode="json"), "cameras": cams, "renderer": renderer}
+    )
     for index in range(3):
-        exported = addon_session.export_scene_recipe(addon_session.build_scene(recipe, index))
+        scene = addon_session.build_scene(recipe, index)
+        assert (scene.render_tag.samples, scene.render_tag.marker_samples) == (2, 16)
+        exported = addon_session.export_scene_recipe(scene)
         assert exported == recipe
+    scene.render_tag.marker_samples = 0  # an artist turns the markers' render off in the N-panel
+    assert addon_session.export_scene_recipe(scene).renderer.marker_samples is None
 
 
 def test_camera_depth_of_field_and_motion(addon_session: Any) -> None:
