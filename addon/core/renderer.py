@@ -266,6 +266,8 @@ def render_linear(scene: bpy.types.Scene) -> np.ndarray:
 
 REGION_PAD_PX = 2
 """Pixels of border render around the region's bounding box: Blender rounds the border to whole pixels."""
+WHOLE_ALPHA = 1.0 - 1e-4
+"""A marker covers the pixel whole: alpha 1 up to the float rounding of a pixel filter's weights."""
 
 
 def render_marker_region(
@@ -281,9 +283,11 @@ def render_marker_region(
     Only the region's bounding box is rendered (`use_border`, uncropped, so the frame keeps its size),
     and every object that is not a marker (`holdouts`) is a holdout there: it still casts shadows and
     lights the markers, but the camera sees a transparent hole through it, whose paths stop at once. A
-    pixel a marker covers whole is the second render's; one that a marker covers in part, or that
-    something hides, is the second render laid over the first by its alpha (premultiplied, "over"). Both
-    are renders of the same scene and camera, so every pixel is a true one; the markers' are less noisy.
+    pixel a marker covers whole (alpha 1) takes the second render's value; every other pixel keeps the
+    frame's. A pixel a marker covers in part cannot be laid "over" the frame, which already holds the
+    marker's share of it (that would count it twice and move the edge), so the paper's outline and a
+    box's silhouette over a marker keep the frame's samples: true, only noisier. The edges the labels
+    measure lie inside the paper (a tag's quiet zone, a board's inner corners), where alpha is 1.
 
     The second render starts its own sample sequence rather than continuing the first's
     (`sample_offset`): Cycles' blue-noise pattern is laid out for a render's whole count, and the
@@ -307,4 +311,7 @@ def render_marker_region(
     ]
     with temporarily(settings):
         markers = render_linear(scene)
-    return markers + (1.0 - markers[:, :, 3:4]) * linear
+    whole = markers[:, :, 3] >= WHOLE_ALPHA
+    out = linear.copy()
+    out[whole] = markers[whole]
+    return out

@@ -3,7 +3,8 @@
 Real `bpy`, 320x240, Cycles. The claim of `render_marker_region` is exact, so it is checked pixel for
 pixel on the linear render: where a marker covers a pixel whole, the pixel is the one a render of the
 whole frame at `marker_samples` gives (the other objects, holdouts there, still shade and light it);
-where a box hides the marker, and anywhere away from the markers, it is the frame's own render.
+where a box hides the marker, where a marker covers a pixel in part, and anywhere away from the
+markers, it is the frame's own render.
 """
 
 from __future__ import annotations
@@ -82,6 +83,13 @@ def test_marker_pixels_are_a_render_at_marker_samples_and_the_rest_the_frames(ad
     hidden = _interior(ids, mask_id(box)) & region.mask  # the box in front of tag0's paper
     assert hidden.sum() > 50
     assert np.array_equal(laid[hidden], frame[hidden])
+
+    # every pixel is the frame's or the full render's, bit for bit: a marker's partly covered pixels
+    # (its paper's outline, the box's silhouette over it) keep the frame's, never a mix of the two
+    either = np.all(laid == frame, axis=2) | np.all(laid == full, axis=2)
+    assert either.all(), np.argwhere(~either)[:5]
+    outline = region.mask & ~covered & ~np.all(laid == full, axis=2)
+    assert outline.sum() > 100  # the outlines are there, and the frame's
 
     near = region.mask.copy()
     for _ in range(REGION_PAD_PX + 2):
