@@ -18,7 +18,7 @@ from .blender_camera import render_view
 from .geometry import invert_rigid
 from .lens import project_points
 from .recipe import BoardObject, SceneRecipe, TagObject
-from .truth import OUTLINE_SAMPLES_PER_EDGE, object_extent_m
+from .truth import OUTLINE_SAMPLES_PER_EDGE, object_extent_m, outline_object_frame
 
 __all__ = ["MarkerRegion", "marker_outlines", "marker_region", "polygon_mask"]
 
@@ -57,9 +57,6 @@ def marker_outlines(recipe: SceneRecipe, camera_index: int) -> list[npt.NDArray[
     camera = recipe.cameras[camera_index]
     projection, k, (width, height), _ = render_view(camera.intrinsics)
     fisheye = projection == "equidistant"
-    steps = np.arange(OUTLINE_SAMPLES_PER_EDGE if fisheye else 1) / (
-        OUTLINE_SAMPLES_PER_EDGE if fisheye else 1
-    )
     world_to_camera = invert_rigid(camera.matrix)
     frame = np.array([[-0.5, -0.5], [width - 0.5, -0.5], [width - 0.5, height - 0.5], [-0.5, height - 0.5]])
     outlines = []
@@ -67,13 +64,13 @@ def marker_outlines(recipe: SceneRecipe, camera_index: int) -> list[npt.NDArray[
         if not isinstance(obj, TagObject | BoardObject):
             continue
         half_w, half_h = (side / 2.0 for side in object_extent_m(obj))
-        corners = np.array([[-half_w, half_h], [half_w, half_h], [half_w, -half_h], [-half_w, -half_h]])
-        # edges sampled for a fisheye render, where straight edges curve; a pinhole keeps them straight
-        points = np.concatenate(
-            [corners[i] + steps[:, None] * (corners[(i + 1) % 4] - corners[i]) for i in range(4)]
+        corners = np.array(
+            [[-half_w, half_h, 0.0], [half_w, half_h, 0.0], [half_w, -half_h, 0.0], [-half_w, -half_h, 0.0]]
         )
-        local = np.column_stack([points, np.zeros(len(points)), np.ones(len(points))])
-        in_camera = (local @ (world_to_camera @ obj.pose.matrix()).T)[:, :3]
+        # edges sampled for a fisheye render, where straight edges curve; a pinhole keeps them straight
+        points = outline_object_frame(corners, OUTLINE_SAMPLES_PER_EDGE if fisheye else 1)
+        to_camera = world_to_camera @ obj.pose.matrix()
+        in_camera = points @ to_camera[:3, :3].T + to_camera[:3, 3]
         if fisheye:
             uv = project_points(in_camera, k, "kannala_brandt", np.zeros(4))
         elif bool((in_camera[:, 2] > 0.0).all()):

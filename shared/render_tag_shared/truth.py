@@ -123,7 +123,7 @@ def _hidden(
     return hidden
 
 
-def _outline_object_frame(corners: np.ndarray, samples: int) -> np.ndarray:
+def outline_object_frame(corners: np.ndarray, samples: int) -> np.ndarray:
     """Points along the closed polygon TL → TR → BR → BL (corners first of each edge)."""
     steps = np.arange(samples) / samples
     edges = [corners[i] + steps[:, None] * (corners[(i + 1) % 4] - corners[i]) for i in range(4)]
@@ -160,7 +160,7 @@ def _subject_points(obj: TagObject | BoardObject, outline_samples: int, markers:
 def _points_of(
     corners: np.ndarray, keypoints: np.ndarray, module: float, outline_samples: int
 ) -> list[np.ndarray]:
-    outline = _outline_object_frame(corners, outline_samples) if outline_samples > 1 else np.empty((0, 3))
+    outline = outline_object_frame(corners, outline_samples) if outline_samples > 1 else np.empty((0, 3))
     probe = np.array([[0.0, 0.0, 0.0], [module, 0.0, 0.0], [0.0, module, 0.0]])
     return [corners, keypoints, outline, probe]
 

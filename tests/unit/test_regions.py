@@ -13,7 +13,7 @@ import numpy as np
 from render_tag_shared.geometry import invert_rigid
 from render_tag_shared.recipe import RendererSettings, SceneRecipe
 from render_tag_shared.regions import GROW_PX, marker_outlines, marker_region, polygon_mask
-from render_tag_shared.truth import object_extent_m
+from render_tag_shared.truth import OUTLINE_SAMPLES_PER_EDGE, object_extent_m
 
 from ..builders import camera, charuco_scene, orbit, tag_scene
 
@@ -112,3 +112,23 @@ def test_a_recipe_without_marker_samples_dumps_and_hashes_as_before() -> None:
     plain = RendererSettings(samples=8)
     assert "marker_samples" not in plain.model_dump(mode="json")
     assert RendererSettings(samples=2, marker_samples=16).model_dump(mode="json")["marker_samples"] == 16
+
+
+def test_a_fisheye_is_outlined_along_its_curved_edges_in_blenders_equidistant_render() -> None:
+    """Kannala-Brandt renders as Blender's equidistant fisheye: edges sampled, as cv2.fisheye images them."""
+    recipe = tag_scene(8, n_cameras=1)
+    cam = camera("kb", orbit(0.7, 40.0, 60.0), distortion=("kannala_brandt", [0.04, -0.01, 0.003, -0.0004]))
+    recipe = recipe.model_copy(update={"cameras": [cam]})
+    overscan = cam.intrinsics.overscan
+    assert overscan is not None and overscan.projection == "equidistant"
+    k = np.asarray(overscan.k_matrix)
+    world_to_camera = invert_rigid(cam.matrix)
+    for obj, outline in zip(recipe.objects, marker_outlines(recipe, 0), strict=True):
+        w, h = (side / 2 for side in object_extent_m(obj))
+        corners = np.array([[-w, h, 0, 1], [w, h, 0, 1], [w, -h, 0, 1], [-w, -h, 0, 1]])
+        cam_points = (corners @ (world_to_camera @ obj.pose.matrix()).T)[:, :3].reshape(-1, 1, 3)
+        uv, _ = cv2.fisheye.projectPoints(
+            np.ascontiguousarray(cam_points), np.zeros(3), np.zeros(3), k, np.zeros(4)
+        )
+        assert len(outline) == 4 * OUTLINE_SAMPLES_PER_EDGE
+        np.testing.assert_allclose(outline[::OUTLINE_SAMPLES_PER_EDGE], uv.reshape(-1, 2), atol=1e-6)
