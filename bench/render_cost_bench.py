@@ -158,13 +158,15 @@ CAMERA_ROUNDS = 3
 of one round on a shared machine about as much."""
 
 
-def camera_tasks(smoke: bool, root: Path, renderer: dict[str, Any]) -> list[dict[str, Any]]:
+def camera_tasks(
+    smoke: bool, root: Path, renderer: dict[str, Any], rounds: int = CAMERA_ROUNDS
+) -> list[dict[str, Any]]:
     """Scenes of CAMERAS cameras rendered whole (with and without persistent data) and as one-camera
-    scenes, scene by scene, in CAMERA_ROUNDS rounds whose order alternates."""
+    scenes, scene by scene, in `rounds` rounds whose order alternates."""
     size = (160, 120) if smoke else (640, 480)
     recipes = job_recipes(2 if smoke else 3, size, 16, cameras=CAMERAS)[:2]
     tasks = []
-    for round_index in range(1 if smoke else CAMERA_ROUNDS):
+    for round_index in range(1 if smoke else rounds):
         for recipe in recipes:
             recipe = recipe.model_copy(update={"renderer": recipe.renderer.model_copy(update=renderer)})
             ways: list[list[dict[str, Any]]] = []
@@ -231,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, default=None, help="draw the curve to this PNG")
     parser.add_argument("--json", type=Path, default=None, help="write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep the rendered datasets")
+    parser.add_argument("--camera-rounds", type=int, default=CAMERA_ROUNDS, help="rounds of the cameras test")
     parser.add_argument(
         "--only", default=None, help="only the variants whose name contains one of these (comma-separated)"
     )
@@ -252,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             out, overrides = str(root / f"v{index}"), spec.get("overrides", {})
             tasks.append({"variant": name, "recipe": rendered.model_dump(mode="json"), "out": out,
                           "overrides": overrides})  # fmt: skip
-    multi = camera_tasks(args.smoke, root / "cameras", RENDER_PRESETS["balanced"])
+    multi = camera_tasks(args.smoke, root / "cameras", RENDER_PRESETS["balanced"], args.camera_rounds)
     timings = run_worker(tasks + multi, root)
     rows = []
     for index, name in enumerate(table):
@@ -325,21 +328,28 @@ def plot_curve(rows: list[dict[str, Any]], path: Path) -> str:
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed: the table above is the curve"
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), gridspec_kw={"width_ratios": [1, 1, 0.75]})
+    third = rows[0]["cpu_s_per_image"] / 3.0  # rows[0] is the old default
     for ax, key, title in ((axes[0], "tag_centre_median", "tag-centre error median (px)"),
                            (axes[1], "charuco_median", "ChArUco corner error median (px)")):  # fmt: skip
-        for row in rows:
+        for number, row in enumerate(rows, start=1):
             if row[key] is None:
                 continue
             preset = row["variant"].startswith(("preset", "old"))
             ax.scatter(row["cpu_s_per_image"], row[key], s=40 if preset else 18,
                        color="C3" if preset else "C0", zorder=3)  # fmt: skip
-            ax.annotate(row["variant"], (row["cpu_s_per_image"], row[key]), fontsize=7,
+            ax.annotate(str(number), (row["cpu_s_per_image"], row[key]), fontsize=8,
                         xytext=(3, 3), textcoords="offset points")  # fmt: skip
+        ax.axvline(third, color="0.4", linestyle="--", linewidth=1)
+        ax.annotate("1/3 of the old default", (third, 1), xycoords=("data", "axes fraction"), fontsize=7,
+                    rotation=90, ha="right", va="top")  # fmt: skip
         ax.set_xscale("log")
         ax.set_xlabel("CPU seconds per image (one worker)")
         ax.set_ylabel(title)
         ax.grid(True, which="both", alpha=0.3)
+    legend = "\n".join(f"{number:2d}  {row['variant']}" for number, row in enumerate(rows, start=1))
+    axes[2].axis("off")
+    axes[2].text(0.0, 1.0, legend, va="top", ha="left", fontsize=8, family="monospace")
     fig.suptitle("render cost against ground-truth accuracy (same scenes, interleaved)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -125,3 +125,51 @@ def test_a_scene_built_again_renders_the_same_linear_pixels(addon_session: Any) 
     renders = [render_linear(addon_session.build_scene(recipe)) for _ in range(3)]
     for other in renders[1:]:
         assert np.array_equal(renders[0], other), np.count_nonzero(renders[0] != other)
+
+
+def _cyclic(polygon: Any) -> tuple[int, ...]:
+    """A face's vertices from its lowest index on, keeping the winding."""
+    vertices = list(polygon.vertices)
+    start = vertices.index(min(vertices))
+    return tuple(vertices[start:] + vertices[:start])
+
+
+@pytest.mark.parametrize("shape", ["CUBE", "SPHERE", "CYLINDER", "CONE"])
+def test_a_distractor_is_the_solid_bmesh_makes_flat_shaded(addon_session: Any, shape: str) -> None:
+    """The cached unit solid gives the vertices, faces and face order of bmesh's own, scaled exactly."""
+    import bmesh
+
+    from addon.core.scene import SEGMENTS, primitive_mesh
+
+    size = (0.13, 0.071, 0.29)
+    prim = PrimitiveObject(name=f"solid_{shape.lower()}", shape=shape, size_m=size)
+    built = primitive_mesh(prim)
+    bm = bmesh.new()
+    if shape == "CUBE":
+        bmesh.ops.create_cube(bm, size=1.0)
+    elif shape == "SPHERE":
+        bmesh.ops.create_uvsphere(bm, u_segments=SEGMENTS, v_segments=SEGMENTS // 2, radius=0.5)
+    else:
+        top = 0.5 if shape == "CYLINDER" else 0.0
+        bmesh.ops.create_cone(
+            bm, cap_ends=True, cap_tris=False, segments=SEGMENTS, radius1=0.5, radius2=top, depth=1.0
+        )
+    bmesh.ops.scale(bm, vec=size, verts=list(bm.verts))
+    reference = bpy.data.meshes.new("reference_solid")
+    bm.to_mesh(reference)
+    bm.free()
+    try:
+        co_a, co_b = (np.empty(3 * len(m.vertices), np.float32) for m in (built, reference))
+        built.vertices.foreach_get("co", co_a)
+        reference.vertices.foreach_get("co", co_b)
+        assert np.array_equal(co_a, co_b)
+        # bmesh itself orders a sphere's faces differently from one call to the next: compare them as sets
+        assert sorted(map(_cyclic, built.polygons)) == sorted(map(_cyclic, reference.polygons))
+        assert not any(p.use_smooth for p in built.polygons)
+        assert len(built.edges) == len(reference.edges)
+        again = primitive_mesh(prim)  # the cache gives one face order within a worker
+        assert [tuple(p.vertices) for p in again.polygons] == [tuple(p.vertices) for p in built.polygons]
+        bpy.data.meshes.remove(again)
+    finally:
+        bpy.data.meshes.remove(reference)
+        bpy.data.meshes.remove(built)
