@@ -233,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, default=None, help="draw the curve to this PNG")
     parser.add_argument("--json", type=Path, default=None, help="write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep the rendered datasets")
-    parser.add_argument("--camera-rounds", type=int, default=CAMERA_ROUNDS, help="rounds of the cameras test")
+    parser.add_argument(
+        "--camera-rounds", type=int, default=CAMERA_ROUNDS, help="rounds of the cameras test (0: none)"
+    )
     parser.add_argument(
         "--only", default=None, help="only the variants whose name contains one of these (comma-separated)"
     )
@@ -279,28 +281,35 @@ def main(argv: list[str] | None = None) -> int:
               f"{_fmt(row['tag_centre_median']):>11s} {_fmt(tx, '+.3f'):>8s},{_fmt(ty, '+.3f'):>8s} "
               f"{_fmt(row['charuco_median']):>11s} {_fmt(cx, '+.3f'):>7s},{_fmt(cy, '+.3f'):>7s}"
               f"  [tags {row['tag_detected']}, charuco {row['charuco_detected']}]")  # fmt: skip
-    per_image, build_ms, rounds = {}, {}, {}
-    for name in dict.fromkeys(t["variant"] for t in multi):
-        cost = [t for t in timings if t["variant"] == name]
-        images = sum(t["images"] for t in cost)
-        per_image[name] = sum(t["cpu"] for t in cost) / images
-        build_ms[name] = 1000.0 * sum(t["build"] for t in cost) / images
-        for t in cost:
-            rounds.setdefault(name, {}).setdefault(t["round"], []).append(t["cpu"])
-    separate_name = f"{CAMERAS} cameras as {CAMERAS} scenes"
-    one_name, kept_name = (
-        f"{CAMERAS} cameras in one scene",
-        f"{CAMERAS} cameras in one scene, persistent data",
-    )
-    by_round = [sum(rounds[separate_name][r]) / sum(rounds[one_name][r]) for r in sorted(rounds[one_name])]
-    separate, one, kept = per_image[separate_name], per_image[one_name], per_image[kept_name]
-    identical = same_images(root / "cameras" / "one", root / "cameras" / "one_persistent")
-    print(f"{CAMERAS} cameras of a scene (preset balanced), CPU s/image: as {CAMERAS} one-camera scenes "
-          f"{separate:.2f}, one scene {one:.2f} (separate / one scene = {separate / one:.2f}x; rounds "
-          f"{', '.join(f'{r:.2f}x' for r in by_round)}), one scene with persistent data {kept:.2f} "
-          f"({separate / kept:.2f}x); scene build per image {build_ms[separate_name]:.0f} ms as separate "
-          f"scenes, {build_ms[one_name]:.0f} ms in one scene; pixels identical with persistent data: "
-          f"{identical}")  # fmt: skip
+    per_image: dict[str, float] = {}
+    build_ms: dict[str, float] = {}
+    by_round: list[float] = []
+    identical = None
+    if multi:  # --camera-rounds 0 skips the comparison
+        rounds: dict[str, dict[int, list[float]]] = {}
+        for name in dict.fromkeys(t["variant"] for t in multi):
+            cost = [t for t in timings if t["variant"] == name]
+            images = sum(t["images"] for t in cost)
+            per_image[name] = sum(t["cpu"] for t in cost) / images
+            build_ms[name] = 1000.0 * sum(t["build"] for t in cost) / images
+            for t in cost:
+                rounds.setdefault(name, {}).setdefault(t["round"], []).append(t["cpu"])
+        separate_name = f"{CAMERAS} cameras as {CAMERAS} scenes"
+        one_name, kept_name = (
+            f"{CAMERAS} cameras in one scene",
+            f"{CAMERAS} cameras in one scene, persistent data",
+        )
+        by_round = [
+            sum(rounds[separate_name][r]) / sum(rounds[one_name][r]) for r in sorted(rounds[one_name])
+        ]
+        separate, one, kept = per_image[separate_name], per_image[one_name], per_image[kept_name]
+        identical = same_images(root / "cameras" / "one", root / "cameras" / "one_persistent")
+        print(f"{CAMERAS} cameras of a scene (preset balanced), CPU s/image: as {CAMERAS} one-camera scenes "
+              f"{separate:.2f}, one scene {one:.2f} (separate / one scene = {separate / one:.2f}x; rounds "
+              f"{', '.join(f'{r:.2f}x' for r in by_round)}), one scene with persistent data {kept:.2f} "
+              f"({separate / kept:.2f}x); scene build per image {build_ms[separate_name]:.0f} ms as separate "
+              f"scenes, {build_ms[one_name]:.0f} ms in one scene; pixels identical with persistent data: "
+              f"{identical}")  # fmt: skip
     if args.json:
         figures = {
             "curve": rows,

@@ -1,9 +1,10 @@
 """Render engines and the linear render: settings from the recipe, pixels into numpy.
 
 Data renders are linear: the `Raw` view transform (never AgX or Filmic, which grey out white), no
-look, exposure 0, gamma 1, no dithering, no compositor and no sequencer. The frame is written as a
-32-bit float OpenEXR into a temporary folder and read back through `bpy.data.images` (the render
-result's own pixels are not readable without a window, and the compositor's API changed in 5.0);
+look, exposure 0, gamma 1, no dithering, no compositor and no sequencer. The frame is written as an
+uncompressed 32-bit float OpenEXR into a temporary folder and read back with numpy
+(`render_tag_shared.exr`; the render result's own pixels are not readable without a window, and the
+compositor's API changed in 5.0);
 tone mapping, noise and quantisation then happen in `render_tag_shared.imaging`.
 """
 
@@ -19,6 +20,7 @@ import bpy
 import numpy as np
 
 from render_tag_shared.devices import ComputeDevice, DeviceChoice, choose_device
+from render_tag_shared.exr import UnsupportedExr, read_exr
 from render_tag_shared.recipe import RendererSettings
 from render_tag_shared.regions import MarkerRegion
 
@@ -261,14 +263,23 @@ def render_linear(scene: bpy.types.Scene) -> np.ndarray:
                 window.scene = previous
         if not os.path.exists(path):
             raise RuntimeError(f"Blender did not write the render of scene {scene.name!r}")
-        image = bpy.data.images.load(path, check_existing=False)
         try:
-            w, h = image.size
-            pixels = np.empty(w * h * 4, dtype=np.float32)
-            pixel_buffer(image).foreach_get(pixels)
-        finally:
-            bpy.data.images.remove(image)
-    return reduce_supersampled(pixels.reshape(h, w, 4), factor)[::-1].copy()
+            pixels = read_exr(path)
+        except UnsupportedExr:  # another Blender's writer: its own loader reads anything it writes
+            pixels = load_with_blender(path)
+    return reduce_supersampled(pixels, factor)
+
+
+def load_with_blender(path: str) -> np.ndarray:
+    """(H, W, 4) float32 of an image file through `bpy.data.images`, row 0 on top."""
+    image = bpy.data.images.load(path, check_existing=False)
+    try:
+        w, h = image.size
+        pixels = np.empty(w * h * 4, dtype=np.float32)
+        pixel_buffer(image).foreach_get(pixels)
+    finally:
+        bpy.data.images.remove(image)
+    return pixels.reshape(h, w, 4)[::-1].copy()
 
 
 REGION_PAD_PX = 2

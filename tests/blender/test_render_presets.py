@@ -121,3 +121,33 @@ def test_a_recipe_inherits_no_render_setting_from_the_scene_before(addon_session
     assert (cycles.max_bounces, cycles.diffuse_bounces, cycles.glossy_bounces) == (4, 4, 4)
     assert (cycles.sample_clamp_direct, cycles.sampling_pattern) == (0.0, "AUTOMATIC")
     assert scene["render_tag_supersample"] == 1 and scene.render.resolution_percentage == 100
+
+
+@pytest.mark.parametrize("half", [False, True])
+def test_the_numpy_exr_reader_gives_blenders_own_pixels(
+    addon_session: Any, tmp_path: Path, half: bool
+) -> None:
+    """The renderer reads its EXR with numpy (render_tag_shared.exr): the same floats as Blender's loader,
+    rows the right way up, for the float frames of Cycles and the half ones of a supersampled Workbench."""
+    import bpy
+
+    from addon.core.renderer import _linear_output, load_with_blender
+    from render_tag_shared.exr import UnsupportedExr, read_exr
+
+    recipe = _with_renderer(
+        tag_recipe("none", scene_id=70, samples=2), {"mode": "workbench" if half else "cycles"}
+    )
+    scene = addon_session.build_scene(recipe)
+    path = str(tmp_path / "frame.exr")
+    _linear_output(scene, path, half=half)
+    bpy.ops.render.render(write_still=True, scene=scene.name)
+    ours, blenders = read_exr(path), load_with_blender(path)
+    assert ours.shape == blenders.shape == (240, 320, 4) and ours.dtype == np.float32
+    assert np.array_equal(ours, blenders)
+    assert ours[:, :, :3].std() > 0.05  # a picture, not a constant
+    compressed = tmp_path / "zip.exr"
+    scene.render.image_settings.exr_codec = "ZIP"
+    scene.render.filepath = str(compressed)
+    bpy.ops.render.render(write_still=True, scene=scene.name)
+    with pytest.raises(UnsupportedExr):
+        read_exr(compressed)
