@@ -166,7 +166,7 @@ def camera_tasks(
     size = (160, 120) if smoke else (640, 480)
     recipes = job_recipes(2 if smoke else 3, size, 16, cameras=CAMERAS)[:2]
     tasks = []
-    for round_index in range(1 if smoke else rounds):
+    for round_index in range(min(rounds, 1) if smoke else rounds):
         for recipe in recipes:
             recipe = recipe.model_copy(update={"renderer": recipe.renderer.model_copy(update=renderer)})
             ways: list[list[dict[str, Any]]] = []
