@@ -379,6 +379,19 @@ faces differently from one call to the next; a mesh made from these arrays takes
 vertices and faces, in one order for the worker's life."""
 
 
+def add_bmesh_solid(bm: bmesh.types.BMesh, shape: str) -> None:
+    """bmesh's own unit solid of `shape` (CUBE, SPHERE, CYLINDER, CONE) into `bm`, filling [-0.5, 0.5]^3."""
+    if shape == "CUBE":
+        bmesh.ops.create_cube(bm, size=1.0)
+    elif shape == "SPHERE":
+        bmesh.ops.create_uvsphere(bm, u_segments=SEGMENTS, v_segments=SEGMENTS // 2, radius=0.5)
+    else:
+        top = 0.5 if shape == "CYLINDER" else 0.0
+        bmesh.ops.create_cone(
+            bm, cap_ends=True, cap_tris=False, segments=SEGMENTS, radius1=0.5, radius2=top, depth=1.0
+        )
+
+
 def unit_solid(shape: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The cached unit solid of `shape` (CUBE, SPHERE, CYLINDER, CONE), filling [-0.5, 0.5]^3."""
     cached = _UNIT_SOLIDS.get(shape)
@@ -387,15 +400,7 @@ def unit_solid(shape: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     bm = bmesh.new()
     mesh = bpy.data.meshes.new("RT_unit_solid")
     try:
-        if shape == "CUBE":
-            bmesh.ops.create_cube(bm, size=1.0)
-        elif shape == "SPHERE":
-            bmesh.ops.create_uvsphere(bm, u_segments=SEGMENTS, v_segments=SEGMENTS // 2, radius=0.5)
-        else:
-            top = 0.5 if shape == "CYLINDER" else 0.0
-            bmesh.ops.create_cone(
-                bm, cap_ends=True, cap_tris=False, segments=SEGMENTS, radius1=0.5, radius2=top, depth=1.0
-            )
+        add_bmesh_solid(bm, shape)
         bm.to_mesh(mesh)
         co = np.empty(3 * len(mesh.vertices), dtype=np.float32)
         mesh.vertices.foreach_get("co", co)

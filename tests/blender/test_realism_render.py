@@ -139,21 +139,13 @@ def test_a_distractor_is_the_solid_bmesh_makes_flat_shaded(addon_session: Any, s
     """The cached unit solid gives the vertices, faces and face order of bmesh's own, scaled exactly."""
     import bmesh
 
-    from addon.core.scene import SEGMENTS, primitive_mesh
+    from addon.core.scene import add_bmesh_solid, primitive_mesh
 
     size = (0.13, 0.071, 0.29)
     prim = PrimitiveObject(name=f"solid_{shape.lower()}", shape=shape, size_m=size)
     built = primitive_mesh(prim)
     bm = bmesh.new()
-    if shape == "CUBE":
-        bmesh.ops.create_cube(bm, size=1.0)
-    elif shape == "SPHERE":
-        bmesh.ops.create_uvsphere(bm, u_segments=SEGMENTS, v_segments=SEGMENTS // 2, radius=0.5)
-    else:
-        top = 0.5 if shape == "CYLINDER" else 0.0
-        bmesh.ops.create_cone(
-            bm, cap_ends=True, cap_tris=False, segments=SEGMENTS, radius1=0.5, radius2=top, depth=1.0
-        )
+    add_bmesh_solid(bm, shape)
     bmesh.ops.scale(bm, vec=size, verts=list(bm.verts))
     reference = bpy.data.meshes.new("reference_solid")
     bm.to_mesh(reference)
