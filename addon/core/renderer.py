@@ -295,8 +295,8 @@ def render_marker_region(
     samples: int,
     holdouts: list[bpy.types.Object],
 ) -> np.ndarray:
-    """Render the markers alone at `samples` Cycles samples and lay them over `linear` (the whole frame's
-    render at the scene's own samples, row 0 on top).
+    """Render the markers alone at `samples` Cycles samples and put their whole pixels into `linear` (the
+    whole frame's render at the scene's own samples, row 0 on top).
 
     Only the region's bounding box is rendered (`use_border`, uncropped, so the frame keeps its size),
     and every object that is not a marker (`holdouts`) is a holdout there: it still casts shadows and
