@@ -71,11 +71,16 @@ def read_exr(path: str | Path, order: tuple[str, ...] = ("R", "G", "B", "A")) ->
     """(H, W, len(order)) float32 of an uncompressed scanline EXR, row 0 at the top of the image (the
     file's first line), channels in `order` (a missing "A" is 1)."""
     data = Path(path).read_bytes()
-    attributes, pos = _header(data)
-    if attributes.get("compression", ("", b"\1"))[1] != b"\0":
-        raise UnsupportedExr("compressed EXR")
-    channels = _channels(attributes["channels"][1])
-    x_min, y_min, x_max, y_max = struct.unpack("<4i", attributes["dataWindow"][1])
+    try:
+        attributes, pos = _header(data)
+        if attributes.get("compression", ("", b"\1"))[1] != b"\0":
+            raise UnsupportedExr("compressed EXR")
+        channels = _channels(attributes["channels"][1])
+        x_min, y_min, x_max, y_max = struct.unpack("<4i", attributes["dataWindow"][1])
+    except UnsupportedExr:
+        raise
+    except (KeyError, IndexError, ValueError, struct.error) as error:  # a header this reader does not know
+        raise UnsupportedExr(f"EXR header not read: {error!r}") from error
     width, height = x_max - x_min + 1, y_max - y_min + 1
     offsets = np.frombuffer(data, dtype="<u8", count=height, offset=pos)
     line_bytes = width * sum(dtype.itemsize for _, dtype in channels)
